@@ -1,0 +1,152 @@
+"""Reference datasets: generated once per (system, D, data_seed, sizes), cached as float64 `.npy`.
+
+The cache key is a hash of everything that defines the data. Generation happens under a file lock and is
+published by an atomic directory rename, so eight jobs asking for the same dataset at once produce exactly
+one valid copy and never read a half-written one. Data are fixed across model seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import filelock
+import jax
+import numpy as np
+
+from sympscale.systems import HamiltonianSystem
+
+CACHE_VERSION = 1  # bump when generation changes in a way the parameters do not capture
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    n_trajectories: int = 50
+    n_obs: int = 1200
+    train_fraction: float = 0.7
+    val_fraction: float = 0.1
+
+    def split_sizes(self) -> tuple[int, int, int]:
+        n_train = int(round(self.train_fraction * self.n_trajectories))
+        n_val = int(round(self.val_fraction * self.n_trajectories))
+        n_test = self.n_trajectories - n_train - n_val
+        if min(n_train, n_test) < 1 or n_val < 0:
+            raise ValueError(
+                f"data split {self.train_fraction}/{self.val_fraction} of {self.n_trajectories} trajectories "
+                f"leaves train={n_train}, val={n_val}, test={n_test}; need at least one train and one test"
+            )
+        return n_train, n_val, n_test
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    train: np.ndarray  # (n_train, n_obs, D) float64
+    val: np.ndarray
+    test: np.ndarray
+    mean: np.ndarray  # (D,) per-coordinate z-score statistics of the training split
+    std: np.ndarray
+    key: str
+    meta: dict
+
+    def normalise(self, x):
+        return (x - self.mean) / self.std
+
+
+def dataset_key(system: HamiltonianSystem, spec: DataSpec, data_seed: int) -> str:
+    """Stable hash of everything that defines a dataset."""
+    desc = {
+        "version": CACHE_VERSION,
+        "system": system.name,
+        "system_params": dataclasses.asdict(system),
+        "n_trajectories": spec.n_trajectories,
+        "n_obs": spec.n_obs,
+        "data_seed": data_seed,
+    }
+    digest = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{system.name}-D{system.D}-s{data_seed}-{digest}"
+
+
+def generate(system: HamiltonianSystem, spec: DataSpec, data_seed: int) -> tuple[np.ndarray, dict]:
+    """All trajectories (n, n_obs, D), vectorised over trajectories, plus a record of the reference's drift."""
+    t0 = time.perf_counter()
+    x0 = system.sample_initial(jax.random.key(data_seed), spec.n_trajectories)
+    traj = jax.jit(system.trajectories, static_argnums=1)(x0, spec.n_obs)
+    traj = np.asarray(jax.block_until_ready(traj))
+    wall = time.perf_counter() - t0
+    inv, scales = system.invariants(traj), system.invariant_scales(traj[:, 0])
+    drift = {
+        k: float(np.max(np.abs(v - v[:, :1]) / np.maximum(np.abs(v[:, :1]), np.asarray(scales[k])[:, None])))
+        for k, v in inv.items()
+    }
+    return traj, {
+        "generation_wall_s": wall,
+        "reference_invariant_drift": drift,
+        "finite": bool(np.isfinite(traj).all()),
+    }
+
+
+def load_or_generate(
+    system: HamiltonianSystem,
+    spec: DataSpec,
+    *,
+    data_seed: int,
+    cache_dir: str | os.PathLike,
+    log: Callable[[str], None] = print,
+) -> Dataset:
+    """Return the dataset for (system, spec, data_seed), generating and caching it if needed."""
+    n_train, n_val, _ = spec.split_sizes()
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    key = dataset_key(system, spec, data_seed)
+    final = cache / key
+    if not (final / "meta.json").exists():
+        with filelock.FileLock(str(cache / f"{key}.lock")):
+            if not (final / "meta.json").exists():  # another job may have finished it while we waited
+                log(f"generating dataset {key} ({spec.n_trajectories} x {spec.n_obs} x {system.D}) ...")
+                _write(final, system, spec, data_seed, n_train, key)
+    meta = json.loads((final / "meta.json").read_text())
+    traj = np.load(final / "trajectories.npy", mmap_mode="r")
+    stats = np.load(final / "stats.npz")
+    log(f"dataset {key}: generated in {meta['generation_wall_s']:.1f} s, cached at {final}")
+    return Dataset(
+        train=traj[:n_train],
+        val=traj[n_train : n_train + n_val],
+        test=traj[n_train + n_val :],
+        mean=stats["mean"],
+        std=stats["std"],
+        key=key,
+        meta=meta,
+    )
+
+
+def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, key: str) -> None:
+    traj, record = generate(system, spec, data_seed)
+    if not record["finite"]:
+        raise FloatingPointError(f"reference trajectories for {key} are not finite; check the system parameters")
+    train = traj[:n_train]
+    mean = train.mean(axis=(0, 1))
+    std = np.maximum(train.std(axis=(0, 1)), 1e-12)
+    meta = {
+        "key": key,
+        "system": system.name,
+        "system_params": dataclasses.asdict(system),
+        "spec": dataclasses.asdict(spec),
+        "data_seed": data_seed,
+        "dtype": str(traj.dtype),
+        **record,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    try:
+        np.save(tmp / "trajectories.npy", traj)
+        np.savez(tmp / "stats.npz", mean=mean, std=std)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, final)  # atomic publish: readers see all files or none
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

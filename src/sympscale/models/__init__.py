@@ -1,0 +1,64 @@
+"""Model registry. Every model has the same world-model interface:
+
+    init(key) -> params;  encode(params, x0) -> carry;  step(params, carry) -> carry;  observe(carry) -> x
+
+`step` covers one observation interval; rollouts scan `step` outside the model. Models are capacity-matched
+to the symplectic model of the same (D, width, depth).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from sympscale.models.gru import GRUModel, solve_gru_sizes
+from sympscale.models.nn import param_count
+from sympscale.models.symp import SympModel
+
+MODELS = ("symp", "gru")
+
+
+@dataclasses.dataclass(frozen=True)
+class Capacity:
+    width: int = 64  # hidden width of the symplectic model's potential MLP: the study's capacity knob
+    depth: int = 3
+
+
+def build(
+    name: str,
+    *,
+    D: int,
+    dt: float,
+    mean: np.ndarray,
+    std: np.ndarray,
+    capacity: Capacity,
+    options: dict | None = None,
+):
+    """Build a model and return (model, info) where info records exact sizes and the capacity ratio."""
+    options = dict(options or {})
+    target = SympModel.count(D, capacity.width, capacity.depth)
+    N = D // 2
+    if name == "symp":
+        model = SympModel(
+            D=D,
+            width=capacity.width,
+            depth=capacity.depth,
+            dt=dt,
+            q_mean=np.asarray(mean[:N]),
+            q_std=np.asarray(std[:N]),
+            energy_scale=float(0.5 * np.sum(std[N:] ** 2 + mean[N:] ** 2)),
+            **options,
+        )
+        count, sizes = target, {"width": capacity.width, "depth": capacity.depth}
+    elif name == "gru":
+        H, E = solve_gru_sizes(D, target)
+        model = GRUModel(D=D, hidden=H, embed=E, mean=np.asarray(mean), std=np.asarray(std), **options)
+        count, sizes = GRUModel.count(D, H, E), {"hidden": H, "embed": E}
+    else:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    info = {"params": count, "symp_params": target, "capacity_ratio": count / target, "sizes": sizes}
+    return model, info
+
+
+__all__ = ["MODELS", "Capacity", "GRUModel", "SympModel", "build", "param_count", "solve_gru_sizes"]

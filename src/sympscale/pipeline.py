@@ -1,0 +1,173 @@
+"""One job, from plain values to a finished folder: data -> model -> fit -> evaluate -> metrics.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from sympscale.data import DataSpec, load_or_generate
+from sympscale.evaluation import rollout_metrics
+from sympscale.jobdir import JobDir
+from sympscale.models import Capacity, build, param_count
+from sympscale.systems import make_system
+from sympscale.training import TrainSpec, fit
+
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    system: str
+    system_params: dict
+    D: int
+    model: str
+    model_options: dict
+    seed: int
+    data_seed: int
+    bptt_window: int | None
+    capacity: Capacity
+    data: DataSpec
+    cache_dir: str
+    train: TrainSpec
+    train_preset: str
+    eval_horizon: int
+    bounded_factor: float
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> JobSpec:
+        """Unpack a composed config (any mapping-like object) into plain values."""
+        system = dict(cfg.system)
+        model = dict(cfg.model)
+        tr = dict(cfg.train)
+        preset = tr.pop("preset")
+        data = dict(cfg.data)
+        cache_dir = data.pop("cache_dir")
+        return cls(
+            system=system.pop("name"),
+            system_params=system,
+            D=int(cfg.D),
+            model=model.pop("name"),
+            model_options=model,
+            seed=int(cfg.seed),
+            data_seed=int(cfg.data_seed),
+            bptt_window=cfg.bptt_window.window,
+            capacity=Capacity(**dict(cfg.capacity)),
+            data=DataSpec(**data),
+            cache_dir=str(cache_dir),
+            train=TrainSpec(window=cfg.bptt_window.window, **tr),
+            train_preset=preset,
+            eval_horizon=int(cfg.eval.horizon),
+            bounded_factor=float(cfg.eval.bounded_factor),
+        )
+
+
+def environment() -> dict:
+    dev = jax.devices()[0]
+    return {
+        "platform": dev.platform,
+        "device": getattr(dev, "device_kind", str(dev)),
+        "n_devices": jax.device_count(),
+        "jax": jax.__version__,
+        "x64": bool(jax.config.jax_enable_x64),
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+
+
+def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=print) -> dict:
+    """Run the job and write its folder; on an exception the status file records the cause, then it re-raises."""
+    job = JobDir(out_dir)
+    job.write_config(resolved if resolved is not None else dataclasses.asdict(spec))
+    job.set_status("running")
+    job.start_log()
+    try:
+        metrics = _execute(spec, job, echo)
+    except BaseException as e:
+        job.set_status("failed", error=f"{type(e).__name__}: {e}", log=str(job.path / JobDir.LOG))
+        raise
+    job.write_metrics(metrics)
+    job.set_status("done")
+    return metrics
+
+
+def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
+    t_start = time.perf_counter()
+    system = make_system(spec.system, spec.D, **spec.system_params)
+    data = load_or_generate(system, spec.data, data_seed=spec.data_seed, cache_dir=spec.cache_dir, log=echo)
+    model, info = build(
+        spec.model,
+        D=spec.D,
+        dt=system.dt_obs,
+        mean=data.mean,
+        std=data.std,
+        capacity=spec.capacity,
+        options=spec.model_options,
+    )
+    init_key, train_key = jax.random.split(jax.random.key(spec.seed))
+    params = model.init(init_key)
+    assert param_count(params) == info["params"], "declared and actual parameter counts disagree"
+    echo(
+        f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {info['params']:,} parameters "
+        f"(capacity ratio {info['capacity_ratio']:.5f}), {spec.train.steps} steps, window={spec.bptt_window or 'full'}"
+    )
+
+    def log(rec: dict) -> None:
+        job.log(rec)
+        echo(f"  step {rec['step']:>6}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s")
+
+    params, train_summary = fit(model, params, data.train, data.std, spec.train, key=train_key, log=log)
+    t_eval = time.perf_counter()
+    ev = rollout_metrics(
+        model,
+        params,
+        system,
+        data.test,
+        data.mean,
+        data.std,
+        horizon=spec.eval_horizon,
+        bounded_factor=spec.bounded_factor,
+    )
+    ev["wall_s"] = time.perf_counter() - t_eval
+    np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "system": spec.system,
+        "D": spec.D,
+        "model": spec.model,
+        "seed": spec.seed,
+        "data_seed": spec.data_seed,
+        "bptt_window": "full" if spec.bptt_window is None else spec.bptt_window,
+        "train_preset": spec.train_preset,
+        "params": info["params"],
+        "symp_params": info["symp_params"],
+        "capacity_ratio": info["capacity_ratio"],
+        "model_sizes": info["sizes"],
+        "status": "done",
+        "dataset": {
+            "key": data.key,
+            "dt_obs": system.dt_obs,
+            "reference_invariant_drift": data.meta["reference_invariant_drift"],
+        },
+        "train": train_summary,
+        "eval": ev,
+        "wall_s": time.perf_counter() - t_start,
+        "env": environment(),
+    }
+
+
+def headline(metrics: dict) -> str:
+    ev = metrics["eval"]
+    cons = ", ".join(f"{k} {v:.2e}" for k, v in ev["conservation"].items())
+    own = ev.get("model_energy_residual")
+    own_s = "" if own is None or (isinstance(own, float) and math.isnan(own)) else f"; learned-H residual {own:.2e}"
+    return (
+        f"last-100 MSE {ev['last100_mse']:.4g} | bounded {ev['bounded']} ({ev['n_finite']}/{ev['n_trajectories']} finite)"
+        f" | prediction horizon {ev['prediction_horizon']:.0f} steps | invariant residuals: {cons}{own_s}"
+    )

@@ -1,0 +1,51 @@
+"""Integer range syntax for seed sweeps: `seed=1-10`, `seed=1-3,7`.
+
+Hydra's grammar reads `1-10` as the string "1-10" (one job, silently), and a typed `seed: int` then fails at
+composition, before any sweeper runs. So ranges are expanded here, on the raw command line (and on
+YAML-defined sweep parameters by the sweeper), into the comma lists Hydra sweeps natively.
+"""
+
+from __future__ import annotations
+
+import re
+
+RANGE_KEYS = ("seed", "data_seed")
+_ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
+_ARG = re.compile(r"^(?P<prefix>\+{0,2})(?P<key>[A-Za-z_][\w.]*)=(?P<value>.*)$", re.S)
+
+
+class RangeSyntaxError(ValueError):
+    """A seed range that cannot be expanded."""
+
+
+def expand_int_ranges(key: str, value: str) -> str:
+    """'1-3,7' -> '1,2,3,7'. Hydra sweep functions (range(...), choice(...)) and plain ints pass through."""
+    text = value.strip()
+    if not text or re.match(r"^\w+\(", text) or re.fullmatch(r"-?\d+", text):
+        return value
+    out: list[int] = []
+    for part in text.split(","):
+        m = _ITEM.match(part)
+        if not m:
+            raise RangeSyntaxError(
+                f"{key}={value!r}: {part.strip()!r} is not an integer or a range 'a-b' "
+                f"(valid: {key}=1-10, {key}=1-3,7, {key}=range(1,11))"
+            )
+        lo, hi = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+        if hi < lo:
+            raise RangeSyntaxError(f"{key}={value!r}: range {lo}-{hi} is empty (write {hi}-{lo})")
+        out.extend(range(lo, hi + 1))
+    if len(set(out)) != len(out):
+        raise RangeSyntaxError(f"{key}={value!r} lists some values twice")
+    return ",".join(str(v) for v in out)
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """Expand range syntax in `seed=` / `data_seed=` command-line overrides; leave everything else alone."""
+    out = []
+    for arg in args:
+        m = _ARG.match(arg)
+        if m and m.group("key") in RANGE_KEYS:
+            arg = f"{m.group('prefix')}{m.group('key')}={expand_int_ranges(m.group('key'), m.group('value'))}"
+        out.append(arg)
+    return out

@@ -1,0 +1,46 @@
+"""Checks of a composed job config that Hydra's typing cannot express, run before any compute starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sympscale.models import MODELS
+from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
+from sympscale.training import MEMORY_STRATEGIES
+
+
+def config_errors(cfg: Any) -> list[str]:
+    """Every problem with a job config, each naming the key, the bad value and what would be valid."""
+    errors: list[str] = []
+    system = dict(cfg.system)
+    name = system.pop("name")
+    if name not in SYSTEMS:
+        errors.append(f"system={name!r} is unknown; valid: {', '.join(sorted(SYSTEMS))}")
+    else:
+        try:
+            make_system(name, cfg.D, **system)
+        except InvalidSystemError as e:
+            errors.append(str(e))
+    if cfg.model.name not in MODELS:
+        errors.append(f"model={cfg.model.name!r} is unknown; valid: {', '.join(MODELS)}")
+    if cfg.seed < 0 or cfg.data_seed < 0:
+        errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
+    tr, n_obs = cfg.train, cfg.data.n_obs
+    window = cfg.bptt_window.window
+    if window is not None and not 1 <= window <= tr.horizon:
+        errors.append(
+            f"bptt_window={window} must be between 1 and the training horizon train.horizon={tr.horizon} "
+            f"(use bptt_window=full for no truncation)"
+        )
+    if tr.horizon < 1 or tr.horizon + 1 > n_obs:
+        errors.append(f"train.horizon={tr.horizon} must be in 1..{n_obs - 1} (data.n_obs={n_obs})")
+    if not 100 <= cfg.eval.horizon <= n_obs - 1:
+        errors.append(f"eval.horizon={cfg.eval.horizon} must be in 100..{n_obs - 1} (data.n_obs={n_obs})")
+    if tr.memory not in MEMORY_STRATEGIES:
+        errors.append(f"train.memory={tr.memory!r} is unknown; valid: {', '.join(MEMORY_STRATEGIES)}")
+    for key in ("steps", "batch_size", "log_every"):
+        if tr[key] < 1:
+            errors.append(f"train.{key}={tr[key]} must be >= 1")
+    if cfg.capacity.width < 1 or cfg.capacity.depth < 1:
+        errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth} must be >= 1")
+    return errors
