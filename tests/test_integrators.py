@@ -62,10 +62,14 @@ def test_rk4_order():
     ns = [400, 800, 1600]
     errs = []
     for n in ns:
-        h = 2 * np.pi / n
-        y = jax.jit(lambda y: jax.lax.fori_loop(0, n, lambda _i, y: rk4_step(f, y, h), y))(y0)
+        y = jax.jit(_rk4_loop, static_argnums=(0, 2))(f, y0, n)
         errs.append(float(jnp.linalg.norm(y - y0)))
     assert fitted_order(errs, ns) == pytest.approx(4.0, abs=0.25), errs
+
+
+def _rk4_loop(f, y, n):
+    h = 2 * np.pi / n
+    return jax.lax.fori_loop(0, n, lambda _i, y: rk4_step(f, y, h), y)
 
 
 def test_weights_are_consistent():

@@ -1,8 +1,13 @@
-"""Integer range syntax for seed sweeps: `seed=1-10`, `seed=1-3,7`.
+"""Command-line rewriting before Hydra parses it: integer ranges for seeds, numeric group choices.
+
+`seed=1-10`, `seed=1-3,7`:
 
 Hydra's grammar reads `1-10` as the string "1-10" (one job, silently), and a typed `seed: int` then fails at
 composition, before any sweeper runs. So ranges are expanded here, on the raw command line (and on
 YAML-defined sweep parameters by the sweeper), into the comma lists Hydra sweeps natively.
+
+`bptt_window=4,32`: Hydra parses `4` as an int, and a config-group choice must be a string, so numeric
+choices of such groups are quoted (`bptt_window='4','32'`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import re
 
 RANGE_KEYS = ("seed", "data_seed")
+NUMERIC_GROUPS = ("bptt_window",)  # config groups whose option names are numbers
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _ARG = re.compile(r"^(?P<prefix>\+{0,2})(?P<key>[A-Za-z_][\w.]*)=(?P<value>.*)$", re.S)
 
@@ -40,12 +46,28 @@ def expand_int_ranges(key: str, value: str) -> str:
     return ",".join(str(v) for v in out)
 
 
+def quote_numeric_choices(value: str) -> str:
+    """'4,32,full' -> "'4','32',full" (sweep functions such as choice(...) pass through)."""
+    if re.match(r"^\w+\(", value.strip()):
+        return value
+    return ",".join(f"'{v.strip()}'" if re.fullmatch(r"\s*\d+\s*", v) else v for v in value.split(","))
+
+
+def rewrite_arg(key: str, value: str) -> str:
+    """The value Hydra should see for `key=value`."""
+    if key in RANGE_KEYS:
+        return expand_int_ranges(key, value)
+    if key in NUMERIC_GROUPS:
+        return quote_numeric_choices(value)
+    return value
+
+
 def rewrite_args(args: list[str]) -> list[str]:
-    """Expand range syntax in `seed=` / `data_seed=` command-line overrides; leave everything else alone."""
+    """Rewrite seed ranges and numeric group choices in command-line overrides; leave everything else alone."""
     out = []
     for arg in args:
         m = _ARG.match(arg)
-        if m and m.group("key") in RANGE_KEYS:
-            arg = f"{m.group('prefix')}{m.group('key')}={expand_int_ranges(m.group('key'), m.group('value'))}"
+        if m:
+            arg = f"{m.group('prefix')}{m.group('key')}={rewrite_arg(m.group('key'), m.group('value'))}"
         out.append(arg)
     return out

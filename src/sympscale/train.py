@@ -18,7 +18,8 @@ from sympscale import config as config_schema
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
-OmegaConf.register_new_resolver("sympscale_job_key", lambda key: key or "default", replace=True)
+# job folder name: the job's sorted overrides (stable across reruns), quotes dropped; "default" when none
+OmegaConf.register_new_resolver("sympscale_job_key", lambda key: key.replace("'", "") or "default", replace=True)
 config_schema.register()
 
 

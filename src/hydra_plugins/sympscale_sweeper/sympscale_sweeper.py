@@ -30,9 +30,9 @@ ConfigStore.instance().store(group="hydra/sweeper", name="sympscale", node=SympS
 
 class SympScaleSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None, params: dict[str, str] | None = None) -> None:
-        from sympscale.seeds import expand_int_ranges
+        from sympscale.seeds import rewrite_arg
 
-        params = {k: expand_int_ranges(k.lstrip("+"), str(v)) for k, v in (params or {}).items()}
+        params = {k: rewrite_arg(k.lstrip("+"), str(v)) for k, v in (params or {}).items()}
         super().__init__(max_batch_size=max_batch_size, params=params)
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:

@@ -1,0 +1,92 @@
+"""The user's commands, run as the user runs them: in a subprocess, on CPU, at toy size."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REQUIRED = {"schema_version", "system", "D", "model", "seed", "bptt_window", "params", "capacity_ratio", "status",
+            "train", "eval", "env"}
+REQUIRED_EVAL = {"horizon", "n_trajectories", "last100_mse", "last100_mse_per_traj", "bounded",
+                 "prediction_horizon", "conservation"}
+# smaller than train=smoke: seconds per job
+TINY = ["train=smoke", "train.steps=10", "train.log_every=5", "data.n_trajectories=6", "data.n_obs=160",
+        "eval.horizon=100", "capacity.width=8", "capacity.depth=2"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = dict(os.environ)
+    e["SYMPSCALE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    e["JAX_PLATFORMS"] = "cpu"
+    return e
+
+
+def train(args, env, cwd):
+    return subprocess.run([sys.executable, "-m", "sympscale.train", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def job_dirs(sweep: Path):
+    return sorted(p.parent for p in sweep.glob("*/metrics.json"))
+
+
+@pytest.mark.slow
+def test_multirun_2x2_writes_metrics(tmp_path, env):
+    sweep = tmp_path / "sweep"
+    r = train(["-m", "system=toda,fput", "model=symp,gru", "D=8", "seed=1-1", *TINY, f"hydra.sweep.dir={sweep}"],
+              env, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    dirs = job_dirs(sweep)
+    assert len(dirs) == 4
+    seen = set()
+    for d in dirs:
+        m = json.loads((d / "metrics.json").read_text())
+        assert REQUIRED <= set(m) and REQUIRED_EVAL <= set(m["eval"]), sorted(m)
+        assert isinstance(m["seed"], int) and m["seed"] == 1 and m["status"] == "done"
+        assert abs(m["capacity_ratio"] - 1) <= 1e-3 and m["env"]["x64"] is True
+        assert json.loads((d / "status.json").read_text())["status"] == "done"
+        cfg = json.loads((d / "config.json").read_text())
+        assert cfg["system"]["name"] == m["system"] and cfg["D"] == 8
+        assert (d / "train_log.jsonl").read_text().count("\n") >= 2
+        seen.add((m["system"], m["model"]))
+        # the folder is keyed by the job's overrides, not by job number or time
+        assert d.name == f"D=8,model={m['model']},seed=1,system={m['system']}," + ",".join(sorted(TINY))
+    assert seen == {("toda", "symp"), ("toda", "gru"), ("fput", "symp"), ("fput", "gru")}
+
+
+@pytest.mark.slow
+def test_yaml_defined_seed_range_sweeps_integers(tmp_path, env):
+    exp = tmp_path / "extra" / "experiment"
+    exp.mkdir(parents=True)
+    (exp / "yaml_seeds.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n      seed: 2-3\n")
+    sweep = tmp_path / "sweep"
+    r = train(["-m", "--config-dir", str(tmp_path / "extra"), "+experiment=yaml_seeds", "D=8", *TINY,
+               f"hydra.sweep.dir={sweep}"], env, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    seeds = sorted(json.loads((d / "metrics.json").read_text())["seed"] for d in job_dirs(sweep))
+    assert seeds == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["system=nbody3"], "nbody3"),
+        (["D=15"], "D=15"),
+        (["-m", "seed=10-1"], "10-1"),
+        (["-m", "seed=a-b"], "a-b"),
+        (["trian.steps=3"], "trian"),
+        (["-m", "D=8,15", "system=fput"], "D=15"),
+        (["-m", "bptt_window=4,32", "train=smoke"], "bptt_window=32"),
+    ],
+)
+def test_bad_input_fails_before_compute(tmp_path, env, args, fragment):
+    sweep, run = tmp_path / "sweep", tmp_path / "run"
+    r = train([*args, *TINY[1:], f"hydra.sweep.dir={sweep}", f"hydra.run.dir={run}"], env, tmp_path)
+    assert r.returncode != 0
+    assert fragment in r.stderr + r.stdout, r.stderr[-2000:]
+    assert not list(sweep.glob("*/metrics.json")) and not (run / "metrics.json").exists()
+    assert not list(Path(env["SYMPSCALE_CACHE_DIR"]).glob("*/trajectories.npy")) or "D=8" not in " ".join(args)

@@ -1,0 +1,77 @@
+"""Every config composes with its typed schema; typos, wrong types and impossible values are refused."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from sympscale.seeds import rewrite_args
+from sympscale.train import config_dir
+from sympscale.validation import config_errors
+
+CONF = Path(config_dir())
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def composed(overrides):
+    overrides = rewrite_args(overrides)  # as the entrypoint does
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def test_groups_present():
+    assert options("system") == ["fput", "toda"]
+    assert options("model") == ["gru", "symp"]
+    assert options("bptt_window") == ["256", "32", "4", "full"]
+    assert options("train") == ["default", "paper", "smoke"]
+
+
+@pytest.mark.parametrize("system, model, window, train", list(itertools.product(
+    options("system"), options("model"), options("bptt_window"), options("train"))))
+def test_every_combination_composes(system, model, window, train):
+    D = 64
+    overrides = [f"system={system}", f"model={model}", f"bptt_window={window}", f"train={train}", f"D={D}"]
+    cfg = composed(overrides)
+    assert cfg.system.name == system and cfg.model.name == model and cfg.train.preset == train
+    errors = config_errors(cfg)
+    if window != "full" and int(window) > cfg.train.horizon:
+        assert any("bptt_window" in e for e in errors)
+    else:
+        assert errors == [], errors
+
+
+def test_presets_set_their_scale():
+    smoke, default, paper = (composed([f"train={t}"]) for t in ("smoke", "default", "paper"))
+    assert smoke.train.steps < default.train.steps < paper.train.steps
+    assert paper.train.batch_size == 512 and paper.train.horizon == 1000 and paper.capacity.width == 512
+    assert smoke.capacity.width < default.capacity.width
+
+
+def test_typo_and_wrong_type_fail_at_composition():
+    with pytest.raises(ConfigCompositionException):
+        composed(["train.stpes=3"])
+    with pytest.raises(ConfigCompositionException):
+        composed(["D=sixteen"])
+    with pytest.raises(ConfigCompositionException):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            compose(config_name="config", overrides=["seed=1-10"])  # why ranges are expanded before Hydra
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["D=15"], "D=15"),
+        (["system=toda", "D=4"], "D=4"),
+        (["bptt_window=32", "train=smoke"], "bptt_window=32"),
+        (["eval.horizon=5000"], "eval.horizon=5000"),
+        (["train.memory=magic"], "magic"),
+    ],
+)
+def test_semantic_errors_name_the_bad_value(overrides, fragment):
+    errors = config_errors(composed(overrides))
+    assert any(fragment in e for e in errors), errors
