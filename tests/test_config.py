@@ -31,8 +31,10 @@ def test_groups_present():
     assert options("train") == ["default", "paper", "smoke"]
 
 
-@pytest.mark.parametrize("system, model, window, train", list(itertools.product(
-    options("system"), options("model"), options("bptt_window"), options("train"))))
+@pytest.mark.parametrize(
+    "system, model, window, train",
+    list(itertools.product(options("system"), options("model"), options("bptt_window"), options("train"))),
+)
 def test_every_combination_composes(system, model, window, train):
     D = 64
     overrides = [f"system={system}", f"model={model}", f"bptt_window={window}", f"train={train}", f"D={D}"]

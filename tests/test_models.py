@@ -27,6 +27,14 @@ def test_capacity_matched_within_0p1_percent(D, width):
     assert abs(counts["gru"] / counts["symp"] - 1) <= 1e-3, counts
 
 
+@pytest.mark.parametrize("D, width, depth", [(8, 12, 2), (8, 24, 2), (8, 32, 2), (4, 32, 3), (1024, 64, 3)])
+def test_solver_finds_balanced_widths_at_small_and_large_sizes(D, width, depth):
+    target = SympModel.count(D, width, depth)
+    H, E, K = solve_gru_sizes(D, target)
+    assert abs(GRUModel.count(D, H, E, K) / target - 1) <= 1e-3
+    assert H >= 2 and H / 4 <= E <= 4 * H
+
+
 def test_solver_refuses_impossible_targets():
     with pytest.raises(ValueError, match="no GRU widths"):
         solve_gru_sizes(1024, 50)
@@ -67,9 +75,9 @@ def test_symp_keeps_learned_energy_bounded():
 def test_gru_interface_and_residual_start():
     D = 6
     mean, std = stats(D)
-    model = GRUModel(D=D, hidden=8, embed=5, mean=mean, std=std)
+    model = GRUModel(D=D, hidden=8, embed=5, decoder_hidden=3, mean=mean, std=std)
     params = model.init(jax.random.key(0))
-    assert param_count(params) == GRUModel.count(D, 8, 5)
+    assert param_count(params) == GRUModel.count(D, 8, 5, 3)
     x0 = jax.random.normal(jax.random.key(1), (4, D), dtype=jnp.float64)
     carry = model.encode(params, x0)
     np.testing.assert_allclose(np.asarray(model.observe(carry)), np.asarray(x0), atol=1e-14)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sympscale.models import MODELS
+from sympscale.models import MODELS, SympModel, solve_gru_sizes
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
@@ -23,6 +23,12 @@ def config_errors(cfg: Any) -> list[str]:
             errors.append(str(e))
     if cfg.model.name not in MODELS:
         errors.append(f"model={cfg.model.name!r} is unknown; valid: {', '.join(MODELS)}")
+    elif cfg.model.name == "gru" and cfg.capacity.width >= 1 and cfg.capacity.depth >= 1:
+        target = SympModel.count(cfg.D, cfg.capacity.width, cfg.capacity.depth)
+        try:
+            solve_gru_sizes(cfg.D, target)
+        except ValueError as e:
+            errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth}: {e}; use a larger width")
     if cfg.seed < 0 or cfg.data_seed < 0:
         errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
     tr, n_obs = cfg.train, cfg.data.n_obs

@@ -52,9 +52,11 @@ def build(
         )
         count, sizes = target, {"width": capacity.width, "depth": capacity.depth}
     elif name == "gru":
-        H, E = solve_gru_sizes(D, target)
-        model = GRUModel(D=D, hidden=H, embed=E, mean=np.asarray(mean), std=np.asarray(std), **options)
-        count, sizes = GRUModel.count(D, H, E), {"hidden": H, "embed": E}
+        H, E, K = solve_gru_sizes(D, target)
+        model = GRUModel(
+            D=D, hidden=H, embed=E, decoder_hidden=K, mean=np.asarray(mean), std=np.asarray(std), **options
+        )
+        count, sizes = GRUModel.count(D, H, E, K), {"hidden": H, "embed": E, "decoder_hidden": K}
     else:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     info = {"params": count, "symp_params": target, "capacity_ratio": count / target, "sizes": sizes}
