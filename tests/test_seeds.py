@@ -38,3 +38,15 @@ def test_numeric_group_choices_are_quoted():
         "bptt_window='4','32',full",
         "bptt_window=choice(4,32)",
     ]
+
+
+def test_users_grid_is_80_jobs_with_integer_seeds():
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = rewrite_args(["system=toda,fput", "D=64,256", "model=symp,gru", "seed=1-10"])
+    parsed = OverridesParser.create().parse_overrides(args)
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    assert len(jobs) == 80
+    seeds = sorted({int(o.split("=")[1]) for job in jobs for o in job if o.startswith("seed=")})
+    assert seeds == list(range(1, 11))
