@@ -1,0 +1,119 @@
+"""Find the node's accelerators without importing JAX, and build each job's device environment.
+
+NVIDIA: one job sees `CUDA_VISIBLE_DEVICES=k`. ROCm: `ROCR_VISIBLE_DEVICES=k` and `HIP_VISIBLE_DEVICES=0`
+(HIP indices count within what ROCR exposes). A mask the parent already has (Slurm sets one) is honoured: its
+entries are the devices. CPU: a number of worker slots, each job forced onto the CPU backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+PLATFORMS = ("auto", "cuda", "rocm", "cpu")
+MASK_VARS = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "ROCR_VISIBLE_DEVICES"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicePlan:
+    platform: str  # cuda | rocm | cpu
+    devices: tuple[str, ...]  # device ids as the child's mask variable spells them ("cpu0", ... for CPU)
+    source: str  # how they were found, for the log
+
+
+def _mask(var: str, env: dict) -> list[str] | None:
+    value = env.get(var)
+    if value is None:
+        return None
+    return [d.strip() for d in value.split(",") if d.strip() and d.strip() != "-1"]
+
+
+def _nvidia_ids() -> list[str]:
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if out.returncode == 0:
+                return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(gpus.iterdir())))] if gpus.is_dir() else []
+
+
+def _rocm_ids() -> list[str]:
+    """GPU agents of the ROCm kernel driver (nodes with SIMD units), in ROCR's enumeration order."""
+    nodes = Path("/sys/class/kfd/kfd/topology/nodes")
+    if not nodes.is_dir():
+        return []
+    n = 0
+    for node in sorted(nodes.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else 1 << 30):
+        props = node / "properties"
+        if props.exists() and any(
+            line.startswith("simd_count") and int(line.split()[1]) > 0 for line in props.read_text().splitlines()
+        ):
+            n += 1
+    return [str(i) for i in range(n)]
+
+
+def plan_devices(
+    platform: str = "auto",
+    devices: list | None = None,
+    cpu_workers: int | None = None,
+    env: dict | None = None,
+) -> DevicePlan:
+    """Decide which devices jobs are spread over. Explicit `devices` win, then a parent mask, then detection."""
+    env = dict(os.environ if env is None else env)
+    if platform not in PLATFORMS:
+        raise ValueError(f"platform={platform!r} is unknown; valid: {', '.join(PLATFORMS)}")
+    if platform == "cpu":
+        n = cpu_workers or max(1, (os.cpu_count() or 1) // 2)
+        ids = [str(d) for d in devices] if devices else [f"cpu{i}" for i in range(n)]
+        return DevicePlan("cpu", tuple(ids), "explicit list" if devices else f"{n} CPU worker slot(s)")
+    candidates = ("cuda", "rocm") if platform == "auto" else (platform,)
+    for plat in candidates:
+        if devices:
+            return DevicePlan(plat, tuple(str(d) for d in devices), "explicit list")
+        mask = _mask(MASK_VARS[plat], env)
+        if plat == "rocm" and mask is None:
+            mask = _mask("HIP_VISIBLE_DEVICES", env)
+        if mask:
+            return DevicePlan(plat, tuple(mask), f"parent mask {MASK_VARS[plat]}")
+        found = _nvidia_ids() if plat == "cuda" else _rocm_ids()
+        if found:
+            return DevicePlan(plat, tuple(found), "detected")
+    if platform != "auto":
+        raise RuntimeError(
+            f"platform={platform} but no {platform} device was found (no mask variable set, nothing detected); "
+            f"set hydra.launcher.devices=[...] or platform=cpu"
+        )
+    return plan_devices("cpu", None, cpu_workers, env)
+
+
+def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: dict | None = None) -> dict:
+    """Environment of a job that must see exactly `device`."""
+    env = dict(os.environ if base is None else base)
+    for var in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL"):
+        env.pop(var, None)
+    if plan.platform == "cuda":
+        env["CUDA_VISIBLE_DEVICES"] = device
+        env["JAX_PLATFORMS"] = "cuda"
+    elif plan.platform == "rocm":
+        env["ROCR_VISIBLE_DEVICES"] = device
+        env["HIP_VISIBLE_DEVICES"] = "0"
+        env["JAX_PLATFORMS"] = "rocm"
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU job must not grab a GPU it happens to see
+        env["JAX_PLATFORMS"] = "cpu"
+    if plan.platform != "cpu" and jobs_per_device > 1:
+        # JAX preallocates 75 % of device memory per process by default; share the device instead
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / jobs_per_device:.3f}"
+    env["SYMPSCALE_DEVICE"] = f"{plan.platform}:{device}"
+    return env
