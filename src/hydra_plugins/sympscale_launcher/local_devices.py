@@ -7,6 +7,8 @@ max_retries, resume, dry_run, progress_every, compilation_cache, shard. The work
 `sympscale.launcher` (devices, scheduler, child); this class turns Hydra's job list into processes and back.
 """
 
+import hashlib
+import inspect
 import json
 import logging
 import os
@@ -59,12 +61,25 @@ def _cost(cfg: DictConfig) -> float:
         return 0.0
 
 
-def _finished(job_dir: Path) -> bool:
+def _job_key(cfg: DictConfig, task_function: Any) -> str:
+    """What a finished job must match to be skipped: its task config (unresolved) and the task's code."""
+    task_cfg = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=False)
+    try:
+        code = inspect.getsource(task_function)
+    except (OSError, TypeError):
+        code = ""
+    name = f"{getattr(task_function, '__module__', '')}.{getattr(task_function, '__qualname__', '')}"
+    return hashlib.sha256("\0".join([task_cfg, name, code]).encode()).hexdigest()[:20]
+
+
+def _finished(job_dir: Path, key: str) -> bool:
+    """Finished earlier with the same key, and (for SympScale jobs) its own status file says done."""
     status, marker = job_dir / "status.json", job_dir / "launcher.json"
     try:
-        if status.exists():
-            return json.loads(status.read_text()).get("status") == "done"
-        return marker.exists() and json.loads(marker.read_text()).get("status") == "done"
+        rec = json.loads(marker.read_text()) if marker.exists() else {}
+        if rec.get("status") != "done" or rec.get("key") != key:
+            return False
+        return not status.exists() or json.loads(status.read_text()).get("status") == "done"
     except (OSError, ValueError):
         return False
 
@@ -110,7 +125,7 @@ class LocalDevicesLauncher(Launcher):
         plan = plan_devices(opt["platform"], opt["devices"], opt["cpu_workers"])
         shard = parse_shard(opt["shard"])
 
-        jobs, configs = [], {}
+        jobs, configs, keys = [], {}, {}
         for i, overrides in enumerate(job_overrides):
             idx = initial_job_idx + i
             if not in_shard(idx, shard):
@@ -121,7 +136,8 @@ class LocalDevicesLauncher(Launcher):
                 cfg.hydra.job.num = idx
             job = Job(idx=idx, overrides=list(filter_overrides(overrides)), job_dir=_job_dir(cfg), cost=_cost(cfg))
             job.log_path, job.result_path = job.job_dir / "launcher.log", work / f"{idx}.result"
-            if opt["resume"] and _finished(job.job_dir):
+            keys[idx] = _job_key(cfg, self.task_function)
+            if opt["resume"] and _finished(job.job_dir, keys[idx]):
                 job.status, job.cause = "skipped", "finished in an earlier run"
             jobs.append(job)
             configs[idx] = cfg
