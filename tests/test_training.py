@@ -65,3 +65,35 @@ def test_fit_is_deterministic_and_reduces_loss(setup):
     assert s1["final_loss"] == s2["final_loss"]
     assert max_rel_diff(p1, p2) == 0.0
     assert l1[-1]["loss"] < 0.5 * l1[0]["loss"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_fit_resumes_from_checkpoint_exactly(setup, tmp_path):
+    from sympscale import checkpoint
+    from sympscale.training import make_optimizer
+
+    s, traj, mean, std, *_ = setup
+    model, _ = build("gru", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2))
+    spec = TrainSpec(steps=40, batch_size=8, horizon=4, warmup=5, log_every=10, checkpoint_every=15)
+    init = model.init(jax.random.key(5))
+    reference, _ = fit(model, init, traj, std, spec, key=jax.random.key(6))
+
+    path = tmp_path / "ckpt.npz"
+
+    def save_then_die(step, state):
+        checkpoint.save(path, step, state, tag="run")
+        if step == 30:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        fit(model, init, traj, std, spec, key=jax.random.key(6), checkpoint=save_then_die)
+    template = (init, make_optimizer(spec).init(init))
+    assert checkpoint.load(path, template, tag="another run") is None  # a different run never reuses it
+    step, (params, opt_state) = checkpoint.load(path, template, tag="run")
+    assert step == 30
+    resumed, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=(step, opt_state))
+    assert summary["resumed_from_step"] == 30
+    assert max_rel_diff(resumed, reference) == 0.0

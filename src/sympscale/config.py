@@ -84,6 +84,7 @@ class TrainConf:
     clip: float = 1.0
     memory: str = "remat"
     log_every: int = 100
+    checkpoint_every: int = 500
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import platform
 import time
@@ -12,14 +14,16 @@ from typing import Any
 import jax
 import numpy as np
 
+from sympscale import checkpoint
 from sympscale.data import DataSpec, load_or_generate
 from sympscale.evaluation import rollout_metrics
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity, build, param_count
 from sympscale.systems import make_system
-from sympscale.training import TrainSpec, fit
+from sympscale.training import TrainSpec, fit, make_optimizer
 
 SCHEMA_VERSION = 1
+CHECKPOINT = "checkpoint.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +90,8 @@ def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=
     job = JobDir(out_dir)
     job.write_config(resolved if resolved is not None else dataclasses.asdict(spec))
     job.set_status("running")
-    job.start_log()
+    if not (job.path / CHECKPOINT).exists():
+        job.start_log()  # a resumed run keeps appending to its log
     try:
         metrics = _execute(spec, job, echo)
     except BaseException as e:
@@ -113,6 +118,14 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     init_key, train_key = jax.random.split(jax.random.key(spec.seed))
     params = model.init(init_key)
     assert param_count(params) == info["params"], "declared and actual parameter counts disagree"
+    tag = _run_tag(spec, data.key)
+    ckpt_path = job.path / CHECKPOINT
+    restored = checkpoint.load(ckpt_path, (params, make_optimizer(spec.train).init(params)), tag=tag)
+    resume = None
+    if restored is not None:
+        step, (params, opt_state) = restored
+        resume = (step, opt_state)
+        echo(f"resuming from the checkpoint at step {step} ({ckpt_path})")
     echo(
         f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {info['params']:,} parameters "
         f"(capacity ratio {info['capacity_ratio']:.5f}), {spec.train.steps} steps, window={spec.bptt_window or 'full'}"
@@ -122,7 +135,17 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         job.log(rec)
         echo(f"  step {rec['step']:>6}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s")
 
-    params, train_summary = fit(model, params, data.train, data.std, spec.train, key=train_key, log=log)
+    params, train_summary = fit(
+        model,
+        params,
+        data.train,
+        data.std,
+        spec.train,
+        key=train_key,
+        log=log,
+        resume=resume,
+        checkpoint=lambda step, state: checkpoint.save(ckpt_path, step, state, tag=tag),
+    )
     t_eval = time.perf_counter()
     ev = rollout_metrics(
         model,
@@ -136,6 +159,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     )
     ev["wall_s"] = time.perf_counter() - t_eval
     np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
+    ckpt_path.unlink(missing_ok=True)  # finished: params.npz holds the result
     return {
         "schema_version": SCHEMA_VERSION,
         "system": spec.system,
@@ -160,6 +184,12 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         "wall_s": time.perf_counter() - t_start,
         "env": environment(),
     }
+
+
+def _run_tag(spec: JobSpec, data_key: str) -> str:
+    """Identifies a run for checkpoint reuse: same spec and same data, or start afresh."""
+    text = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str) + data_key
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def headline(metrics: dict) -> str:

@@ -38,6 +38,7 @@ class TrainSpec:
     window: int | None = None  # truncated-BPTT window; None = full horizon
     memory: str = "remat"
     log_every: int = 100
+    checkpoint_every: int = 500  # steps between resumable checkpoints (0: never)
 
 
 def rollout(model, params, x0, n_steps: int, *, window: int | None = None, memory: str = "remat"):
@@ -104,8 +105,14 @@ def fit(
     *,
     key,
     log: Callable[[dict], None] = lambda rec: None,
+    resume: tuple[int, object] | None = None,
+    checkpoint: Callable[[int, tuple], None] | None = None,
 ) -> tuple[dict, dict]:
-    """Train; returns (params, summary). Raises TrainingDiverged on a non-finite loss."""
+    """Train; returns (params, summary). Raises TrainingDiverged on a non-finite loss.
+
+    `resume = (step, opt_state)` continues an interrupted run exactly (batches depend only on key and step);
+    `checkpoint(step, (params, opt_state))` is called every `spec.checkpoint_every` steps.
+    """
     n_obs = train.shape[1]
     if spec.horizon + 1 > n_obs:
         raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
@@ -121,11 +128,11 @@ def fit(
             updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
 
-    opt_state = opt.init(params)
+    start, opt_state = resume if resume is not None else (0, opt.init(params))
     t0 = time.perf_counter()
     losses: list[float] = []
     loss = jnp.asarray(math.nan)
-    for step in range(spec.steps):
+    for step in range(start, spec.steps):
         params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step))
         if step % spec.log_every == 0 or step == spec.steps - 1:
             loss_f = float(loss)
@@ -133,7 +140,16 @@ def fit(
                 raise TrainingDiverged(f"non-finite training loss ({loss_f}) at step {step}")
             losses.append(loss_f)
             log({"step": step, "loss": loss_f, "grad_norm": float(gnorm), "wall_s": time.perf_counter() - t0})
+        if checkpoint is not None and spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0:
+            checkpoint(step + 1, (params, opt_state))
+    if start >= spec.steps:
+        raise ValueError(f"nothing to train: resumed at step {start} of {spec.steps}")
     final = float(loss)
     if not math.isfinite(final):
         raise TrainingDiverged(f"non-finite training loss ({final}) at the last step")
-    return params, {"steps": spec.steps, "final_loss": final, "wall_s": time.perf_counter() - t0}
+    return params, {
+        "steps": spec.steps,
+        "final_loss": final,
+        "wall_s": time.perf_counter() - t0,
+        "resumed_from_step": start,
+    }

@@ -111,6 +111,7 @@ class LocalDevicesLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import cloudpickle
 
+        from sympscale.jobdir import write_json
         from sympscale.launcher.devices import child_env, plan_devices
         from sympscale.launcher.scheduler import Job, Scheduler, summary_table
         from sympscale.launcher.sharding import in_shard, parse_shard
@@ -198,9 +199,8 @@ class LocalDevicesLauncher(Launcher):
                 job.cause = str(ret._return_value) if ret is not None else None
             job.job_dir.mkdir(parents=True, exist_ok=True)
             record = {k: getattr(job, k) for k in ("status", "cause", "device", "attempts", "overrides")}
-            (job.job_dir / "launcher.json").write_text(
-                json.dumps({**record, "seconds": job.duration, "exit_code": code})
-            )
+            record.update(key=keys[job.idx], seconds=job.duration, exit_code=code)
+            write_json(job.job_dir / "launcher.json", record)
 
         scheduler = Scheduler(
             list(plan.devices),
@@ -233,10 +233,12 @@ class LocalDevicesLauncher(Launcher):
             }
             for j in sorted(jobs, key=lambda j: j.idx)
         ]
-        summary = {"platform": plan.platform, "devices": list(plan.devices), "jobs": rows}
-        tmp = sweep_dir / ".launcher_summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, sweep_dir / "launcher_summary.json")
+        from sympscale.jobdir import write_json
+
+        write_json(
+            sweep_dir / "launcher_summary.json",
+            {"platform": plan.platform, "devices": list(plan.devices), "jobs": rows},
+        )
 
     def _job_return(self, job: Any, cfg: DictConfig) -> JobReturn:
         if job.status == "done":

@@ -1,0 +1,59 @@
+"""A trivial task over SympScale's real configs, for launcher tests: records what device it saw and when.
+
+FAKE_FAULTS="raise:3,exit:4,nan:5" makes the job with that seed raise, exit hard, or hit a non-finite
+training loss (through the real trainer). FAKE_SLEEP sets how long a job works.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+from sympscale.seeds import rewrite_args
+from sympscale.train import config_dir
+
+VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "JAX_PLATFORMS", "SYMPSCALE_DEVICE")
+
+
+def nan_loss() -> None:
+    import jax
+    import numpy as np
+
+    from sympscale.models import Capacity, build
+    from sympscale.training import TrainSpec, fit
+
+    rng = np.random.default_rng(0)
+    traj = rng.normal(size=(2, 20, 4))
+    model, _ = build("gru", D=4, dt=0.5, mean=np.zeros(4), std=np.ones(4), capacity=Capacity(width=16, depth=2))
+    spec = TrainSpec(steps=20, batch_size=4, horizon=3, lr=1e300, warmup=1, log_every=1)
+    fit(model, model.init(jax.random.key(0)), traj, np.ones(4), spec, key=jax.random.key(1))
+
+
+def task(cfg) -> int:
+    out = Path(HydraConfig.get().runtime.output_dir)
+    start = time.time()
+    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "start": start}))
+    faults = dict(f.split(":")[::-1] for f in os.environ.get("FAKE_FAULTS", "").split(",") if f)
+    fault = faults.get(str(cfg.seed))
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
+    if fault == "raise":
+        raise ValueError(f"injected failure for seed {cfg.seed}")
+    if fault == "exit":
+        os._exit(3)
+    if fault == "nan":
+        nan_loss()
+    rec = {k: os.environ.get(k) for k in VARS}
+    rec.update(start=start, end=time.time(), seed=cfg.seed, system=cfg.system.name, D=cfg.D, pid=os.getpid())
+    (out / "fake.json").write_text(json.dumps(rec))
+    with open(out / "completions", "a") as f:
+        f.write("1\n")
+    return cfg.seed
+
+
+if __name__ == "__main__":
+    sys.argv = [sys.argv[0], *rewrite_args(sys.argv[1:])]
+    hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")(task)()
