@@ -9,11 +9,10 @@
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, Optional  # noqa: UP035 (Hydra reads these annotations at runtime)
+from typing import Any, Dict, List, Optional, Sequence  # noqa: UP035 (Hydra reads these annotations at runtime)
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +34,30 @@ class SympScaleSweeper(BasicSweeper):
         params = {k: rewrite_arg(k.lstrip("+"), str(v)) for k, v in (params or {}).items()}
         super().__init__(max_batch_size=max_batch_size, params=params)
 
-    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self._hydra_context = hydra_context
+    def sweep(self, arguments: List[str]) -> Any:  # noqa: UP006
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    def sweep(self, arguments: list[str]) -> Any:
         from sympscale.seeds import rewrite_args
 
         arguments = rewrite_args(list(arguments))
-        self._validate_grid(arguments)
+        # validate the whole grid before Hydra writes anything (multirun.yaml) or launches a job
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        params = [f"{k}={v}" for k, v in (self.params or {}).items()]
+        grid = [
+            job for b in BasicSweeper.split_arguments(parser.parse_overrides(params + arguments), None) for job in b
+        ]
+        self._check(grid)
         return super().sweep(arguments)
 
-    def _validate_grid(self, arguments: list[str]) -> None:
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Already done for the whole grid in sweep(); composing every job again would only cost time."""
+
+    def _check(self, grid: Sequence[Sequence[str]]) -> None:
         from sympscale.validation import config_errors
 
-        parser = OverridesParser.create(config_loader=self._hydra_context.config_loader)
-        params = [f"{k}={v}" for k, v in (self.params or {}).items()]
-        overrides = parser.parse_overrides(params + arguments)
-        grid = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
-        problems: list[str] = []
+        problems: List[str] = []  # noqa: UP006
         for job in grid:
-            cfg = self._hydra_context.config_loader.load_sweep_config(self.config, list(job))
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
             problems += [f"  [{' '.join(job)}] {e}" for e in config_errors(cfg)]
         if problems:
             raise ValueError(
