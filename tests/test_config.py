@@ -77,3 +77,36 @@ def test_typo_and_wrong_type_fail_at_composition():
 def test_semantic_errors_name_the_bad_value(overrides, fragment):
     errors = config_errors(composed(overrides))
     assert any(fragment in e for e in errors), errors
+
+
+EXPERIMENTS = options("experiment")
+
+
+def test_every_study_preset_has_a_smoke_twin_and_a_command_header():
+    full = [e for e in EXPERIMENTS if not e.endswith("_smoke")]
+    assert {"scaling", "bptt_ablation"} <= set(full)
+    for e in full:
+        assert f"{e}_smoke" in EXPERIMENTS
+    for e in EXPERIMENTS:
+        text = (CONF / "experiment" / f"{e}.yaml").read_text()
+        assert f"python -m sympscale.train -m experiment={e}" in text and "Cost:" in text
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_study_grids_are_valid(experiment):
+    """Every job of a preset's YAML-defined sweep composes and passes validation (sampled for the big ones)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sympscale.seeds import rewrite_arg
+
+    cfg = composed([f"experiment={experiment}"])
+    assert cfg.name == experiment
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        hcfg = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = [f"{k}={rewrite_arg(k, str(v))}" for k, v in hcfg.hydra.sweeper.params.items()]
+    jobs = [j for b in BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None) for j in b]
+    assert len(jobs) >= 12
+    sample = jobs if experiment.endswith("_smoke") else jobs[:: max(1, len(jobs) // 10)]
+    for job in sample:
+        assert config_errors(composed([f"experiment={experiment}", *job])) == [], job

@@ -1,0 +1,123 @@
+"""Read every job folder of a sweep into one tidy DataFrame: one row per run, config fields as columns.
+
+Rows come from each job's own files (config.json, status.json, metrics.json), never from folder names.
+Failed, running and incomplete runs are kept as rows with their status so they can be counted and listed;
+`ok` marks the rows every statistic is computed from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+JOB_FILES = ("config.json", "status.json", "metrics.json", "launcher.json")
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _config_fields(cfg: dict) -> dict:
+    """The config keys that identify a run in the study."""
+    g = lambda *keys, default=None: _get(cfg, keys, default)  # noqa: E731
+    window = g("bptt_window", "name")
+    return {
+        "system": g("system", "name"),
+        "D": g("D"),
+        "model": g("model", "name"),
+        "seed": g("seed"),
+        "data_seed": g("data_seed"),
+        "bptt_window": str(window) if window is not None else None,
+        "train_preset": g("train", "preset"),
+        "train_steps": g("train", "steps"),
+        "train_horizon": g("train", "horizon"),
+        "batch_size": g("train", "batch_size"),
+        "memory": g("train", "memory"),
+        "width": g("capacity", "width"),
+        "depth": g("capacity", "depth"),
+        "projection": g("model", "projection", default="none"),
+        "experiment": (g("_hydra", "choices", default={}) or {}).get("experiment"),
+        "overrides": " ".join(g("_hydra", "overrides", default=[]) or []),
+    }
+
+
+def _get(d: dict, keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _metric_fields(m: dict) -> dict:
+    ev, tr = m.get("eval", {}), m.get("train", {})
+    row = {
+        "params": m.get("params"),
+        "capacity_ratio": m.get("capacity_ratio"),
+        "final_loss": tr.get("final_loss"),
+        "train_wall_s": tr.get("wall_s"),
+        "last100_mse": ev.get("last100_mse"),
+        "bounded": ev.get("bounded"),
+        "prediction_horizon": ev.get("prediction_horizon"),
+        "prediction_horizon_lyap": ev.get("prediction_horizon_lyapunov"),
+        "model_energy_residual": ev.get("model_energy_residual"),
+        "eval_horizon": ev.get("horizon"),
+        "n_test": ev.get("n_trajectories"),
+        "platform": _get(m, ("env", "platform")),
+        "device": _get(m, ("env", "device")),
+    }
+    for kind in ("conservation", "conservation_projected"):
+        for name, value in (ev.get(kind) or {}).items():
+            row[f"{kind}_{name}"] = value
+    return row
+
+
+def job_dirs(sweep_dir: str | Path) -> list[Path]:
+    """Every folder under the sweep that holds a job's files (any depth)."""
+    root = Path(sweep_dir)
+    found = {p.parent for name in JOB_FILES for p in root.rglob(name)}
+    return sorted(d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts))
+
+
+def collect(sweep_dir: str | Path) -> pd.DataFrame:
+    """One row per job folder with its config fields, status, and metrics when it finished."""
+    rows = []
+    for d in job_dirs(sweep_dir):
+        cfg = _read(d / "config.json")
+        status = _read(d / "status.json") or {}
+        metrics = _read(d / "metrics.json")
+        launcher = _read(d / "launcher.json") or {}
+        state = status.get("status") or launcher.get("status") or "unknown"
+        row = {"job_dir": str(d), "status": state}
+        row["error"] = status.get("error") or launcher.get("cause")
+        if cfg is not None:
+            row.update(_config_fields(cfg))
+        if metrics is not None:
+            row.update(_metric_fields(metrics))
+        problem = None
+        if cfg is None:
+            problem = "no config.json"
+        elif state == "done" and metrics is None:
+            problem = "finished without metrics.json"
+        elif state != "done":
+            problem = f"status {state}"
+        row["problem"] = problem
+        row["ok"] = problem is None
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    for col in ("last100_mse", "prediction_horizon", "capacity_ratio"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    if "bounded" in df:
+        df["bounded"] = df["bounded"].map(
+            lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
+        )
+    return df
