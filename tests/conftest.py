@@ -13,3 +13,13 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 def strict_x64():
     assert jax.config.jax_enable_x64
     return jax.config.jax_numpy_dtype_promotion
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hydra_state(hydra_restore_singletons):
+    """Each test starts from the same Hydra global state (version base, config store, plugins).
+
+    Without this, a test that composes with version_base="1.3" changes how later tests' jobs choose their
+    working directory.
+    """
+    yield
