@@ -132,7 +132,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     )
 
     def log(rec: dict) -> None:
-        job.log(rec)
+        job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
         echo(f"  step {rec['step']:>6}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s")
 
     params, train_summary = fit(

@@ -199,7 +199,7 @@ class LocalDevicesLauncher(Launcher):
                 job.cause = str(ret._return_value) if ret is not None else None
             job.job_dir.mkdir(parents=True, exist_ok=True)
             record = {k: getattr(job, k) for k in ("status", "cause", "device", "attempts", "overrides")}
-            record.update(key=keys[job.idx], seconds=job.duration, exit_code=code)
+            record.update(key=keys[job.idx], started=job.started, seconds=job.duration, exit_code=code)
             write_json(job.job_dir / "launcher.json", record)
 
         scheduler = Scheduler(
