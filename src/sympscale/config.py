@@ -82,9 +82,10 @@ class TrainConf:
     warmup: int = 100
     min_lr_ratio: float = 0.05
     clip: float = 1.0
-    memory: str = "remat"
+    memory: str = "remat"  # none | remat | blocked | auto
     log_every: int = 100
     checkpoint_every: int = 500
+    grad_cosine_every: int = 0  # truncated windows: log cos(truncated, full gradient) every N steps (0: off)
 
 
 @dataclass

@@ -115,12 +115,20 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         capacity=spec.capacity,
         options=spec.model_options,
     )
+    train_spec, memory_choice = spec.train, None
+    if train_spec.memory == "auto":
+        from sympscale.profiling import choose_memory
+
+        chosen, tried = choose_memory(model, data.std, train_spec)
+        train_spec = dataclasses.replace(train_spec, memory=chosen)
+        memory_choice = {"chosen": chosen, "predicted_peak_bytes": {p["memory"]: p["peak"] for p in tried}}
+        echo(f"memory=auto chose {chosen!r} (predicted peaks: {memory_choice['predicted_peak_bytes']})")
     init_key, train_key = jax.random.split(jax.random.key(spec.seed))
     params = model.init(init_key)
     assert param_count(params) == info["params"], "declared and actual parameter counts disagree"
     tag = _run_tag(spec, data.key)
     ckpt_path = job.path / CHECKPOINT
-    restored = checkpoint.load(ckpt_path, (params, make_optimizer(spec.train).init(params)), tag=tag)
+    restored = checkpoint.load(ckpt_path, (params, make_optimizer(train_spec).init(params)), tag=tag)
     resume = None
     if restored is not None:
         step, (params, opt_state) = restored
@@ -140,7 +148,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         params,
         data.train,
         data.std,
-        spec.train,
+        train_spec,
         key=train_key,
         log=log,
         resume=resume,
@@ -179,7 +187,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
             "dt_obs": system.dt_obs,
             "reference_invariant_drift": data.meta["reference_invariant_drift"],
         },
-        "train": train_summary,
+        "train": {**train_summary, "memory": train_spec.memory, "memory_auto": memory_choice},
         "eval": ev,
         "wall_s": time.perf_counter() - t_start,
         "env": environment(),

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from jax import lax
 
-MEMORY_STRATEGIES = ("remat", "none")
+MEMORY_STRATEGIES = ("remat", "none", "blocked")  # what a rollout can run; "auto" is resolved before training
 
 
 class TrainingDiverged(FloatingPointError):
@@ -39,13 +39,11 @@ class TrainSpec:
     memory: str = "remat"
     log_every: int = 100
     checkpoint_every: int = 500  # steps between resumable checkpoints (0: never)
+    grad_cosine_every: int = 0  # with a truncated window: log cos(truncated, full-horizon gradient) this often
 
 
-def rollout(model, params, x0, n_steps: int, *, window: int | None = None, memory: str = "remat"):
-    """Free-run `n_steps` from physical states x0 (B, D); returns predictions (n_steps, B, D)."""
-    if memory not in MEMORY_STRATEGIES:
-        raise ValueError(f"unknown memory strategy {memory!r}; valid: {', '.join(MEMORY_STRATEGIES)}")
-    step = jax.checkpoint(model.step) if memory == "remat" else model.step
+def _steps(model, params, step, window, carry, ts):
+    """Scan `step` over the global step indices `ts`, cutting gradients through the state every `window`."""
 
     def body(carry, t):
         if window is not None:
@@ -54,7 +52,34 @@ def rollout(model, params, x0, n_steps: int, *, window: int | None = None, memor
         carry = step(params, carry)
         return carry, model.observe(carry)
 
-    _, xs = lax.scan(body, model.encode(params, x0), jnp.arange(n_steps))
+    return lax.scan(body, carry, ts)
+
+
+def rollout(model, params, x0, n_steps: int, *, window: int | None = None, memory: str = "remat"):
+    """Free-run `n_steps` from physical states x0 (B, D); returns predictions (n_steps, B, D).
+
+    memory: "none" keeps every step's residuals for the backward pass; "remat" keeps only the state per step
+    and recomputes each step's residuals (one extra forward); "blocked" keeps the state every b = ceil(√T)
+    steps and recomputes one block at a time. All three give the same gradient.
+    """
+    if memory not in MEMORY_STRATEGIES:
+        raise ValueError(f"unknown memory strategy {memory!r}; valid: {', '.join(MEMORY_STRATEGIES)}")
+    carry = model.encode(params, x0)
+    if memory != "blocked":
+        step = jax.checkpoint(model.step) if memory == "remat" else model.step
+        return _steps(model, params, step, window, carry, jnp.arange(n_steps))[1]
+    b = max(1, math.isqrt(n_steps - 1) + 1) if n_steps > 1 else 1  # ceil(sqrt(T))
+    n_blocks, rest = divmod(n_steps, b)
+
+    @jax.checkpoint
+    def block(carry, ts):
+        return _steps(model, params, model.step, window, carry, ts)
+
+    carry, xs = lax.scan(block, carry, jnp.arange(n_blocks * b).reshape(n_blocks, b))
+    xs = xs.reshape((n_blocks * b,) + xs.shape[2:])
+    if rest:
+        carry, tail = block(carry, jnp.arange(n_blocks * b, n_steps))
+        xs = jnp.concatenate([xs, tail], axis=0)
     return xs
 
 
@@ -92,6 +117,24 @@ def sample_windows(key, train: jnp.ndarray, batch_size: int, horizon: int):
     return windows[:, 0], windows[:, 1:]
 
 
+def _cosine_probe(model, std, spec: TrainSpec, train_dev, key):
+    """cos(truncated-window gradient, full-horizon gradient) on the training batch of a given step."""
+    truncated = make_loss(model, std, spec)
+    full = make_loss(model, std, dataclasses.replace(spec, window=None))
+
+    @jax.jit
+    def cosine(params, step):
+        x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, spec.horizon)
+        g1 = jax.grad(truncated)(params, x0, targets)
+        g2 = jax.grad(full)(params, x0, targets)
+        dot = sum(
+            jnp.sum(a * b) for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2), strict=True)
+        )
+        return dot / (_global_norm(g1) * _global_norm(g2))
+
+    return cosine
+
+
 def _global_norm(tree) -> jnp.ndarray:
     return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(tree)))
 
@@ -119,6 +162,7 @@ def fit(
     loss_fn = make_loss(model, std, spec)
     opt = make_optimizer(spec)
     train_dev = jnp.asarray(train)
+    cosine = _cosine_probe(model, std, spec, train_dev, key) if spec.grad_cosine_every and spec.window else None
 
     @jax.jit
     def update(params, opt_state, step):
@@ -140,6 +184,8 @@ def fit(
                 raise TrainingDiverged(f"non-finite training loss ({loss_f}) at step {step}")
             losses.append(loss_f)
             log({"step": step, "loss": loss_f, "grad_norm": float(gnorm), "wall_s": time.perf_counter() - t0})
+        if cosine is not None and step % spec.grad_cosine_every == 0:
+            log({"step": step, "grad_cosine_full": float(cosine(params, jnp.asarray(step)))})
         if checkpoint is not None and spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0:
             checkpoint(step + 1, (params, opt_state))
     if start >= spec.steps:

@@ -42,8 +42,10 @@ def config_errors(cfg: Any) -> list[str]:
         errors.append(f"train.horizon={tr.horizon} must be in 1..{n_obs - 1} (data.n_obs={n_obs})")
     if not 100 <= cfg.eval.horizon <= n_obs - 1:
         errors.append(f"eval.horizon={cfg.eval.horizon} must be in 100..{n_obs - 1} (data.n_obs={n_obs})")
-    if tr.memory not in MEMORY_STRATEGIES:
-        errors.append(f"train.memory={tr.memory!r} is unknown; valid: {', '.join(MEMORY_STRATEGIES)}")
+    if tr.memory not in (*MEMORY_STRATEGIES, "auto"):
+        errors.append(f"train.memory={tr.memory!r} is unknown; valid: {', '.join(MEMORY_STRATEGIES)}, auto")
+    if tr.grad_cosine_every < 0:
+        errors.append(f"train.grad_cosine_every={tr.grad_cosine_every} must be >= 0")
     for key in ("steps", "batch_size", "log_every"):
         if tr[key] < 1:
             errors.append(f"train.{key}={tr[key]} must be >= 1")

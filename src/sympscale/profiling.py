@@ -1,0 +1,119 @@
+"""Memory and time of the real training-gradient program, per memory strategy.
+
+`predicted_memory` compiles the gradient program from shape structs (nothing is allocated) and reads XLA's
+memory analysis: peak ≈ code + arguments + outputs − aliased + temp. `measure_step` runs it on random data
+and reads the device's high-water mark (`peak_bytes_in_use`; it never resets, so measure one strategy per
+fresh process). CPU compiles overestimate GPU memory (DESIGN §4: ~30 %): size a GPU run with a GPU compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sympscale.training import TrainSpec, make_loss
+
+STRATEGY_ORDER = ("none", "remat", "blocked")  # cheapest compute first: what `auto` tries in turn
+
+
+def _grad_fn(model, std, spec: TrainSpec, memory: str):
+    loss = make_loss(model, std, dataclasses.replace(spec, memory=memory))
+    return jax.jit(jax.value_and_grad(loss))
+
+
+def _shapes(model, batch_size: int, horizon: int):
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    x0 = jax.ShapeDtypeStruct((batch_size, model.D), jnp.float64)
+    targets = jax.ShapeDtypeStruct((batch_size, horizon, model.D), jnp.float64)
+    return params, x0, targets
+
+
+def predicted_memory(model, std, spec: TrainSpec, memory: str) -> dict:
+    """XLA's memory analysis (bytes) and FLOP estimate of one gradient step, compiled for the default backend."""
+    t0 = time.perf_counter()
+    compiled = _grad_fn(model, std, spec, memory).lower(*_shapes(model, spec.batch_size, spec.horizon)).compile()
+    ma = compiled.memory_analysis()
+    out = {"memory": memory, "compile_s": time.perf_counter() - t0}
+    if ma is None:
+        return {**out, "peak": None}
+    parts = {
+        "code": ma.generated_code_size_in_bytes,
+        "arguments": ma.argument_size_in_bytes,
+        "outputs": ma.output_size_in_bytes,
+        "alias": ma.alias_size_in_bytes,
+        "temp": ma.temp_size_in_bytes,
+    }
+    parts["peak"] = parts["code"] + parts["arguments"] + parts["outputs"] - parts["alias"] + parts["temp"]
+    try:
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list | tuple) else cost
+        parts["xla_flops"] = float(cost.get("flops", float("nan")))
+    except Exception:
+        parts["xla_flops"] = None
+    return {**out, **parts}
+
+
+def device_budget() -> tuple[int | None, str]:
+    """Bytes a program may use on the default device, and what that number is."""
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{dev.device_kind} memory limit"
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(ram), "host RAM (CPU backend)"
+    except (ValueError, OSError):
+        return None, "unknown"
+
+
+def choose_memory(model, std, spec: TrainSpec, *, headroom: float = 0.9) -> tuple[str, list[dict]]:
+    """`auto`: the first of none → remat → blocked whose predicted peak fits the device (with headroom)."""
+    budget, _ = device_budget()
+    tried = []
+    for memory in STRATEGY_ORDER:
+        pred = predicted_memory(model, std, spec, memory)
+        tried.append(pred)
+        if budget is None or pred["peak"] is None or pred["peak"] <= headroom * budget:
+            return memory, tried
+    raise MemoryError(
+        "no memory strategy fits: predicted peaks "
+        + ", ".join(f"{p['memory']} {p['peak'] / 2**30:.1f} GiB" for p in tried)
+        + f" vs {budget / 2**30:.1f} GiB available; reduce train.batch_size or train.horizon"
+    )
+
+
+def measure_step(model, std, spec: TrainSpec, memory: str, *, repeats: int = 3, seed: int = 0) -> dict:
+    """Run one gradient step (compile, then `repeats` timed calls); peak memory from the device or the process."""
+    rng = np.random.default_rng(seed)
+    params = model.init(jax.random.key(seed))
+    x0 = jnp.asarray(rng.normal(size=(spec.batch_size, model.D)) * 0.5)
+    targets = jnp.asarray(rng.normal(size=(spec.batch_size, spec.horizon, model.D)) * 0.5)
+    fn = _grad_fn(model, std, spec, memory)
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(params, x0, targets))
+    compile_and_first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(params, x0, targets))
+        times.append(time.perf_counter() - t0)
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and "peak_bytes_in_use" in stats:
+        peak, source = int(stats["peak_bytes_in_use"]), "device peak_bytes_in_use"
+    else:
+        peak, source = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process max RSS (CPU)"
+    return {
+        "memory": memory,
+        "measured_peak": peak,
+        "peak_source": source,
+        "step_s": float(np.median(times)),
+        "first_call_s": compile_and_first,
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', dev)}",
+    }
