@@ -78,6 +78,21 @@ def _metric_fields(m: dict) -> dict:
     return row
 
 
+def _log_fields(path: Path) -> dict:
+    """Mean and last logged cosine between the truncated-window and the full-horizon gradient."""
+    values = []
+    try:
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if "grad_cosine_full" in rec:
+                values.append(float(rec["grad_cosine_full"]))
+    except (OSError, ValueError):
+        return {}
+    if not values:
+        return {}
+    return {"grad_cosine_full": sum(values) / len(values), "grad_cosine_full_last": values[-1]}
+
+
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
     """Every folder under the sweep that holds a job's files (any depth)."""
     root = Path(sweep_dir)
@@ -100,6 +115,7 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
             row.update(_config_fields(cfg))
         if metrics is not None:
             row.update(_metric_fields(metrics))
+        row.update(_log_fields(d / "train_log.jsonl"))
         problem = None
         if cfg is None:
             problem = "no config.json"

@@ -121,7 +121,19 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
         return []
     order = sorted(ok["bptt_window"].unique(), key=lambda w: (w == "full", int(w) if w.isdigit() else 0))
     frac = ok.groupby(["system", "D", "bptt_window", "model"])["bounded"].mean().unstack("model")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    cosine = "grad_cosine_full" in ok and ok["grad_cosine_full"].notna().any()
+    fig, axes = plt.subplots(1, 3 if cosine else 2, figsize=(15 if cosine else 10, 4))
+    ax1, ax2 = axes[0], axes[1]
+    if cosine:
+        sns.pointplot(
+            data=ok[ok["bptt_window"] != "full"],
+            x="bptt_window",
+            y="grad_cosine_full",
+            hue="model",
+            order=[w for w in order if w != "full"],
+            ax=axes[2],
+        )
+        axes[2].set(ylabel="cos(truncated, full-horizon gradient)", title="gradient agreement vs window")
     if {"symp", "gru"} <= set(frac.columns):
         gap = (frac["symp"] - frac["gru"]).rename("gap").reset_index()
         gap["label"] = gap["system"] + " D=" + gap["D"].astype(str)
