@@ -96,6 +96,8 @@ def test_yaml_defined_seed_range_sweeps_integers(tmp_path, env):
     exp.mkdir(parents=True)
     (exp / "yaml_seeds.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n      seed: 2-3\n")
     sweep = tmp_path / "sweep"
+    # also a truncated window with the gradient-cosine probe on: the whole logging path runs
+    extra = ["bptt_window=4", "train.horizon=8", "train.grad_cosine_every=5"]
     r = train(
         [
             "-m",
@@ -104,14 +106,19 @@ def test_yaml_defined_seed_range_sweeps_integers(tmp_path, env):
             "experiment=yaml_seeds",
             "D=8",
             *TINY,
+            *extra,
             f"hydra.sweep.dir={sweep}",
         ],
         env,
         tmp_path,
     )
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     seeds = sorted(json.loads((d / "metrics.json").read_text())["seed"] for d in job_dirs(sweep))
     assert seeds == [2, 3]
+    for d in job_dirs(sweep):
+        recs = [json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()]
+        assert sum("grad_cosine_full" in rec for rec in recs) == 2  # steps 0 and 5 of 10
+        assert json.loads((d / "metrics.json").read_text())["bptt_window"] == 4
 
 
 @pytest.mark.parametrize(

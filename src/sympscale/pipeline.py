@@ -141,7 +141,10 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
 
     def log(rec: dict) -> None:
         job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
-        echo(f"  step {rec['step']:>6}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s")
+        if "loss" in rec:
+            echo(f"  step {rec['step']:>6}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s")
+        if "grad_cosine_full" in rec:
+            echo(f"  step {rec['step']:>6}  cos(truncated, full-horizon gradient) {rec['grad_cosine_full']:.4f}")
 
     params, train_summary = fit(
         model,
