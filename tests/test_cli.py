@@ -141,3 +141,21 @@ def test_bad_input_fails_before_compute(tmp_path, env, args, fragment):
     assert fragment in r.stderr + r.stdout, r.stderr[-2000:]
     assert not list(sweep.glob("*/metrics.json")) and not (run / "metrics.json").exists()
     assert sorted(Path(env["SYMPSCALE_CACHE_DIR"]).iterdir()) == cache_before  # no data generated
+
+
+@pytest.mark.slow
+def test_model_zoo_sweep_reports_projected_residuals(tmp_path, env):
+    sweep = tmp_path / "sweep"
+    tiny = [a for a in TINY if not a.startswith("capacity.width")] + ["capacity.width=20"]  # freeform needs 20
+    args = ["-m", "system=fput", "D=8", "model=symp,gru,rk4,freeform", "seed=1", *tiny]
+    r = train([*args, f"hydra.sweep.dir={sweep}"], env, tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in job_dirs(sweep)]
+    assert sorted(m["model"] for m in metrics) == ["freeform", "gru", "rk4", "symp"]
+    for m in metrics:
+        ev = m["eval"]
+        assert set(ev["conservation_projected"]) == set(ev["conservation"]) == {"H", "P"}
+        assert (
+            ev["projection"]["invariants"] == ["H", "P"] and ev["projection"]["n_steps"] == 100 * ev["n_trajectories"]
+        )
+        assert abs(m["capacity_ratio"] - 1) <= 1e-3

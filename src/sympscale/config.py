@@ -37,6 +37,7 @@ class TodaConf(SystemConf):
 @dataclass
 class ModelConf:
     name: str = MISSING
+    projection: str = "none"  # none | single | multi: Newton projection onto the invariants after every step
 
 
 @dataclass
@@ -49,6 +50,18 @@ class SympConf(ModelConf):
 @dataclass
 class GRUConf(ModelConf):
     pass
+
+
+@dataclass
+class RK4Conf(ModelConf):
+    substeps: int = 4
+    activation: str = "softplus"
+
+
+@dataclass
+class FreeformConf(ModelConf):
+    substeps: int = 4
+    activation: str = "softplus"
 
 
 @dataclass
@@ -92,6 +105,7 @@ class TrainConf:
 class EvalConf:
     horizon: int = 1000
     bounded_factor: float = 2.0  # bounded if last-100 MSE < factor x climatology (≈ 2): see README
+    projection: str = "multi"  # invariant set of the projected evaluation rollout (single | multi)
 
 
 @dataclass
@@ -116,3 +130,5 @@ def register() -> None:
     cs.store(group="system", name="base_toda", node=TodaConf)
     cs.store(group="model", name="base_symp", node=SympConf)
     cs.store(group="model", name="base_gru", node=GRUConf)
+    cs.store(group="model", name="base_rk4", node=RK4Conf)
+    cs.store(group="model", name="base_freeform", node=FreeformConf)

@@ -19,6 +19,7 @@ from sympscale.data import DataSpec, load_or_generate
 from sympscale.evaluation import rollout_metrics
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity, build, param_count
+from sympscale.projection import make_projector
 from sympscale.systems import make_system
 from sympscale.training import TrainSpec, fit, make_optimizer
 
@@ -43,12 +44,15 @@ class JobSpec:
     train_preset: str
     eval_horizon: int
     bounded_factor: float
+    projection: str = "none"  # used in training rollouts (and the plain evaluation stays unprojected)
+    eval_projection: str = "multi"  # invariant set of the additional projected evaluation rollout
 
     @classmethod
     def from_config(cls, cfg: Any) -> JobSpec:
         """Unpack a composed config (any mapping-like object) into plain values."""
         system = dict(cfg.system)
         model = dict(cfg.model)
+        projection = model.pop("projection", "none")
         tr = dict(cfg.train)
         preset = tr.pop("preset")
         data = dict(cfg.data)
@@ -69,6 +73,8 @@ class JobSpec:
             train_preset=preset,
             eval_horizon=int(cfg.eval.horizon),
             bounded_factor=float(cfg.eval.bounded_factor),
+            projection=projection,
+            eval_projection=str(cfg.eval.get("projection", "multi")),
         )
 
 
@@ -156,6 +162,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         log=log,
         resume=resume,
         checkpoint=lambda step, state: checkpoint.save(ckpt_path, step, state, tag=tag),
+        projector=make_projector(system, spec.projection),
     )
     t_eval = time.perf_counter()
     ev = rollout_metrics(
@@ -167,6 +174,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         data.std,
         horizon=spec.eval_horizon,
         bounded_factor=spec.bounded_factor,
+        projector=make_projector(system, spec.eval_projection),
     )
     ev["wall_s"] = time.perf_counter() - t_eval
     np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
@@ -179,6 +187,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         "seed": spec.seed,
         "data_seed": spec.data_seed,
         "bptt_window": "full" if spec.bptt_window is None else spec.bptt_window,
+        "projection": spec.projection,
         "train_preset": spec.train_preset,
         "params": info["params"],
         "symp_params": info["symp_params"],

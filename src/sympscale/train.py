@@ -18,8 +18,11 @@ from sympscale import config as config_schema
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
-# job folder name: the job's sorted overrides (stable across reruns), quotes dropped; "default" when none
-OmegaConf.register_new_resolver("sympscale_job_key", lambda key: key.replace("'", "") or "default", replace=True)
+# job folder name: the job's sorted overrides (stable across reruns), quotes dropped, "/" made harmless (a path
+# value must not nest folders); "default" when there are none
+OmegaConf.register_new_resolver(
+    "sympscale_job_key", lambda key: key.replace("'", "").replace("/", "_") or "default", replace=True
+)
 config_schema.register()
 
 

@@ -42,53 +42,78 @@ class TrainSpec:
     grad_cosine_every: int = 0  # with a truncated window: log cos(truncated, full-horizon gradient) this often
 
 
-def _steps(model, params, step, window, carry, ts):
-    """Scan `step` over the global step indices `ts`, cutting gradients through the state every `window`."""
+def _steps(model, params, step, window, carry, ts, proj=None):
+    """Scan `step` over the global step indices `ts`, cutting gradients through the state every `window`.
+
+    With `proj = (projector, c0, scales)` each new state is projected onto the invariants; the per-step output
+    is then (state, Newton iterations, converged), else just the state.
+    """
 
     def body(carry, t):
         if window is not None:
             cut = (t > 0) & (t % window == 0)
             carry = jax.tree_util.tree_map(lambda c: jnp.where(cut, lax.stop_gradient(c), c), carry)
         carry = step(params, carry)
-        return carry, model.observe(carry)
+        x = model.observe(carry)
+        if proj is None:
+            return carry, x
+        projector, c0, scales = proj
+        x, iters, ok = projector(x, c0, scales)
+        return model.replace_state(carry, x), (x, iters, ok)
 
     return lax.scan(body, carry, ts)
 
 
-def rollout(model, params, x0, n_steps: int, *, window: int | None = None, memory: str = "remat"):
+def rollout(
+    model,
+    params,
+    x0,
+    n_steps: int,
+    *,
+    window: int | None = None,
+    memory: str = "remat",
+    projector=None,
+    with_stats: bool = False,
+):
     """Free-run `n_steps` from physical states x0 (B, D); returns predictions (n_steps, B, D).
 
     memory: "none" keeps every step's residuals for the backward pass; "remat" keeps only the state per step
     and recomputes each step's residuals (one extra forward); "blocked" keeps the state every b = ceil(√T)
     steps and recomputes one block at a time. All three give the same gradient.
+    projector: hard projection onto the invariants of x0 after every step (straight-through gradient);
+    with_stats then also returns the Newton iterations and convergence flags, each (n_steps, B).
     """
     if memory not in MEMORY_STRATEGIES:
         raise ValueError(f"unknown memory strategy {memory!r}; valid: {', '.join(MEMORY_STRATEGIES)}")
     carry = model.encode(params, x0)
+    proj = None if projector is None else (projector, *projector.targets(x0))
     if memory != "blocked":
         step = jax.checkpoint(model.step) if memory == "remat" else model.step
-        return _steps(model, params, step, window, carry, jnp.arange(n_steps))[1]
-    b = max(1, math.isqrt(n_steps - 1) + 1) if n_steps > 1 else 1  # ceil(sqrt(T))
-    n_blocks, rest = divmod(n_steps, b)
+        out = _steps(model, params, step, window, carry, jnp.arange(n_steps), proj)[1]
+    else:
+        b = max(1, math.isqrt(n_steps - 1) + 1) if n_steps > 1 else 1  # ceil(sqrt(T))
+        n_blocks, rest = divmod(n_steps, b)
 
-    @jax.checkpoint
-    def block(carry, ts):
-        return _steps(model, params, model.step, window, carry, ts)
+        @jax.checkpoint
+        def block(carry, ts):
+            return _steps(model, params, model.step, window, carry, ts, proj)
 
-    carry, xs = lax.scan(block, carry, jnp.arange(n_blocks * b).reshape(n_blocks, b))
-    xs = xs.reshape((n_blocks * b,) + xs.shape[2:])
-    if rest:
-        carry, tail = block(carry, jnp.arange(n_blocks * b, n_steps))
-        xs = jnp.concatenate([xs, tail], axis=0)
-    return xs
+        carry, out = lax.scan(block, carry, jnp.arange(n_blocks * b).reshape(n_blocks, b))
+        out = jax.tree_util.tree_map(lambda a: a.reshape((n_blocks * b,) + a.shape[2:]), out)
+        if rest:
+            carry, tail = block(carry, jnp.arange(n_blocks * b, n_steps))
+            out = jax.tree_util.tree_map(lambda a, t: jnp.concatenate([a, t], axis=0), out, tail)
+    if projector is None:
+        return out
+    return out if with_stats else out[0]
 
 
-def make_loss(model, std: np.ndarray, spec: TrainSpec) -> Callable:
+def make_loss(model, std: np.ndarray, spec: TrainSpec, projector=None) -> Callable:
     """loss(params, x0 (B, D), targets (B, horizon, D)) -> scalar normalised MSE."""
     inv_std = jnp.asarray(1.0 / std)
 
     def loss(params, x0, targets):
-        xs = rollout(model, params, x0, targets.shape[1], window=spec.window, memory=spec.memory)
+        xs = rollout(model, params, x0, targets.shape[1], window=spec.window, memory=spec.memory, projector=projector)
         err = (jnp.swapaxes(xs, 0, 1) - targets) * inv_std
         return jnp.mean(err * err)
 
@@ -150,8 +175,11 @@ def fit(
     log: Callable[[dict], None] = lambda rec: None,
     resume: tuple[int, object] | None = None,
     checkpoint: Callable[[int, tuple], None] | None = None,
+    projector=None,
 ) -> tuple[dict, dict]:
     """Train; returns (params, summary). Raises TrainingDiverged on a non-finite loss.
+
+    With a `projector`, training rollouts are projected onto the invariants after every step.
 
     `resume = (step, opt_state)` continues an interrupted run exactly (batches depend only on key and step);
     `checkpoint(step, (params, opt_state))` is called every `spec.checkpoint_every` steps.
@@ -159,7 +187,7 @@ def fit(
     n_obs = train.shape[1]
     if spec.horizon + 1 > n_obs:
         raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
-    loss_fn = make_loss(model, std, spec)
+    loss_fn = make_loss(model, std, spec, projector)
     opt = make_optimizer(spec)
     train_dev = jnp.asarray(train)
     cosine = _cosine_probe(model, std, spec, train_dev, key) if spec.grad_cosine_every and spec.window else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sympscale.models import MODELS, SympModel, solve_gru_sizes
+from sympscale.models import MODELS, SympModel, solve_freeform_widths, solve_gru_sizes
+from sympscale.projection import KINDS as PROJECTIONS
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
@@ -23,12 +24,20 @@ def config_errors(cfg: Any) -> list[str]:
             errors.append(str(e))
     if cfg.model.name not in MODELS:
         errors.append(f"model={cfg.model.name!r} is unknown; valid: {', '.join(MODELS)}")
-    elif cfg.model.name == "gru" and cfg.capacity.width >= 1 and cfg.capacity.depth >= 1:
+    elif cfg.model.name in ("gru", "freeform") and cfg.capacity.width >= 1 and cfg.capacity.depth >= 1:
         target = SympModel.count(cfg.D, cfg.capacity.width, cfg.capacity.depth)
         try:
-            solve_gru_sizes(cfg.D, target)
+            if cfg.model.name == "gru":
+                solve_gru_sizes(cfg.D, target)
+            else:
+                solve_freeform_widths(cfg.D, target, cfg.capacity.depth)
         except ValueError as e:
             errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth}: {e}; use a larger width")
+    projection = cfg.model.get("projection", "none")
+    if projection not in PROJECTIONS:
+        errors.append(f"model.projection={projection!r} is unknown; valid: {', '.join(PROJECTIONS)}")
+    if cfg.eval.projection not in PROJECTIONS[1:]:
+        errors.append(f"eval.projection={cfg.eval.projection!r} must be one of {', '.join(PROJECTIONS[1:])}")
     if cfg.seed < 0 or cfg.data_seed < 0:
         errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
     tr, n_obs = cfg.train, cfg.data.n_obs

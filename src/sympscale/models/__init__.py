@@ -12,11 +12,12 @@ import dataclasses
 
 import numpy as np
 
+from sympscale.models.freeform import FreeformModel, solve_freeform_widths
 from sympscale.models.gru import GRUModel, solve_gru_sizes
 from sympscale.models.nn import param_count
 from sympscale.models.symp import SympModel
 
-MODELS = ("symp", "gru")
+MODELS = ("symp", "gru", "rk4", "freeform")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,9 @@ def build(
     options = dict(options or {})
     target = SympModel.count(D, capacity.width, capacity.depth)
     N = D // 2
-    if name == "symp":
+    if name in ("symp", "rk4"):
+        if name == "rk4":
+            options["method"] = "rk4"
         model = SympModel(
             D=D,
             width=capacity.width,
@@ -57,10 +60,33 @@ def build(
             D=D, hidden=H, embed=E, decoder_hidden=K, mean=np.asarray(mean), std=np.asarray(std), **options
         )
         count, sizes = GRUModel.count(D, H, E, K), {"hidden": H, "embed": E, "decoder_hidden": K}
+    elif name == "freeform":
+        w, w2 = solve_freeform_widths(D, target, capacity.depth)
+        model = FreeformModel(
+            D=D,
+            width=w,
+            last_width=w2,
+            depth=capacity.depth,
+            dt=dt,
+            mean=np.asarray(mean),
+            std=np.asarray(std),
+            **options,
+        )
+        count, sizes = FreeformModel.count(D, w, w2, capacity.depth), {"width": w, "last_width": w2}
     else:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     info = {"params": count, "symp_params": target, "capacity_ratio": count / target, "sizes": sizes}
     return model, info
 
 
-__all__ = ["MODELS", "Capacity", "GRUModel", "SympModel", "build", "param_count", "solve_gru_sizes"]
+__all__ = [
+    "MODELS",
+    "Capacity",
+    "FreeformModel",
+    "GRUModel",
+    "SympModel",
+    "build",
+    "param_count",
+    "solve_freeform_widths",
+    "solve_gru_sizes",
+]

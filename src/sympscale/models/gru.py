@@ -63,6 +63,9 @@ class GRUModel:
     def observe(self, carry) -> Array:
         return carry[1] * self.std + self.mean
 
+    def replace_state(self, carry, x: Array):
+        return carry[0], (x - self.mean) / self.std
+
     def step(self, params, carry):
         h, z = carry
         h = self._cell(params, h, jnp.tanh(dense(params["emb"], z)))

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sympscale.integrators import composition_step
+from sympscale.integrators import composition_step, rk4_step
 from sympscale.models.nn import Array, mlp, mlp_init, mlp_param_count
 
 _SOFTPLUS_INV_1 = float(np.log(np.expm1(1.0)))
@@ -27,13 +27,15 @@ class SympModel:
     depth: int  # hidden layers of the potential MLP
     dt: float  # observation interval the step covers
     substeps: int = 4  # Yoshida-4 steps per observation interval
-    method: str = "yoshida4"
+    method: str = "yoshida4"  # or "rk4": the same learned H, integrated by RK4 (structure only in the field)
     activation: str = "softplus"
     q_mean: np.ndarray | None = None  # (N,) from the training split
     q_std: np.ndarray | None = None
     energy_scale: float = 1.0
 
-    name = "symp"
+    @property
+    def name(self) -> str:
+        return "rk4" if self.method == "rk4" else "symp"
 
     @property
     def N(self) -> int:
@@ -79,6 +81,9 @@ class SympModel:
     def observe(self, carry: Array) -> Array:
         return carry
 
+    def replace_state(self, carry: Array, x: Array) -> Array:
+        return x
+
     def step(self, params, x: Array) -> Array:
         """Advance (..., D) states by one observation interval (substeps of Yoshida-4)."""
 
@@ -88,8 +93,16 @@ class SympModel:
         def grad_V(q):
             return jax.grad(lambda q_: jnp.sum(self.potential(params, q_)))(q)
 
-        q, p = x[..., : self.N], x[..., self.N :]
         h = self.dt / self.substeps
+        if self.method == "rk4":
+
+            def field(y):
+                return jnp.concatenate([grad_T(y[..., self.N :]), -grad_V(y[..., : self.N])], axis=-1)
+
+            for _ in range(self.substeps):
+                x = rk4_step(field, x, h)
+            return x
+        q, p = x[..., : self.N], x[..., self.N :]
         for _ in range(self.substeps):
             q, p = composition_step(grad_T, grad_V, q, p, h, method=self.method)
         return jnp.concatenate([q, p], axis=-1)

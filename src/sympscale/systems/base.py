@@ -88,6 +88,12 @@ class HamiltonianSystem:
         """First integrals C(x), each of shape x.shape[:-1]."""
         return {"H": self.hamiltonian(x)}
 
+    def projection_invariants(self, kind: str) -> tuple[str, ...]:
+        """Invariants a hard projection keeps: the energy ("single") or every declared one ("multi")."""
+        if kind == "single":
+            return ("H",)
+        return tuple(self.invariants(jnp.zeros((self.D,), dtype=jnp.float64)))
+
     def invariant_scales(self, x: Array) -> dict[str, Array]:
         """Positive floors for relative errors |ΔC| / max(|C|, scale) (an invariant may be ≈ 0)."""
         q, p = self.split(x)

@@ -1,0 +1,126 @@
+"""The model zoo (rk4, freeform) and hard invariant projection."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sympscale.evaluation import rollout_metrics
+from sympscale.integrators import rk4_step
+from sympscale.models import (
+    Capacity,
+    FreeformModel,
+    GRUModel,
+    SympModel,
+    build,
+    param_count,
+    solve_freeform_widths,
+    solve_gru_sizes,
+)
+from sympscale.projection import make_projector
+from sympscale.systems import SYSTEMS, check_D, make_system
+
+GRID = [(s, D) for s in sorted(SYSTEMS) for D in (4, 16, 64, 256, 1024) if check_D(s, D) is None]
+
+
+@pytest.mark.parametrize("system, D", GRID)
+@pytest.mark.parametrize("width", [64, 512])
+def test_capacity_ratio_within_0p1_percent_over_the_grid(system, D, width):
+    target = SympModel.count(D, width, 3)
+    counts = {
+        "gru": GRUModel.count(D, *solve_gru_sizes(D, target)),
+        "rk4": target,  # the same Hamiltonian networks
+        "freeform": FreeformModel.count(D, *solve_freeform_widths(D, target, 3), 3),
+    }
+    for name, count in counts.items():
+        assert abs(count / target - 1) <= 1e-3, (name, count, target)
+
+
+@pytest.mark.parametrize("name", ["rk4", "freeform"])
+def test_declared_counts_are_real(name):
+    D = 16
+    model, info = build(name, D=D, dt=0.5, mean=np.zeros(D), std=np.ones(D), capacity=Capacity(width=32))
+    params = model.init(jax.random.key(0))
+    assert param_count(params) == info["params"] and abs(info["capacity_ratio"] - 1) <= 1e-3
+    x = jax.random.normal(jax.random.key(1), (3, D), dtype=jnp.float64)
+    assert model.step(params, x).shape == (3, D)
+
+
+def test_symp_keeps_learned_energy_while_rk4_with_same_parameters_drifts():
+    """A briefly trained H_θ: Yoshida-4 keeps it to a bounded oscillation, RK4 (same H_θ, same steps) drifts."""
+    from sympscale.training import TrainSpec, fit
+
+    s = make_system("fput", 8)
+    traj = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(0), 8), 200))
+    kw = dict(
+        D=8, dt=s.dt_obs, mean=traj.mean(axis=(0, 1)), std=traj.std(axis=(0, 1)), capacity=Capacity(width=16, depth=2)
+    )
+    symp, _ = build("symp", **kw)
+    rk4, _ = build("rk4", **kw)
+    spec = TrainSpec(steps=200, batch_size=16, horizon=4, warmup=10, log_every=100)
+    params, _ = fit(symp, symp.init(jax.random.key(1)), traj, kw["std"], spec, key=jax.random.key(2))
+    x0 = jnp.asarray(traj[:, 0])
+
+    def drift(model):
+        def body(x, _):
+            x = model.step(params, x)
+            return x, model.hamiltonian(params, x)
+
+        _, e = jax.lax.scan(body, x0, None, length=4000)
+        e0 = symp.hamiltonian(params, x0)
+        return np.asarray(jnp.max(jnp.abs(e - e0) / jnp.abs(e0), axis=1))  # (T,)
+
+    d_symp, d_rk4 = drift(symp), drift(rk4)
+    assert d_symp[2000:].max() < 1.5 * d_symp[:2000].max()  # bounded oscillation, no trend
+    assert d_rk4[-1] > 2 * d_rk4[999] and d_rk4[-1] > 10 * d_symp.max()  # secular drift
+
+
+class CoarseRK4:
+    """The true dynamics stepped by RK4 at a coarse step: energy drifts, so projection has work to do."""
+
+    def __init__(self, system, h):
+        self.system, self.h = system, h
+
+    def encode(self, params, x0):
+        return x0
+
+    def observe(self, carry):
+        return carry
+
+    def replace_state(self, carry, x):
+        return x
+
+    def step(self, params, x):
+        return rk4_step(self.system.vector_field, x, self.h)
+
+
+@pytest.mark.parametrize("name, D", [("fput", 16), ("toda", 16)])
+@pytest.mark.parametrize("kind", ["single", "multi"])
+def test_projection_holds_invariants_over_1000_steps(name, D, kind):
+    s = make_system(name, D)
+    test = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(5), 4), 1001))
+    mean, std = test.mean(axis=(0, 1)), test.std(axis=(0, 1))
+    projector = make_projector(s, kind)
+    ev = rollout_metrics(CoarseRK4(s, 0.5), None, s, test, mean, std, horizon=1000, projector=projector)
+    assert max(ev["conservation"].values()) > 1e-6  # without projection the coarse RK4 drifts
+    for inv in projector.names:
+        assert ev["conservation_projected"][inv] <= 1e-10, ev["conservation_projected"]
+    stats = ev["projection"]
+    assert stats["n_not_converged"] == 0 and stats["frac_steps_within_5"] >= 0.99, stats
+
+
+def test_projection_gradient_is_straight_through():
+    s = make_system("toda", 8)
+    projector = make_projector(s, "multi")
+    x0 = s.sample_initial(jax.random.key(0), 1)
+    c0, scales = projector.targets(x0)
+    y = x0 + 0.01 * jax.random.normal(jax.random.key(1), x0.shape, dtype=jnp.float64)
+    J = jax.jacrev(lambda v: projector(v, c0, scales)[0])(y)  # (1, D, 1, D)
+    np.testing.assert_allclose(np.asarray(J[0, :, 0, :]), np.eye(s.D), atol=0)
+    y_proj = projector(y, c0, scales)[0]
+    assert float(jnp.max(jnp.abs(y_proj - y))) > 1e-6  # the forward value did move
+
+
+def test_unknown_projection_refused():
+    with pytest.raises(ValueError, match="projection"):
+        make_projector(make_system("fput", 8), "all")
