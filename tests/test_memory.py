@@ -45,7 +45,7 @@ def test_gradients_agree_across_strategies(name, window, data):
 
 
 def test_predicted_temp_memory_scaling(data):
-    """Per-step remat: temp grows by a few states per step; none: by a whole step's residuals."""
+    """Per-step remat: temp grows by one state per step (the carried state); none: by a whole step's residuals."""
     s, _, mean, std = data
     model = model_of("symp", data, width=32)
     state = 8 * s.D * 8  # batch 8, float64
@@ -55,7 +55,7 @@ def test_predicted_temp_memory_scaling(data):
         for T in (100, 400)
     }
     slope = {m: (temp[(m, 400)] - temp[(m, 100)]) / 300 for m in ("none", "remat")}
-    assert 0.5 * state <= slope["remat"] <= 4 * state, slope["remat"] / state  # carry + output + error: ~3 states
+    assert 0.9 * state <= slope["remat"] <= 1.5 * state, slope["remat"] / state
     assert slope["none"] >= 20 * slope["remat"], slope
 
 

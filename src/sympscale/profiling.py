@@ -30,7 +30,7 @@ def _grad_fn(model, std, spec: TrainSpec, memory: str):
 def _shapes(model, batch_size: int, horizon: int):
     params = jax.eval_shape(model.init, jax.random.key(0))
     x0 = jax.ShapeDtypeStruct((batch_size, model.D), jnp.float64)
-    targets = jax.ShapeDtypeStruct((batch_size, horizon, model.D), jnp.float64)
+    targets = jax.ShapeDtypeStruct((horizon, batch_size, model.D), jnp.float64)
     return params, x0, targets
 
 
@@ -93,7 +93,7 @@ def measure_step(model, std, spec: TrainSpec, memory: str, *, repeats: int = 3, 
     rng = np.random.default_rng(seed)
     params = model.init(jax.random.key(seed))
     x0 = jnp.asarray(rng.normal(size=(spec.batch_size, model.D)) * 0.5)
-    targets = jnp.asarray(rng.normal(size=(spec.batch_size, spec.horizon, model.D)) * 0.5)
+    targets = jnp.asarray(rng.normal(size=(spec.horizon, spec.batch_size, model.D)) * 0.5)
     fn = _grad_fn(model, std, spec, memory)
     t0 = time.perf_counter()
     jax.block_until_ready(fn(params, x0, targets))

@@ -42,26 +42,71 @@ class TrainSpec:
     grad_cosine_every: int = 0  # with a truncated window: log cos(truncated, full-horizon gradient) this often
 
 
-def _steps(model, params, step, window, carry, ts, proj=None):
-    """Scan `step` over the global step indices `ts`, cutting gradients through the state every `window`.
+def _advance(model, proj, inv_std):
+    """One step as a function of (params, carry, target): the unit that per-step remat checkpoints.
 
-    With `proj = (projector, c0, scales)` each new state is projected onto the invariants; the per-step output
-    is then (state, Newton iterations, converged), else just the state.
+    Without a target it returns the new state (or (state, Newton iterations, converged) when projecting);
+    with a target (B, D) it returns the summed squared normalised error of that step instead, so a training
+    rollout keeps only its carried states for the backward pass, not its predictions and errors too.
     """
 
-    def body(carry, t):
+    def advance(params, carry, target):
+        carry = model.step(params, carry)
+        x = model.observe(carry)
+        stats = None
+        if proj is not None:
+            projector, c0, scales = proj
+            x, iters, ok = projector(x, c0, scales)
+            carry, stats = model.replace_state(carry, x), (iters, ok)
+        if target is not None:
+            err = (x - target) * inv_std
+            return carry, jnp.sum(err * err)
+        return carry, (x if stats is None else (x, *stats))
+
+    return advance
+
+
+def _steps(advance, params, window, carry, ts, targets):
+    """Scan `advance` over global step indices `ts`, cutting gradients through the state every `window`."""
+
+    def body(carry, inp):
+        t, target = inp
         if window is not None:
             cut = (t > 0) & (t % window == 0)
             carry = jax.tree_util.tree_map(lambda c: jnp.where(cut, lax.stop_gradient(c), c), carry)
-        carry = step(params, carry)
-        x = model.observe(carry)
-        if proj is None:
-            return carry, x
-        projector, c0, scales = proj
-        x, iters, ok = projector(x, c0, scales)
-        return model.replace_state(carry, x), (x, iters, ok)
+        return advance(params, carry, target)
 
-    return lax.scan(body, carry, ts)
+    return lax.scan(body, carry, (ts, targets))
+
+
+def _rollout(model, params, x0, n_steps, *, window, memory, projector, targets=None, inv_std=None):
+    if memory not in MEMORY_STRATEGIES:
+        raise ValueError(f"unknown memory strategy {memory!r}; valid: {', '.join(MEMORY_STRATEGIES)}")
+    carry = model.encode(params, x0)
+    proj = None if projector is None else (projector, *projector.targets(x0))
+    advance = _advance(model, proj, inv_std)
+    ts = jnp.arange(n_steps)
+    if memory != "blocked":
+        if memory == "remat":
+            advance = jax.checkpoint(advance)
+        return _steps(advance, params, window, carry, ts, targets)[1]
+    b = max(1, math.isqrt(n_steps - 1) + 1) if n_steps > 1 else 1  # ceil(sqrt(T))
+    n_blocks, rest = divmod(n_steps, b)
+    split = n_blocks * b
+
+    @jax.checkpoint
+    def block(carry, inp):
+        return _steps(advance, params, window, carry, *inp)
+
+    def blocks(a):  # (T, ...) -> (n_blocks, b, ...) for the leading `split` steps
+        return None if a is None else a[:split].reshape((n_blocks, b) + a.shape[1:])
+
+    carry, out = lax.scan(block, carry, (blocks(ts), blocks(targets)))
+    out = jax.tree_util.tree_map(lambda a: a.reshape((split,) + a.shape[2:]), out)
+    if rest:
+        carry, tail = block(carry, (ts[split:], None if targets is None else targets[split:]))
+        out = jax.tree_util.tree_map(lambda a, t: jnp.concatenate([a, t], axis=0), out, tail)
+    return out
 
 
 def rollout(
@@ -83,39 +128,29 @@ def rollout(
     projector: hard projection onto the invariants of x0 after every step (straight-through gradient);
     with_stats then also returns the Newton iterations and convergence flags, each (n_steps, B).
     """
-    if memory not in MEMORY_STRATEGIES:
-        raise ValueError(f"unknown memory strategy {memory!r}; valid: {', '.join(MEMORY_STRATEGIES)}")
-    carry = model.encode(params, x0)
-    proj = None if projector is None else (projector, *projector.targets(x0))
-    if memory != "blocked":
-        step = jax.checkpoint(model.step) if memory == "remat" else model.step
-        out = _steps(model, params, step, window, carry, jnp.arange(n_steps), proj)[1]
-    else:
-        b = max(1, math.isqrt(n_steps - 1) + 1) if n_steps > 1 else 1  # ceil(sqrt(T))
-        n_blocks, rest = divmod(n_steps, b)
-
-        @jax.checkpoint
-        def block(carry, ts):
-            return _steps(model, params, model.step, window, carry, ts, proj)
-
-        carry, out = lax.scan(block, carry, jnp.arange(n_blocks * b).reshape(n_blocks, b))
-        out = jax.tree_util.tree_map(lambda a: a.reshape((n_blocks * b,) + a.shape[2:]), out)
-        if rest:
-            carry, tail = block(carry, jnp.arange(n_blocks * b, n_steps))
-            out = jax.tree_util.tree_map(lambda a, t: jnp.concatenate([a, t], axis=0), out, tail)
+    out = _rollout(model, params, x0, n_steps, window=window, memory=memory, projector=projector)
     if projector is None:
         return out
     return out if with_stats else out[0]
 
 
 def make_loss(model, std: np.ndarray, spec: TrainSpec, projector=None) -> Callable:
-    """loss(params, x0 (B, D), targets (B, horizon, D)) -> scalar normalised MSE."""
+    """loss(params, x0 (B, D), targets (horizon, B, D)) -> scalar normalised MSE of the free-running rollout."""
     inv_std = jnp.asarray(1.0 / std)
 
     def loss(params, x0, targets):
-        xs = rollout(model, params, x0, targets.shape[1], window=spec.window, memory=spec.memory, projector=projector)
-        err = (jnp.swapaxes(xs, 0, 1) - targets) * inv_std
-        return jnp.mean(err * err)
+        sq = _rollout(
+            model,
+            params,
+            x0,
+            targets.shape[0],
+            window=spec.window,
+            memory=spec.memory,
+            projector=projector,
+            targets=targets,
+            inv_std=inv_std,
+        )  # (horizon,) summed squared errors
+        return jnp.sum(sq) / targets.size
 
     return loss
 
@@ -132,14 +167,14 @@ def make_optimizer(spec: TrainSpec) -> optax.GradientTransformation:
 
 
 def sample_windows(key, train: jnp.ndarray, batch_size: int, horizon: int):
-    """Random (trajectory, start) windows: x0 (B, D) and the next `horizon` true states (B, horizon, D)."""
+    """Random (trajectory, start) windows: x0 (B, D) and the next `horizon` true states (horizon, B, D)."""
     n_traj, n_obs, _ = train.shape
     k1, k2 = jax.random.split(key)
     traj = jax.random.randint(k1, (batch_size,), 0, n_traj)
     start = jax.random.randint(k2, (batch_size,), 0, n_obs - horizon)
-    idx = start[:, None] + jnp.arange(horizon + 1)[None, :]
-    windows = train[traj[:, None], idx]  # (B, horizon + 1, D)
-    return windows[:, 0], windows[:, 1:]
+    idx = start[None, :] + jnp.arange(horizon + 1)[:, None]  # (horizon + 1, B), time-major for the scan
+    windows = train[traj[None, :], idx]  # (horizon + 1, B, D)
+    return windows[0], windows[1:]
 
 
 def _cosine_probe(model, std, spec: TrainSpec, train_dev, key):
