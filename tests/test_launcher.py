@@ -222,3 +222,35 @@ def test_shards_partition_the_grid():
         parse_shard("4/4")
     shards = [[i for i in range(80) if in_shard(i, (k, 3))] for k in range(3)]
     assert sorted(sum(shards, [])) == list(range(80)) and all(abs(len(s) - 80 / 3) < 1 for s in shards)
+
+
+@pytest.mark.slow
+def test_children_die_with_a_killed_launcher(tmp_path):
+    """SIGKILL gives the launcher no chance to clean up: the kernel's parent-death signal stops its jobs."""
+    args = [
+        "system=fput",
+        "D=16",
+        "seed=1-2",
+        "hydra.launcher.platform=cpu",
+        "hydra.launcher.cpu_workers=2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *QUIET,
+    ]
+    parent = subprocess.Popen(
+        [sys.executable, str(APP), "-m", *args],
+        env={**os.environ, "FAKE_SLEEP": "30"},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while len(list((tmp_path / "sweep").glob("*/started.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    pids = [json.loads(p.read_text())["pid"] for p in (tmp_path / "sweep").glob("*/started.json")]
+    assert len(pids) == 2
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)

@@ -17,6 +17,25 @@ class JobFailure(RuntimeError):
     """A job's exception, carried across the process boundary as text."""
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when the launcher dies, even by SIGKILL (no orphaned GPU jobs).
+
+    Done here, in the child, rather than with Popen(preexec_fn=...), which is unsafe in a threaded parent.
+    """
+    parent = os.environ.get("SYMPSCALE_LAUNCHER_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        return
+    if os.getppid() != int(parent):  # the launcher died before the request took effect
+        sys.exit(143)
+
+
 def _restore(payload_path: str):
     with open(payload_path, "rb") as f:
         sys_path = pickle.load(f)  # first, so the task function's module can be imported
@@ -27,6 +46,7 @@ def _restore(payload_path: str):
 
 
 def main(payload_path: str, result_path: str) -> int:
+    die_with_parent()
     payload = _restore(payload_path)
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.singleton import Singleton

@@ -11,7 +11,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,15 +56,6 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _die_with_parent() -> None:  # runs in the child before exec: SIGTERM it if the parent dies (Linux)
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
         pass
 
 
@@ -149,12 +139,11 @@ class Scheduler:
         with open(job.log_path, "ab") as log:
             job.proc = subprocess.Popen(
                 command(job),
-                env=env_for(device),
+                env={**env_for(device), "SYMPSCALE_LAUNCHER_PID": str(os.getpid())},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # own process group: the parent forwards signals to all of it
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         self.echo(f"[launcher] start  #{job.idx:<4} on {device:<6} {job.label}")
 
