@@ -1,6 +1,7 @@
 """Model registry. Every model has the same world-model interface:
 
-    init(key) -> params;  encode(params, x0) -> carry;  step(params, carry) -> carry;  observe(carry) -> x
+    init(key) -> params;  encode(params, x0) -> carry;  step(params, carry) -> carry;  observe(carry) -> x;
+    replace_state(carry, x) -> carry   (used by hard projection)
 
 `step` covers one observation interval; rollouts scan `step` outside the model. Models are capacity-matched
 to the symplectic model of the same (D, width, depth).

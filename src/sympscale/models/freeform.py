@@ -12,11 +12,11 @@ import dataclasses
 import numpy as np
 
 from sympscale.integrators import rk4_step
-from sympscale.models.nn import Array, mlp, mlp_init, mlp_param_count
+from sympscale.models.nn import Array, StateCarry, mlp, mlp_init, mlp_param_count
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class FreeformModel:
+class FreeformModel(StateCarry):
     D: int
     width: int
     last_width: int
@@ -44,15 +44,6 @@ class FreeformModel:
     def field(self, params, x: Array) -> Array:
         z = (x - self.mean) / self.std
         return self.std * mlp(params["f"], z, self.activation) / self.time_scale
-
-    def encode(self, params, x0: Array) -> Array:
-        return x0
-
-    def observe(self, carry: Array) -> Array:
-        return carry
-
-    def replace_state(self, carry: Array, x: Array) -> Array:
-        return x
 
     def step(self, params, x: Array) -> Array:
         h = self.dt / self.substeps

@@ -43,3 +43,16 @@ def mlp_param_count(sizes: list[int]) -> int:
 
 def param_count(params) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
+
+
+class StateCarry:
+    """World-model interface for models whose carry is the physical state itself (symp, rk4, freeform)."""
+
+    def encode(self, params, x0: Array) -> Array:
+        return x0
+
+    def observe(self, carry: Array) -> Array:
+        return carry
+
+    def replace_state(self, carry: Array, x: Array) -> Array:
+        return x

@@ -15,13 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from sympscale.integrators import composition_step, rk4_step
-from sympscale.models.nn import Array, mlp, mlp_init, mlp_param_count
+from sympscale.models.nn import Array, StateCarry, mlp, mlp_init, mlp_param_count
 
 _SOFTPLUS_INV_1 = float(np.log(np.expm1(1.0)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class SympModel:
+class SympModel(StateCarry):
     D: int
     width: int
     depth: int  # hidden layers of the potential MLP
@@ -75,14 +75,6 @@ class SympModel:
         return self.kinetic(params, p) + self.potential(params, q)
 
     # ----- world-model interface: encode -> step* -> observe ---------------------------------------------
-    def encode(self, params, x0: Array) -> Array:
-        return x0
-
-    def observe(self, carry: Array) -> Array:
-        return carry
-
-    def replace_state(self, carry: Array, x: Array) -> Array:
-        return x
 
     def step(self, params, x: Array) -> Array:
         """Advance (..., D) states by one observation interval (substeps of Yoshida-4)."""

@@ -6,6 +6,7 @@ of shape (..., D) holding (q, p) concatenated; every function below works on any
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import ClassVar
 
@@ -23,7 +24,7 @@ class InvalidSystemError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class HamiltonianSystem:
+class HamiltonianSystem(abc.ABC):
     """Base of separable systems H(q, p) = |p|²/2 + V(q) with unit masses; subclasses give V and invariants."""
 
     D: int
@@ -66,8 +67,9 @@ class HamiltonianSystem:
         return x[..., : self.N], x[..., self.N :]
 
     # ----- Hamiltonian -------------------------------------------------------------------------------
+    @abc.abstractmethod
     def potential(self, q: Array) -> Array:  # (..., N) -> (...)
-        raise NotImplementedError  # abstract: every concrete system defines it
+        """V(q) for states of any batch shape."""
 
     def kinetic(self, p: Array) -> Array:
         return 0.5 * jnp.sum(p * p, axis=-1)
