@@ -124,3 +124,34 @@ def test_projection_gradient_is_straight_through():
 def test_unknown_projection_refused():
     with pytest.raises(ValueError, match="projection"):
         make_projector(make_system("fput", 8), "all")
+
+
+def test_leapfrog_warmup_then_yoshida():
+    """warmup=(leapfrog model, k): the first k steps are exactly leapfrog training, the rest Yoshida-4."""
+    from sympscale.training import TrainSpec, fit
+
+    s = make_system("fput", 8)
+    traj = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(0), 4), 40))
+    kw = dict(
+        D=8, dt=s.dt_obs, mean=traj.mean(axis=(0, 1)), std=traj.std(axis=(0, 1)), capacity=Capacity(width=16, depth=2)
+    )
+    yosh, _ = build("symp", **kw)
+    leap, _ = build("symp", **kw, options={"method": "leapfrog"})
+    init = yosh.init(jax.random.key(1))
+    spec = TrainSpec(steps=6, batch_size=4, horizon=3, warmup=1, log_every=1)
+
+    def run(model, steps, **extra):
+        return fit(
+            model, init, traj, kw["std"], TrainSpec(**{**spec.__dict__, "steps": steps}), key=jax.random.key(2), **extra
+        )[0]
+
+    warm3 = run(yosh, 3, warmup=(leap, 3))
+    leap3 = run(leap, 3)
+    same = jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), warm3, leap3)
+    assert all(jax.tree_util.tree_leaves(same))  # identical while warming up
+    warm6, plain6 = run(yosh, 6, warmup=(leap, 3)), run(yosh, 6)
+    diff = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree_util.tree_leaves(warm6), jax.tree_util.tree_leaves(plain6), strict=True)
+    )
+    assert diff > 0

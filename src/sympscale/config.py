@@ -45,6 +45,7 @@ class SympConf(ModelConf):
     substeps: int = 4
     method: str = "yoshida4"
     activation: str = "softplus"
+    warmup_steps: int = 0  # train with leapfrog for this many steps before switching to `method`
 
 
 @dataclass

@@ -112,15 +112,13 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     t_start = time.perf_counter()
     system = make_system(spec.system, spec.D, **spec.system_params)
     data = load_or_generate(system, spec.data, data_seed=spec.data_seed, cache_dir=spec.cache_dir, log=echo)
-    model, info = build(
-        spec.model,
-        D=spec.D,
-        dt=system.dt_obs,
-        mean=data.mean,
-        std=data.std,
-        capacity=spec.capacity,
-        options=spec.model_options,
-    )
+    options = dict(spec.model_options)
+    warmup_steps = options.pop("warmup_steps", 0)
+    kw = dict(D=spec.D, dt=system.dt_obs, mean=data.mean, std=data.std, capacity=spec.capacity)
+    model, info = build(spec.model, **kw, options=options)
+    warmup = None
+    if warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first
+        warmup = (build(spec.model, **kw, options={**options, "method": "leapfrog"})[0], warmup_steps)
     train_spec, memory_choice = spec.train, None
     if train_spec.memory == "auto":
         from sympscale.profiling import choose_memory
@@ -163,6 +161,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         resume=resume,
         checkpoint=lambda step, state: checkpoint.save(ckpt_path, step, state, tag=tag),
         projector=make_projector(system, spec.projection),
+        warmup=warmup,
     )
     t_eval = time.perf_counter()
     ev = rollout_metrics(

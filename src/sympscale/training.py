@@ -211,10 +211,13 @@ def fit(
     resume: tuple[int, object] | None = None,
     checkpoint: Callable[[int, tuple], None] | None = None,
     projector=None,
+    warmup: tuple[object, int] | None = None,
 ) -> tuple[dict, dict]:
     """Train; returns (params, summary). Raises TrainingDiverged on a non-finite loss.
 
     With a `projector`, training rollouts are projected onto the invariants after every step.
+    `warmup = (other_model, k)` trains the same parameters through `other_model` for the first k steps (e.g. the
+    symplectic model with leapfrog before Yoshida-4: a cheaper, more forgiving integrator while V is rough).
 
     `resume = (step, opt_state)` continues an interrupted run exactly (batches depend only on key and step);
     `checkpoint(step, (params, opt_state))` is called every `spec.checkpoint_every` steps.
@@ -222,24 +225,32 @@ def fit(
     n_obs = train.shape[1]
     if spec.horizon + 1 > n_obs:
         raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
-    loss_fn = make_loss(model, std, spec, projector)
     opt = make_optimizer(spec)
     train_dev = jnp.asarray(train)
     cosine = _cosine_probe(model, std, spec, train_dev, key) if spec.grad_cosine_every and spec.window else None
 
-    @jax.jit
-    def update(params, opt_state, step):
-        x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, spec.horizon)
-        loss, grads = jax.value_and_grad(loss_fn)(params, x0, targets)
-        with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 step count with Python floats
-            updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
+    def make_update(m):
+        loss_fn = make_loss(m, std, spec, projector)
+
+        @jax.jit
+        def update(params, opt_state, step):
+            x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, spec.horizon)
+            loss, grads = jax.value_and_grad(loss_fn)(params, x0, targets)
+            with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 step count with Python floats
+                updates, opt_state = opt.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
+
+        return update
+
+    main_update = make_update(model)
+    warm_update, warm_steps = (make_update(warmup[0]), warmup[1]) if warmup else (None, 0)
 
     start, opt_state = resume if resume is not None else (0, opt.init(params))
     t0 = time.perf_counter()
     losses: list[float] = []
     loss = jnp.asarray(math.nan)
     for step in range(start, spec.steps):
+        update = warm_update if step < warm_steps else main_update
         params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step))
         if step % spec.log_every == 0 or step == spec.steps - 1:
             loss_f = float(loss)
