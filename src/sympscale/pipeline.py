@@ -46,6 +46,7 @@ class JobSpec:
     bounded_factor: float
     projection: str = "none"  # used in training rollouts (and the plain evaluation stays unprojected)
     eval_projection: str = "multi"  # invariant set of the additional projected evaluation rollout
+    warmup_steps: int = 0  # symp: train with leapfrog for this many steps, then the configured integrator
 
     @classmethod
     def from_config(cls, cfg: Any) -> JobSpec:
@@ -53,6 +54,7 @@ class JobSpec:
         system = dict(cfg.system)
         model = dict(cfg.model)
         projection = model.pop("projection", "none")
+        warmup_steps = int(model.pop("warmup_steps", 0))
         tr = dict(cfg.train)
         preset = tr.pop("preset")
         data = dict(cfg.data)
@@ -74,6 +76,7 @@ class JobSpec:
             eval_horizon=int(cfg.eval.horizon),
             bounded_factor=float(cfg.eval.bounded_factor),
             projection=projection,
+            warmup_steps=warmup_steps,
             eval_projection=str(cfg.eval.get("projection", "multi")),
         )
 
@@ -113,12 +116,11 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     system = make_system(spec.system, spec.D, **spec.system_params)
     data = load_or_generate(system, spec.data, data_seed=spec.data_seed, cache_dir=spec.cache_dir, log=echo)
     options = dict(spec.model_options)
-    warmup_steps = options.pop("warmup_steps", 0)
     kw = dict(D=spec.D, dt=system.dt_obs, mean=data.mean, std=data.std, capacity=spec.capacity)
     model, info = build(spec.model, **kw, options=options)
     warmup = None
-    if warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first
-        warmup = (build(spec.model, **kw, options={**options, "method": "leapfrog"})[0], warmup_steps)
+    if spec.warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first
+        warmup = (build(spec.model, **kw, options={**options, "method": "leapfrog"})[0], spec.warmup_steps)
     train_spec, memory_choice = spec.train, None
     if train_spec.memory == "auto":
         from sympscale.profiling import choose_memory
