@@ -247,7 +247,6 @@ def fit(
 
     start, opt_state = resume if resume is not None else (0, opt.init(params))
     t0 = time.perf_counter()
-    losses: list[float] = []
     loss = jnp.asarray(math.nan)
     for step in range(start, spec.steps):
         update = warm_update if step < warm_steps else main_update
@@ -256,7 +255,6 @@ def fit(
             loss_f = float(loss)
             if not math.isfinite(loss_f):
                 raise TrainingDiverged(f"non-finite training loss ({loss_f}) at step {step}")
-            losses.append(loss_f)
             log({"step": step, "loss": loss_f, "grad_norm": float(gnorm), "wall_s": time.perf_counter() - t0})
         if cosine is not None and step % spec.grad_cosine_every == 0:
             log({"step": step, "grad_cosine_full": float(cosine(params, jnp.asarray(step)))})
