@@ -75,7 +75,11 @@ def test_invalid_dimension_is_refused_with_valid_values(name, D):
 
 
 def test_unphysical_parameters_refused():
-    with pytest.raises(InvalidSystemError, match="beta"):
-        make_system("fput", 16, alpha=0.25, beta=0.0)
+    with pytest.raises(InvalidSystemError, match="barrier"):
+        make_system("fput", 16, alpha=0.25, beta=0.0, energy_density=0.3)
+    with pytest.raises(InvalidSystemError, match="unbounded"):
+        make_system("fput", 16, alpha=0.25, beta=-0.1)
+    make_system("fput", 16, alpha=0.25, beta=0.0, energy_density=0.2)  # the measured safe pure-α energy
+    make_system("fput", 16, alpha=0.25, beta=0.1, energy_density=3.0)  # α+β: bounded below
     with pytest.raises(InvalidSystemError, match="boundary"):
         make_system("fput", 16, boundary="open")

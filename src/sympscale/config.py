@@ -16,22 +16,59 @@ from omegaconf import MISSING
 @dataclass
 class SystemConf:
     name: str = MISSING
-    energy_density: float = 1.0
     dt_obs: float = 0.5
+
+
+@dataclass
+class LatticeConf(SystemConf):
+    energy_density: float = 1.0
     ref_method: str = "yoshida8"
     ref_substeps: int = 20
 
 
 @dataclass
-class FPUTConf(SystemConf):
+class FPUTConf(LatticeConf):
     alpha: float = 0.0
     beta: float = 1.0
     boundary: str = "periodic"
 
 
 @dataclass
-class TodaConf(SystemConf):
+class TodaConf(LatticeConf):
     pass
+
+
+@dataclass
+class NBodyConf(SystemConf):
+    dt_obs: float = 0.005
+    softening: float = 0.5
+    escape_radius: float = 4.0
+    velocity_cap: float = 0.8
+    ref_method: str = "yoshida6"
+    ref_substeps: int = 2
+
+
+@dataclass
+class CR3BPConf(SystemConf):
+    dt_obs: float = 0.1
+    mu: float = 0.01215
+    rtol: float = 1e-13
+    atol: float = 1e-15
+    C_range: list[float] = field(default_factory=lambda: [3.189, 3.20])
+    x0_range: list[float] = field(default_factory=lambda: [0.75, 0.82])
+    r_min_reject: float = 0.05
+    r_escape: float = 2.0
+    max_steps: int = 1_000_000
+
+
+@dataclass
+class KSConf(SystemConf):
+    dt_obs: float = 1.0
+    L: float = 22.0
+    h: float = 0.25
+    transient: float = 300.0
+    ic_modes: int = 4
+    ic_amplitude: float = 0.5
 
 
 @dataclass
@@ -83,6 +120,9 @@ class DataConf:
     n_obs: int = 1200
     train_fraction: float = 0.7
     val_fraction: float = 0.1
+    lyapunov_trajectories: int = 4
+    lyapunov_intervals: int = 0  # 0: the dataset horizon n_obs
+    ground_truth_trajectories: int = 4
     cache_dir: str = "outputs/cache"
 
 
@@ -129,6 +169,9 @@ def register() -> None:
     cs.store(name="base_config", node=Config)
     cs.store(group="system", name="base_fput", node=FPUTConf)
     cs.store(group="system", name="base_toda", node=TodaConf)
+    cs.store(group="system", name="base_nbody", node=NBodyConf)
+    cs.store(group="system", name="base_cr3bp", node=CR3BPConf)
+    cs.store(group="system", name="base_ks", node=KSConf)
     cs.store(group="model", name="base_symp", node=SympConf)
     cs.store(group="model", name="base_gru", node=GRUConf)
     cs.store(group="model", name="base_rk4", node=RK4Conf)

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import filelock
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from sympscale.systems import HamiltonianSystem
+from sympscale.diagnostics import ground_truth_horizon, lyapunov_exponent
+from sympscale.systems import System
 
-CACHE_VERSION = 1  # bump when generation changes in a way the parameters do not capture
+MAX_ROUNDS = 8  # initial-condition filter: vectorised redraw rounds before giving up
+CACHE_VERSION = 2  # bump when generation changes in a way the parameters do not capture
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +35,16 @@ class DataSpec:
     n_obs: int = 1200
     train_fraction: float = 0.7
     val_fraction: float = 0.1
+    lyapunov_trajectories: int = 4  # initial states of the λ₁ estimate
+    lyapunov_intervals: int = 0  # length of the λ₁ run in observation intervals (0: n_obs)
+    ground_truth_trajectories: int = 4  # trajectories re-integrated with the second reference
 
     def split_sizes(self) -> tuple[int, int, int]:
         n_train = int(round(self.train_fraction * self.n_trajectories))
         n_val = int(round(self.val_fraction * self.n_trajectories))
         n_test = self.n_trajectories - n_train - n_val
+        if min(self.lyapunov_trajectories, self.ground_truth_trajectories) < 1 or self.lyapunov_intervals < 0:
+            raise ValueError("data.lyapunov_trajectories and ground_truth_trajectories must be >= 1, intervals >= 0")
         if min(n_train, n_test) < 1 or n_val < 0:
             raise ValueError(
                 f"data split {self.train_fraction}/{self.val_fraction} of {self.n_trajectories} trajectories "
@@ -59,7 +67,7 @@ class Dataset:
         return (x - self.mean) / self.std
 
 
-def dataset_key(system: HamiltonianSystem, spec: DataSpec, data_seed: int) -> str:
+def dataset_key(system: System, spec: DataSpec, data_seed: int) -> str:
     """Stable hash of everything that defines a dataset."""
     desc = {
         "version": CACHE_VERSION,
@@ -67,18 +75,45 @@ def dataset_key(system: HamiltonianSystem, spec: DataSpec, data_seed: int) -> st
         "system_params": dataclasses.asdict(system),
         "n_trajectories": spec.n_trajectories,
         "n_obs": spec.n_obs,
+        "lyapunov": [spec.lyapunov_trajectories, spec.lyapunov_intervals, spec.ground_truth_trajectories],
         "data_seed": data_seed,
     }
     digest = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
     return f"{system.name}-D{system.D}-s{data_seed}-{digest}"
 
 
-def generate(system: HamiltonianSystem, spec: DataSpec, data_seed: int) -> tuple[np.ndarray, dict]:
-    """All trajectories (n, n_obs, D), vectorised over trajectories, plus a record of the reference's drift."""
+def generate(system: System, spec: DataSpec, data_seed: int) -> tuple[np.ndarray, dict]:
+    """All trajectories (n, n_obs, D), vectorised over trajectories, plus a record of the reference's drift.
+
+    Systems with an initial-condition filter (close approaches, escapes) reject trajectories after the fact;
+    replacements are drawn in further vectorised rounds and the rejections are counted in the record.
+    """
     t0 = time.perf_counter()
-    x0 = system.sample_initial(jax.random.key(data_seed), spec.n_trajectories)
-    traj = jax.jit(system.trajectories, static_argnums=1)(x0, spec.n_obs)
-    traj = np.asarray(jax.block_until_ready(traj))
+    run = jax.jit(system.trajectories, static_argnums=1)
+    kept: list[np.ndarray] = []
+    rejected: dict[str, int] = {}
+    n_drawn, need = 0, spec.n_trajectories
+    for round_ in range(MAX_ROUNDS):
+        key = jax.random.key(data_seed) if round_ == 0 else jax.random.fold_in(jax.random.key(data_seed), round_)
+        m = need if round_ == 0 else max(2 * need, 4)
+        traj = np.asarray(jax.block_until_ready(run(system.sample_initial(key, m), spec.n_obs)))
+        n_drawn += m
+        reasons = {k: np.asarray(v) for k, v in system.accept(traj).items()}
+        bad = np.zeros(m, dtype=bool)
+        for k, v in reasons.items():
+            rejected[k] = rejected.get(k, 0) + int(v.sum())
+            bad |= v
+        kept.append(traj[~bad][:need])
+        need -= len(kept[-1])
+        if need == 0:
+            break
+    if need:
+        raise RuntimeError(
+            f"{system.name} D={system.D}: only {spec.n_trajectories - need} of {spec.n_trajectories} trajectories "
+            f"passed the initial-condition filter after {n_drawn} draws (rejected: {rejected}); "
+            f"change the system parameters (e.g. a gentler initial-condition family)"
+        )
+    traj = np.concatenate(kept)
     wall = time.perf_counter() - t0
     inv, scales = system.invariants(traj), system.invariant_scales(traj[:, 0])
     drift = {
@@ -87,13 +122,28 @@ def generate(system: HamiltonianSystem, spec: DataSpec, data_seed: int) -> tuple
     }
     return traj, {
         "generation_wall_s": wall,
+        "reference": system.describe_reference(),
         "reference_invariant_drift": drift,
+        "initial_conditions": {"drawn": n_drawn, "kept": spec.n_trajectories, "rejected": rejected},
         "finite": bool(np.isfinite(traj).all()),
+        "diagnostics": system.diagnostics(traj),
     }
 
 
+def characterise(system: System, spec: DataSpec, traj: np.ndarray, std: np.ndarray) -> dict:
+    """λ₁ (tangent map over a long reference run) and the ground-truth horizon, with the settings used."""
+    t0 = time.perf_counter()
+    n_l = min(spec.lyapunov_trajectories, len(traj))
+    n_int = spec.lyapunov_intervals or spec.n_obs
+    lyap = lyapunov_exponent(system, jnp.asarray(traj[:n_l, 0]), n_int, transient=max(1, n_int // 10))
+    t1 = time.perf_counter()
+    gt = ground_truth_horizon(system, traj[: min(spec.ground_truth_trajectories, len(traj))], std)
+    lyap["wall_s"], gt["wall_s"] = t1 - t0, time.perf_counter() - t1
+    return {"lyapunov": lyap, "ground_truth": gt}
+
+
 def load_or_generate(
-    system: HamiltonianSystem,
+    system: System,
     spec: DataSpec,
     *,
     data_seed: int,
@@ -115,6 +165,12 @@ def load_or_generate(
     traj = np.load(final / "trajectories.npy", mmap_mode="r")
     stats = np.load(final / "stats.npz")
     log(f"dataset {key}: generated in {meta['generation_wall_s']:.1f} s, cached at {final}")
+    lyap, gt = meta["lyapunov"], meta["ground_truth"]
+    log(
+        f"dataset {key}: lambda1 = {lyap['lambda1']:.4g} +- {lyap['lambda1_std']:.2g} per time unit; ground truth "
+        f"valid for {gt['horizon_obs']} observations (t = {gt['horizon_time']:g}; two references agree to NRMSE "
+        f"< {gt['threshold_nrmse']})"
+    )
     return Dataset(
         train=traj[:n_train],
         val=traj[n_train : n_train + n_val],
@@ -133,6 +189,7 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
     train = traj[:n_train]
     mean = train.mean(axis=(0, 1))
     std = np.maximum(train.std(axis=(0, 1)), 1e-12)
+    record.update(characterise(system, spec, traj, std))
     meta = {
         "key": key,
         "system": system.name,

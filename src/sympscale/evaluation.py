@@ -12,6 +12,8 @@ import numpy as np
 
 from sympscale.training import rollout
 
+VPT_THRESHOLDS = (0.3, 0.5)
+
 
 def climatology_mse(states: np.ndarray, mean: np.ndarray, std: np.ndarray, *, seed: int = 0) -> float:
     """Normalised MSE between independent states of the data (≈ 2 for a z-scored attractor)."""
@@ -33,8 +35,14 @@ def rollout_metrics(
     bounded_factor: float = 2.0,
     last: int = 100,
     projector=None,
+    lyapunov: float | None = None,
+    dt_obs: float = 1.0,
 ) -> dict:
     """Roll out from the first state of each test trajectory for `horizon` steps and score it.
+
+    `lyapunov` (λ₁ of the dataset, per time unit) adds the valid prediction time in Lyapunov times,
+    VPT_ε = λ₁ · first t with NRMSE(t) > ε (SCIENCE §8), for ε = 0.3 and 0.5 (median over test trajectories;
+    a rollout that never crosses counts as the full horizon).
 
     With a `projector`, a second rollout projects every step onto the invariants; its conservation residuals
     (`conservation_projected`), last-100 MSE and Newton statistics are reported beside the plain ones.
@@ -92,6 +100,19 @@ def rollout_metrics(
     over = ~(mse <= 1.0)
     first = np.where(over.any(axis=1), over.argmax(axis=1) + 1, horizon)
     conservation = {k: _max_or_inf(v) for k, v in resid.items()}
+    vpt = {}
+    if lyapunov is not None and np.isfinite(lyapunov):
+        nrmse = np.sqrt(np.where(np.isfinite(mse), mse, np.inf))
+        for eps in VPT_THRESHOLDS:
+            over = nrmse > eps
+            steps = np.where(over.any(axis=1), over.argmax(axis=1), horizon)  # steps before the first crossing
+            vpt[f"{eps}"] = float(np.median(steps) * dt_obs * lyapunov)
+        vpt = {
+            "vpt_lyapunov": vpt,
+            "prediction_horizon_lyapunov": float(np.median(first) * dt_obs * lyapunov),
+            "lyapunov_exponent": float(lyapunov),
+            "horizon_lyapunov": float(horizon * dt_obs * lyapunov),
+        }
     return {
         "horizon": horizon,
         "n_trajectories": n_traj,
@@ -107,6 +128,7 @@ def rollout_metrics(
         "conservation": conservation,
         # drift of the model's own learned energy H_θ (symplectic models conserve it up to O(h⁴) oscillation)
         "model_energy_residual": None if own is None else _max_or_inf(own),
+        **vpt,
         **projected,
     }
 

@@ -165,6 +165,13 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         projector=make_projector(system, spec.projection),
         warmup=warmup,
     )
+    gt_obs = data.meta["ground_truth"]["horizon_obs"]
+    if spec.eval_horizon > gt_obs:
+        echo(
+            f"WARNING: eval.horizon={spec.eval_horizon} steps exceeds the valid ground-truth horizon of this dataset "
+            f"({gt_obs} steps: two reference integrations part beyond it). Trajectory-wise errors after step "
+            f"{gt_obs} compare with an unreliable truth; boundedness and invariants remain meaningful."
+        )
     t_eval = time.perf_counter()
     ev = rollout_metrics(
         model,
@@ -176,7 +183,11 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         horizon=spec.eval_horizon,
         bounded_factor=spec.bounded_factor,
         projector=make_projector(system, spec.eval_projection),
+        lyapunov=data.meta["lyapunov"]["lambda1"],
+        dt_obs=system.dt_obs,
     )
+    ev["ground_truth_horizon_obs"] = gt_obs
+    ev["exceeds_ground_truth"] = spec.eval_horizon > gt_obs
     ev["wall_s"] = time.perf_counter() - t_eval
     np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
     ckpt_path.unlink(missing_ok=True)  # finished: params.npz holds the result
@@ -199,6 +210,9 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
             "key": data.key,
             "dt_obs": system.dt_obs,
             "reference_invariant_drift": data.meta["reference_invariant_drift"],
+            "lyapunov_exponent": data.meta["lyapunov"]["lambda1"],
+            "ground_truth_horizon_obs": gt_obs,
+            "initial_conditions": data.meta["initial_conditions"],
         },
         "train": {**train_summary, "memory": train_spec.memory, "memory_auto": memory_choice},
         "eval": ev,

@@ -1,7 +1,9 @@
-"""What every system provides: the separable Hamiltonian, its invariants, initial conditions, references.
+"""What every system provides: invariants, initial conditions and validated reference maps.
 
-A system is a frozen dataclass (hashable, so it can be a static argument of `jax.jit`). States are arrays
-of shape (..., D) holding (q, p) concatenated; every function below works on any leading batch shape.
+`System` is the contract the data layer, projection and evaluation rely on; `HamiltonianSystem` is the
+separable lattice case H = |p|²/2 + V(q) integrated by a symplectic composition method. A system is a frozen
+dataclass (hashable, so it can be a static argument of `jax.jit`). States are arrays of shape (..., D);
+Hamiltonian states hold (q, p) concatenated. Every function works on any leading batch shape.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from sympscale.integrators import composition_step
+from sympscale.integrators import METHODS, composition_step
 
 Array = jnp.ndarray
 
@@ -24,43 +26,115 @@ class InvalidSystemError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class HamiltonianSystem(abc.ABC):
-    """Base of separable systems H(q, p) = |p|²/2 + V(q) with unit masses; subclasses give V and invariants."""
+class System(abc.ABC):
+    """What the data layer, the projection and the evaluation need from any system.
+
+    Subclasses give the reference map over one observation interval (`interval`), a finer or tighter second
+    reference for the ground-truth horizon (`interval(x, fine=True)`), initial conditions and invariants.
+    """
 
     D: int
-    energy_density: float = 1.0  # E / N of the initial conditions
     dt_obs: float = 0.5  # time between observations
-    ref_method: str = "yoshida8"  # reference integrator (validated order in tests)
-    ref_substeps: int = 20  # h = 0.025: energy error ~1e-11 at eps = 1 (measured; 10 gives ~1e-8)
 
     name: ClassVar[str] = "base"
-    min_particles: ClassVar[int] = 2
-    translation_invariant: ClassVar[bool] = False  # periodic lattices: zero the mean of q and p
+    dissipative: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         problem = self.check_D(self.D)
         if problem:
             raise InvalidSystemError(problem)
-        if self.energy_density <= 0:
-            raise InvalidSystemError(f"{self.name}: energy_density must be > 0, got {self.energy_density}")
-        if self.dt_obs <= 0 or self.ref_substeps < 1:
-            raise InvalidSystemError(
-                f"{self.name}: need dt_obs > 0 and ref_substeps >= 1, got {self.dt_obs}, {self.ref_substeps}"
-            )
+        if not self.dt_obs > 0:
+            raise InvalidSystemError(f"{self.name}: dt_obs must be > 0, got {self.dt_obs}")
+
+    @classmethod
+    @abc.abstractmethod
+    def check_D(cls, D: int) -> str | None:
+        """None when D is a valid phase-space dimension, else a message naming the valid ones."""
+
+    # ----- invariants --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def invariants(self, x: Array) -> dict[str, Array]:
+        """First integrals C(x), each of shape x.shape[:-1]."""
+
+    @abc.abstractmethod
+    def invariant_scales(self, x: Array) -> dict[str, Array]:
+        """Positive floors for relative errors |ΔC| / max(|C|, scale) (an invariant may be ≈ 0)."""
+
+    def projection_invariants(self, kind: str) -> tuple[str, ...]:
+        """Invariants a hard projection keeps: the first declared one ("single") or every one ("multi")."""
+        names = tuple(self.invariants(jnp.ones((self.D,), dtype=jnp.float64)))
+        return names[:1] if kind == "single" else names
+
+    # ----- initial conditions and reference trajectories ---------------------------------------------
+    @abc.abstractmethod
+    def sample_initial(self, key: Array, n: int) -> Array:
+        """n initial states (n, D) from the system's initial-condition family."""
+
+    @abc.abstractmethod
+    def interval(self, x: Array, fine: bool = False) -> Array:
+        """The reference map over one observation interval dt_obs (any batch shape).
+
+        fine=True is a second reference computed differently (smaller step or tighter tolerance): the
+        ground-truth horizon is where the two part.
+        """
+
+    def describe_reference(self, fine: bool = False) -> str:
+        return type(self).__name__
+
+    def tangent_interval(self, x: Array, v: Array) -> tuple[Array, Array]:
+        """(interval(x), D interval(x) · v): the tangent map over one interval, by forward-mode autodiff."""
+        return jax.jvp(self.interval, (x,), (v,))
+
+    def trajectories(self, x0: Array, n_obs: int, fine: bool = False) -> Array:
+        """Reference trajectories (n, n_obs, D) sampled every dt_obs, starting with x0 (n, D)."""
+
+        def step(x, _):
+            x = self.interval(x, fine)
+            return x, x
+
+        _, xs = lax.scan(step, x0, None, length=n_obs - 1)
+        return jnp.concatenate([x0[None], xs], axis=0).swapaxes(0, 1)
+
+    def accept(self, traj: Array) -> dict[str, Array]:
+        """Per-trajectory rejection reasons (name -> bool (n,), True = rejected); empty when all are usable."""
+        return {}
+
+    def diagnostics(self, traj: Array) -> dict:
+        """System-specific checks of the reference data (JSON-able), stored with the dataset."""
+        return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class HamiltonianSystem(System):
+    """Separable H(q, p) = |p|²/2 + V(q) with unit masses, integrated by a composition method; subclasses give V."""
+
+    ref_method: str = "yoshida8"  # reference integrator (validated order in tests)
+    ref_substeps: int = 20  # steps per observation interval
+
+    min_particles: ClassVar[int] = 2
+    dof: ClassVar[int] = 1  # configuration coordinates per particle: D = 2 * dof * N
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ref_substeps < 1:
+            raise InvalidSystemError(f"{self.name}: ref_substeps must be >= 1, got {self.ref_substeps}")
+        if self.ref_method not in METHODS:
+            raise InvalidSystemError(f"{self.name}: ref_method must be one of {sorted(METHODS)}, got {self.ref_method!r}")
 
     # ----- dimension ---------------------------------------------------------------------------------
     @classmethod
     def check_D(cls, D: int) -> str | None:
-        """None when D is a valid phase-space dimension, else a message naming the valid ones."""
-        if not isinstance(D, int) or D % 2 or D // 2 < cls.min_particles:
+        per = 2 * cls.dof
+        if not isinstance(D, int) or D % per or D // per < cls.min_particles:
             return (
-                f"D={D} is invalid for system '{cls.name}': D = 2N must be an even integer with "
-                f"N >= {cls.min_particles} particles (e.g. D=16, 64, 256)"
+                f"D={D} is invalid for system '{cls.name}': D = {per}N must be a multiple of {per} with "
+                f"N >= {cls.min_particles} particles (e.g. D={per * max(cls.min_particles, 4)}, 64, 256, 1024)"
             )
         return None
 
     @property
     def N(self) -> int:
+        """Number of configuration coordinates (= particles for lattices)."""
         return self.D // 2
 
     def split(self, x: Array) -> tuple[Array, Array]:
@@ -87,21 +161,42 @@ class HamiltonianSystem(abc.ABC):
 
     # ----- invariants --------------------------------------------------------------------------------
     def invariants(self, x: Array) -> dict[str, Array]:
-        """First integrals C(x), each of shape x.shape[:-1]."""
         return {"H": self.hamiltonian(x)}
 
-    def projection_invariants(self, kind: str) -> tuple[str, ...]:
-        """Invariants a hard projection keeps: the energy ("single") or every declared one ("multi")."""
-        if kind == "single":
-            return ("H",)
-        return tuple(self.invariants(jnp.zeros((self.D,), dtype=jnp.float64)))
-
     def invariant_scales(self, x: Array) -> dict[str, Array]:
-        """Positive floors for relative errors |ΔC| / max(|C|, scale) (an invariant may be ≈ 0)."""
         q, p = self.split(x)
         return {"H": self.kinetic(p) + jnp.abs(self.potential(q))}
 
-    # ----- initial conditions and reference trajectories ---------------------------------------------
+    # ----- reference trajectories --------------------------------------------------------------------
+    def reference_step(self, x: Array, h: float) -> Array:
+        q, p = self.split(x)
+        q, p = composition_step(lambda p_: p_, self.grad_V, q, p, h, method=self.ref_method)
+        return jnp.concatenate([q, p], axis=-1)
+
+    def interval(self, x: Array, fine: bool = False) -> Array:
+        n = self.ref_substeps * (2 if fine else 1)
+        h = self.dt_obs / n
+        return lax.fori_loop(0, n, lambda _i, y: self.reference_step(y, h), x)
+
+    def describe_reference(self, fine: bool = False) -> str:
+        n = self.ref_substeps * (2 if fine else 1)
+        return f"{self.ref_method}, h = dt_obs/{n} = {self.dt_obs / n:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lattice(HamiltonianSystem):
+    """One-dimensional lattices (FPUT, Toda): random initial states at a fixed energy density."""
+
+    energy_density: float = 1.0  # E / N of the initial conditions
+    ref_substeps: int = 20  # h = 0.025: energy error ~1e-11 at eps = 1 (measured; 10 gives ~1e-8)
+
+    translation_invariant: ClassVar[bool] = False  # periodic lattices: zero the mean of q and p
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.energy_density <= 0:
+            raise InvalidSystemError(f"{self.name}: energy_density must be > 0, got {self.energy_density}")
+
     def sample_initial(self, key: Array, n: int) -> Array:
         """n random states with energy exactly N * energy_density (and zero momentum when periodic)."""
         x = jax.random.normal(key, (n, self.D), dtype=jnp.float64)
@@ -111,22 +206,6 @@ class HamiltonianSystem(abc.ABC):
             p = p - jnp.mean(p, axis=-1, keepdims=True)
             x = jnp.concatenate([q, p], axis=-1)
         return x * _energy_scale(self.hamiltonian, x, self.N * self.energy_density)[:, None]
-
-    def reference_step(self, x: Array, h: float) -> Array:
-        q, p = self.split(x)
-        q, p = composition_step(lambda p_: p_, self.grad_V, q, p, h, method=self.ref_method)
-        return jnp.concatenate([q, p], axis=-1)
-
-    def trajectories(self, x0: Array, n_obs: int) -> Array:
-        """Reference trajectories (n, n_obs, D) sampled every dt_obs, starting with x0 (n, D)."""
-        h = self.dt_obs / self.ref_substeps
-
-        def interval(x, _):
-            x = lax.fori_loop(0, self.ref_substeps, lambda _i, y: self.reference_step(y, h), x)
-            return x, x
-
-        _, xs = lax.scan(interval, x0, None, length=n_obs - 1)
-        return jnp.concatenate([x0[None], xs], axis=0).swapaxes(0, 1)
 
 
 def _energy_scale(hamiltonian, x: Array, target: float, iters: int = 200) -> Array:

@@ -1,6 +1,7 @@
 """Fermi–Pasta–Ulam–Tsingou lattice: H = Σ p²/2 + Σ_bonds (r²/2 + α r³/3 + β r⁴/4), unit masses.
 
-Default is the β model (α = 0, β = 1), periodic, at energy density ε = 1: strongly chaotic with a Lyapunov
+Variants: β (α = 0, the default), α (β = 0; refused above the energy at which bonds escape over the cubic
+barrier) and α+β. Default is the β model (α = 0, β = 1), periodic, at energy density ε = 1: strongly chaotic with a Lyapunov
 time of order 10 that hardly depends on N (SCIENCE §1, §12) — the cleanest axis for scaling in D = 2N.
 """
 
@@ -11,13 +12,16 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from sympscale.systems.base import Array, HamiltonianSystem, InvalidSystemError
+from sympscale.systems.base import Array, Lattice, InvalidSystemError
 
 BOUNDARIES = ("periodic", "fixed")
+# Pure α-FPUT dynamics depend only on α²ε. Measured at α = 0.25: ε = 0.2 stays bounded to t = 2e5, ε = 0.3 escapes
+# (SCIENCE §0.2), so α²ε ≤ 0.2 · 0.25² is the largest energy we accept.
+ALPHA_SAFE = 0.0125
 
 
 @dataclasses.dataclass(frozen=True)
-class FPUT(HamiltonianSystem):
+class FPUT(Lattice):
     alpha: float = 0.0
     beta: float = 1.0
     boundary: str = "periodic"  # periodic: N bonds, P conserved; fixed: q_0 = q_{N+1} = 0, N + 1 bonds
@@ -28,11 +32,17 @@ class FPUT(HamiltonianSystem):
         super().__post_init__()
         if self.boundary not in BOUNDARIES:
             raise InvalidSystemError(f"fput: boundary must be one of {BOUNDARIES}, got {self.boundary!r}")
-        if self.beta < 0 or (self.beta == 0 and self.alpha != 0):
-            # Without a positive quartic term the cubic makes V unbounded below (SCIENCE §0.2).
+        if self.beta < 0:
+            raise InvalidSystemError(f"fput: beta={self.beta} < 0 makes V unbounded below; use beta >= 0")
+        if self.beta == 0 and self.alpha == 0:
+            raise InvalidSystemError("fput: alpha = beta = 0 is the harmonic chain (integrable, no chaos)")
+        if self.beta == 0 and self.alpha**2 * self.energy_density > ALPHA_SAFE:
+            # Pure α: V is unbounded below past the barrier 1/(6α²) at r = −1/α; bonds that cross it run to −∞.
             raise InvalidSystemError(
-                f"fput: need beta > 0 when alpha != 0 (V unbounded below otherwise), got alpha={self.alpha}, "
-                f"beta={self.beta}"
+                f"fput: alpha={self.alpha}, energy_density={self.energy_density} escapes over the cubic barrier "
+                f"V_max = 1/(6 alpha^2) = {1 / (6 * self.alpha**2):.4g} (SCIENCE §0.2): the pure alpha model needs "
+                f"alpha^2 * energy_density <= {ALPHA_SAFE} (energy_density <= {ALPHA_SAFE / self.alpha**2:.4g} here), "
+                f"or add a quartic term beta > 0 (alpha+beta model)"
             )
 
     @property
@@ -49,6 +59,14 @@ class FPUT(HamiltonianSystem):
         r = self.bonds(q)
         v = 0.5 * r**2 + (self.alpha / 3.0) * r**3 + (self.beta / 4.0) * r**4
         return jnp.sum(v, axis=-1)
+
+    def grad_V(self, q: Array) -> Array:
+        """Analytic ∂V/∂q_j = V'(r_{j-1}) − V'(r_j) (faster than autodiff, and its tangent map fuses well)."""
+        r = self.bonds(q)
+        f = r + self.alpha * r * r + self.beta * r**3
+        if self.boundary == "periodic":
+            return jnp.roll(f, 1, axis=-1) - f
+        return f[..., :-1] - f[..., 1:]
 
     def invariants(self, x: Array) -> dict[str, Array]:
         out = super().invariants(x)
