@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REQUIRED = {
@@ -159,3 +160,20 @@ def test_model_zoo_sweep_reports_projected_residuals(tmp_path, env):
             ev["projection"]["invariants"] == ["H", "P"] and ev["projection"]["n_steps"] == 100 * ev["n_trajectories"]
         )
         assert abs(m["capacity_ratio"] - 1) <= 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system, D", [("fput", 16), ("toda", 16), ("nbody", 16), ("cr3bp", 4), ("ks", 64)])
+def test_every_system_runs_end_to_end(tmp_path, env, system, D):
+    """`python -m sympscale.train system=<s> D=<d> model=symp train=smoke`, exactly as the README shows it."""
+    run = tmp_path / "run"
+    r = train([f"system={system}", f"D={D}", "model=symp", "train=smoke", f"hydra.run.dir={run}"], env, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["system"] == system and m["D"] == D and m["status"] == "done"
+    ds, ev = m["dataset"], m["eval"]
+    assert np.isfinite(ds["lyapunov_exponent"]) and ds["ground_truth_horizon_obs"] >= 1
+    assert set(ev["vpt_lyapunov"]) == {"0.3", "0.5"} and ev["horizon_lyapunov"] > 0
+    assert ev["exceeds_ground_truth"] == (ev["horizon"] > ds["ground_truth_horizon_obs"])
+    if ev["exceeds_ground_truth"]:
+        assert "exceeds the valid ground-truth horizon" in r.stdout + r.stderr

@@ -25,7 +25,7 @@ def composed(overrides):
 
 
 def test_groups_present():
-    assert options("system") == ["fput", "toda"]
+    assert options("system") == ["cr3bp", "fput", "ks", "ks_32pi", "nbody", "toda"]
     assert options("model") == ["freeform", "gru", "rk4", "symp"]
     assert options("bptt_window") == ["256", "32", "4", "full"]
     assert options("train") == ["default", "paper", "smoke"]
@@ -36,10 +36,10 @@ def test_groups_present():
     list(itertools.product(options("system"), options("model"), options("bptt_window"), options("train"))),
 )
 def test_every_combination_composes(system, model, window, train):
-    D = 64
+    D = 4 if system == "cr3bp" else 64
     overrides = [f"system={system}", f"model={model}", f"bptt_window={window}", f"train={train}", f"D={D}"]
     cfg = composed(overrides)
-    assert cfg.system.name == system and cfg.model.name == model and cfg.train.preset == train
+    assert cfg.system.name == system.split("_")[0] and cfg.model.name == model and cfg.train.preset == train
     errors = config_errors(cfg)
     if window != "full" and int(window) > cfg.train.horizon:
         assert any("bptt_window" in e for e in errors)
@@ -110,3 +110,34 @@ def test_study_grids_are_valid(experiment):
     sample = jobs if experiment.endswith("_smoke") else jobs[:: max(1, len(jobs) // 10)]
     for job in sample:
         assert config_errors(composed([f"experiment={experiment}", *job])) == [], job
+
+
+# The study grid of DESIGN §6: every system at every D the study uses, and the D each system cannot have.
+STUDY_D = {
+    "fput": [4, 16, 64, 256, 1024],
+    "toda": [16, 64, 256, 1024],
+    "nbody": [16, 64, 256, 1024],
+    "cr3bp": [4],
+    "ks": [64, 128, 256],
+    "ks_32pi": [128, 256],
+}
+IMPOSSIBLE_D = {"fput": [15, 2], "toda": [4, 7], "nbody": [10, 4, 6], "cr3bp": [8, 16], "ks": [63, 8]}
+
+
+@pytest.mark.parametrize("system, D", [(s, d) for s, ds in STUDY_D.items() for d in ds])
+def test_every_system_composes_at_every_study_D(system, D):
+    for model in ("symp", "gru"):
+        cfg = composed([f"system={system}", f"D={D}", f"model={model}"])
+        assert config_errors(cfg) == [], (system, D, model)
+
+
+@pytest.mark.parametrize("system, D", [(s, d) for s, ds in IMPOSSIBLE_D.items() for d in ds])
+def test_impossible_D_is_refused_naming_the_valid_ones(system, D):
+    errors = config_errors(composed([f"system={system}", f"D={D}"]))
+    assert (
+        len(errors) == 1
+        and f"D={D}" in errors[0]
+        and system in errors[0]
+        and "e.g." in errors[0]
+        or "only" in errors[0]
+    )

@@ -40,6 +40,7 @@ def test_jacobi_is_minus_twice_the_canonical_hamiltonian():
     p = x[:, 2:]
     H = 0.5 * jnp.sum(p * p, -1) + x[:, 1] * p[:, 0] - x[:, 0] * p[:, 1] - (1 - s.mu) / r1 - s.mu / r2
     np.testing.assert_allclose(np.asarray(s.jacobi(x)), np.asarray(-2 * H), rtol=1e-14)
+
     # Hamilton's equations of that H give the vector field
     def hamilton(y):
         g = jax.grad(lambda z: _H(s, z))(y)

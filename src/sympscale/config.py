@@ -45,7 +45,7 @@ class NBodyConf(SystemConf):
     escape_radius: float = 4.0
     velocity_cap: float = 0.8
     ref_method: str = "yoshida6"
-    ref_substeps: int = 2
+    ref_substeps: int = 1
 
 
 @dataclass

@@ -44,7 +44,10 @@ def lyapunov_exponent(system: System, x0: jnp.ndarray, n_intervals: int, *, tran
     per = kept.sum(axis=0) / (len(kept) * system.dt_obs)
     # convergence: the estimate over the first and the second half of the kept intervals
     half = len(kept) // 2
-    halves = [float(np.mean(kept[:half].sum(0) / (half * system.dt_obs))), float(np.mean(kept[half:].sum(0) / ((len(kept) - half) * system.dt_obs)))]
+    halves = [
+        float(np.mean(kept[:half].sum(0) / (half * system.dt_obs))),
+        float(np.mean(kept[half:].sum(0) / ((len(kept) - half) * system.dt_obs))),
+    ]
     finite = bool(np.isfinite(per).all())
     return {
         "lambda1": float(np.mean(per)) if finite else float("nan"),

@@ -8,6 +8,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ class JobSpec:
     @classmethod
     def from_config(cls, cfg: Any) -> JobSpec:
         """Unpack a composed config (any mapping-like object) into plain values."""
-        system = dict(cfg.system)
+        system = {
+            k: list(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in cfg.system.items()
+        }
         model = dict(cfg.model)
         projection = model.pop("projection", "none")
         warmup_steps = int(model.pop("warmup_steps", 0))

@@ -9,4 +9,12 @@ from sympscale.integrators.composition import METHODS, ORDERS, composition_step,
 from sympscale.integrators.etdrk4 import etdrk4_coefficients, etdrk4_step
 from sympscale.integrators.rk4 import rk4_step
 
-__all__ = ["METHODS", "ORDERS", "composition_step", "etdrk4_coefficients", "etdrk4_step", "kick_drift_coefficients", "rk4_step"]
+__all__ = [
+    "METHODS",
+    "ORDERS",
+    "composition_step",
+    "etdrk4_coefficients",
+    "etdrk4_step",
+    "kick_drift_coefficients",
+    "rk4_step",
+]

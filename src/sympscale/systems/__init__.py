@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sympscale.systems.base import HamiltonianSystem, InvalidSystemError, System
 from sympscale.systems.cr3bp import CR3BP
 from sympscale.systems.fput import FPUT
@@ -16,7 +18,7 @@ def make_system(name: str, D: int, **params) -> System:
     """Build a system by name; unknown names and impossible D raise InvalidSystemError naming valid values."""
     if name not in SYSTEMS:
         raise InvalidSystemError(f"unknown system {name!r}; valid systems: {', '.join(sorted(SYSTEMS))}")
-    params = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in params.items()}  # hashable for jit
+    params = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in params.items()}
     return SYSTEMS[name](D=D, **params)
 
 
@@ -27,4 +29,16 @@ def check_D(name: str, D: int) -> str | None:
     return SYSTEMS[name].check_D(D)
 
 
-__all__ = ["CR3BP", "FPUT", "KS", "NBody", "SYSTEMS", "HamiltonianSystem", "InvalidSystemError", "System", "Toda", "check_D", "make_system"]
+__all__ = [
+    "CR3BP",
+    "FPUT",
+    "KS",
+    "NBody",
+    "SYSTEMS",
+    "HamiltonianSystem",
+    "InvalidSystemError",
+    "System",
+    "Toda",
+    "check_D",
+    "make_system",
+]

@@ -119,7 +119,9 @@ class HamiltonianSystem(System):
         if self.ref_substeps < 1:
             raise InvalidSystemError(f"{self.name}: ref_substeps must be >= 1, got {self.ref_substeps}")
         if self.ref_method not in METHODS:
-            raise InvalidSystemError(f"{self.name}: ref_method must be one of {sorted(METHODS)}, got {self.ref_method!r}")
+            raise InvalidSystemError(
+                f"{self.name}: ref_method must be one of {sorted(METHODS)}, got {self.ref_method!r}"
+            )
 
     # ----- dimension ---------------------------------------------------------------------------------
     @classmethod

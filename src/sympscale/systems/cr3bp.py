@@ -154,7 +154,9 @@ class CR3BP(System):
     def accept(self, traj: Array) -> dict[str, Array]:
         """Rejections from the observations plus a grid 8x finer (close approaches between observations)."""
         traj = np.asarray(traj)
-        fine = np.asarray(jax.jit(self._fine_trajectories, static_argnums=(1, 2))(jnp.asarray(traj[:, 0]), traj.shape[1], False))
+        fine = np.asarray(
+            jax.jit(self._fine_trajectories, static_argnums=(1, 2))(jnp.asarray(traj[:, 0]), traj.shape[1], False)
+        )
         r1, r2 = (np.asarray(r) for r in self.distances(fine[..., 0], fine[..., 1]))
         finite = np.isfinite(fine).all(axis=(1, 2))
         C = np.asarray(self.jacobi(jnp.asarray(fine)))

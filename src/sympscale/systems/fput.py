@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from sympscale.systems.base import Array, Lattice, InvalidSystemError
+from sympscale.systems.base import Array, InvalidSystemError, Lattice
 
 BOUNDARIES = ("periodic", "fixed")
 # Pure α-FPUT dynamics depend only on α²ε. Measured at α = 0.25: ε = 0.2 stays bounded to t = 2e5, ε = 0.3 escapes

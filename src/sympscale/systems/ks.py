@@ -60,7 +60,7 @@ class KS(System):
 
     def _coefficients(self, h: float) -> dict:
         k = self.wavenumbers()
-        return {name: jnp.asarray(v) for name, v in etdrk4_coefficients(k**2 - k**4, h).items()}
+        return {n: jnp.asarray(v, dtype=jnp.complex128) for n, v in etdrk4_coefficients(k**2 - k**4, h).items()}
 
     def _nonlinear(self, v: Array) -> Array:
         g = jnp.asarray(-0.5j * self.wavenumbers())

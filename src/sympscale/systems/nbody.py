@@ -31,7 +31,7 @@ class NBody(HamiltonianSystem):
     escape_radius: float = 4.0  # reject trajectories in which a body leaves this many disc radii
     velocity_cap: float = 0.8  # initial speeds at most this fraction of the local escape speed
     ref_method: str = "yoshida6"
-    ref_substeps: int = 2  # h = 0.0025: |ΔE/E| ~ 1e-10 at N = 4 (tests), see BENCHMARKS.md for N = 256
+    ref_substeps: int = 1  # h = 0.005: |ΔE/E| ~ 1e-12 at N = 4, ~1e-8 at N = 256 (BENCHMARKS.md)
 
     name: ClassVar[str] = "nbody"
     dof: ClassVar[int] = 2
