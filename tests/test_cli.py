@@ -131,6 +131,8 @@ def test_yaml_defined_seed_range_sweeps_integers(tmp_path, env):
         (["-m", "seed=a-b"], "a-b"),
         (["trian.steps=3"], "trian"),
         (["-m", "D=8,15", "system=fput"], "D=15"),
+        (["system=cr3bp", "D=8"], "D=4 only"),
+        (["system=nbody", "D=10"], "D = 4N"),
         (["-m", "bptt_window=4,32", "train=smoke"], "bptt_window=32"),
     ],
 )

@@ -65,7 +65,7 @@ class CR3BPConf(SystemConf):
 class KSConf(SystemConf):
     dt_obs: float = 1.0
     L: float = 22.0
-    h: float = 0.25
+    h: float = 0.05
     transient: float = 300.0
     ic_modes: int = 4
     ic_amplitude: float = 0.5

@@ -7,7 +7,8 @@ Initial-condition family (any N ≥ 2): a virialised disc. Positions uniform in 
 R = (N/2)^{1/3}, which makes the crossing time R/v_rms ≈ 0.8 for every N; isotropic Gaussian velocities scaled
 to virial equilibrium 2K = |W|, each capped at 0.8 of its body's local escape speed; centre-of-mass frame with
 zero total momentum. Softening ε = `softening` × the mean inter-particle spacing R√(π/N) (Rodionov & Sotnikova
-recommend 1.5–2x below it). Trajectories in which a body leaves `escape_radius` × R are rejected and redrawn.
+recommend 1.5–2x below it). Trajectories that eject a body (unbound and beyond `escape_radius` × R at the end)
+are rejected and redrawn.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sympscale.systems.base import Array, HamiltonianSystem, InvalidSystemError
 class NBody(HamiltonianSystem):
     dt_obs: float = 0.005  # 1,200 observations span ~7 crossing times
     softening: float = 0.5  # Plummer ε in units of the mean inter-particle spacing of the initial disc
-    escape_radius: float = 4.0  # reject trajectories in which a body leaves this many disc radii
+    escape_radius: float = 4.0  # ejection: unbound and beyond this many disc radii at the last observation
     velocity_cap: float = 0.8  # initial speeds at most this fraction of the local escape speed
     ref_method: str = "yoshida6"
     ref_substeps: int = 1  # h = 0.005: |ΔE/E| ~ 1e-12 at N = 4, ~1e-8 at N = 256 (BENCHMARKS.md)
@@ -119,13 +120,20 @@ class NBody(HamiltonianSystem):
         return jnp.concatenate([q, pb.reshape(n, 2 * N)], axis=-1)
 
     def accept(self, traj: Array) -> dict[str, Array]:
+        """Reject ejections: at the last observation a body beyond `escape_radius` disc radii that is unbound
+        (½|p_i|² + φ_i > 0); or any body beyond 5x that radius at any observation (runaway)."""
         traj = np.asarray(traj)
         finite = np.isfinite(traj).all(axis=(1, 2))
         q = traj[..., : self.D // 2].reshape(*traj.shape[:2], self.n_bodies, 2)
-        com = q.mean(axis=-2, keepdims=True)
+        r = np.sqrt(np.sum((q - q.mean(axis=-2, keepdims=True)) ** 2, axis=-1))  # (n, T, N)
+        last = jnp.asarray(np.where(finite[:, None], traj[:, -1], 0.0))
+        phi = -np.asarray(jnp.sum(self._inverse_distances(self.split(last)[0]), axis=-1))  # (n, N)
+        p = np.asarray(self.bodies(self.split(last)[1]))
+        unbound = 0.5 * np.sum(p * p, axis=-1) + phi > 0
         with np.errstate(invalid="ignore"):
-            r = np.sqrt(np.sum((q - com) ** 2, axis=-1)).max(axis=(1, 2))
-            return {"non_finite": ~finite, "escape": finite & (r > self.escape_radius * self.radius)}
+            far = r[:, -1] > self.escape_radius * self.radius
+            runaway = r.max(axis=(1, 2)) > 5 * self.escape_radius * self.radius
+            return {"non_finite": ~finite, "escape": finite & ((far & unbound).any(axis=-1) | runaway)}
 
     def diagnostics(self, traj: Array) -> dict:
         x0 = jnp.asarray(np.asarray(traj)[:, 0])
