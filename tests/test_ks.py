@@ -54,7 +54,7 @@ def test_lyapunov_exponent_L22():
     assert lyap["lambda1"] == pytest.approx(0.048, rel=0.10), lyap["per_trajectory"]
 
 
-@pytest.mark.parametrize("kw", [{"D": 63}, {"D": 8}, {"D": 64, "dt_obs": 0.3}])
+@pytest.mark.parametrize("kw", [{"D": 63}, {"D": 8}, {"D": 64, "dt_obs": 0.33}])
 def test_invalid_settings_refused(kw):
     with pytest.raises(InvalidSystemError):
         make_system("ks", **kw)

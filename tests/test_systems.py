@@ -34,6 +34,10 @@ def test_toda_reference_conserves_invariants_over_dataset_horizon():
     drift = rel_drift(s, traj)
     assert set(drift) == {"H", "P", "I3", "I4"}
     assert max(drift.values()) <= 1e-9, drift
+    # isospectrality of the Lax matrix: every eigenvalue, relative to the spectral radius
+    lam = np.asarray(s.spectrum(traj))
+    assert np.abs(lam - lam[:, :1]).max() / np.abs(lam[:, 0]).max() <= 1e-10
+    assert s.diagnostics(traj)["isospectral_drift"] <= 1e-10
 
 
 def test_fput_reference_conserves_energy_and_momentum():

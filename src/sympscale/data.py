@@ -178,7 +178,9 @@ def load_or_generate(
     traj = np.load(final / "trajectories.npy", mmap_mode="r")
     stats = np.load(final / "stats.npz")
     log(f"dataset {key}: generated in {meta['generation_wall_s']:.1f} s, cached at {final}")
-    lyap, gt = meta["lyapunov"], meta["ground_truth"]
+    lyap, gt, ic = meta["lyapunov"], meta["ground_truth"], meta["initial_conditions"]
+    if sum(ic["rejected"].values()):
+        log(f"dataset {key}: initial-condition filter kept {ic['kept']} of {ic['drawn']} draws ({ic['rejected']})")
     log(
         f"dataset {key}: lambda1 = {lyap['lambda1']:.4g} +- {lyap['lambda1_std']:.2g} per time unit; ground truth "
         f"valid for {gt['horizon_obs']} observations (t = {gt['horizon_time']:g}; two references agree to NRMSE "
