@@ -27,10 +27,13 @@ def _config_fields(cfg: dict) -> dict:
     """The config keys that identify a run in the study."""
     g = lambda *keys, default=None: _get(cfg, keys, default)  # noqa: E731
     window = g("bptt_window", "name")
+    name, projection = g("model", "name"), g("model", "projection", default="none")
     return {
         "system": g("system", "name"),
         "D": g("D"),
-        "model": g("model", "name"),
+        # a projected model is its own method in every table and figure: symp, symp+single, symp+multi, ...
+        "model": name if projection in (None, "none") else f"{name}+{projection}",
+        "model_name": name,
         "seed": g("seed"),
         "data_seed": g("data_seed"),
         "bptt_window": str(window) if window is not None else None,
@@ -41,7 +44,7 @@ def _config_fields(cfg: dict) -> dict:
         "memory": g("train", "memory"),
         "width": g("capacity", "width"),
         "depth": g("capacity", "depth"),
-        "projection": g("model", "projection", default="none"),
+        "projection": projection,
         "experiment": (g("_hydra", "choices", default={}) or {}).get("experiment"),
         "overrides": " ".join(g("_hydra", "overrides", default=[]) or []),
     }
