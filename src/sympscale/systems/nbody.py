@@ -89,11 +89,12 @@ class NBody(HamiltonianSystem):
         }
 
     def invariant_scales(self, x: Array) -> dict[str, Array]:
+        out = super().invariant_scales(x)  # "H": kinetic + |potential|
         q, p = (self.bodies(z) for z in self.split(x))
         speed = jnp.sqrt(jnp.sum(p * p, axis=-1))
         pnorm = jnp.sum(speed, axis=-1)
         return {
-            "E": self.kinetic(self.split(x)[1]) + jnp.abs(self.potential(self.split(x)[0])),
+            "E": out["H"],
             "Px": pnorm,
             "Py": pnorm,
             "Lz": jnp.sum(jnp.sqrt(jnp.sum(q * q, axis=-1)) * speed, axis=-1),
