@@ -88,6 +88,8 @@ def rollout_metrics(
                 "mean_iterations": float(iters.mean()),
                 "max_iterations": int(iters.max()),
                 "frac_steps_within_5": float(np.mean(iters <= 5)),
+                # steps that took k Newton iterations, k = 0 … max_iter (0: already on the level set)
+                "iterations_histogram": np.bincount(iters.ravel(), minlength=projector.max_iter + 1).tolist(),
                 "n_not_converged": int((~ok).sum()),
                 "n_steps": int(ok.size),
             },

@@ -1,10 +1,16 @@
 """Hard projection of a state onto its invariants' level set: C(y) = C(y₀) (SCIENCE §10).
 
-Orthogonal projection along the invariants' gradients at the predicted state ỹ: y = ỹ + G₀ᵀλ with
-G₀ = ∂g/∂y(ỹ), solved for λ by Newton's method, λ ← λ − (G(y) G₀ᵀ)⁻¹ g(y), where g_i = (C_i(y) − C_i(y₀)) / s_i
-is scaled to O(1) by each invariant's scale at y₀. (The simplified Newton of SCIENCE §10, with G frozen, only
-converges linearly: a poorly trained model's 10 % energy error per step took 7–10 iterations; full Newton
-takes 2–4.) Iterates until max|g| < tol or max_iter; iterations and failures are returned, never hidden.
+Newton's method on g(y) = 0, g_i = (C_i(y) − C_i(y₀)) / s_i, each invariant scaled to O(1) by its scale at y₀.
+Every iteration is the minimum-norm Newton step re-linearised at the current iterate,
+    δ = −G(y)ᵀ (G(y) G(y)ᵀ)⁻¹ g(y),   G = ∂g/∂y (m × D, m reverse passes),
+with a backtracking line search over α ∈ {1, ½, ¼, ⅛, 1/16} that takes the longest step reducing max|g|.
+It starts at the model's prediction ỹ, so the first step is the orthogonal one; near the level set it converges
+quadratically like the orthogonal projection of SCIENCE §10, and far from it the re-linearisation and the line
+search keep it converging. (Measured on a briefly trained Toda model, 13 % median invariant error per step, projecting
+onto {H, P, I₃, I₄}: Newton along the direction frozen at ỹ failed on 1.2 % of steps and, because a failed step
+leaves the state off the level set, the rollout's invariants drifted by O(1); this iteration converged on all 8,000.)
+Iterates until max|g| < tol or max_iter; iterations and failures are returned, never hidden. A failed projection
+keeps the model's own state (counted) rather than injecting a wild correction.
 
 Gradient rule: straight-through. The backward pass treats the projection as the identity (y_out = ỹ + a
 constant correction), so training sees the model's own Jacobian and never differentiates the Newton loop.
@@ -30,7 +36,7 @@ class Projector:
     invariants: Callable  # x (..., D) -> dict[name, (...)]
     scales: Callable  # x (..., D) -> dict[name, (...)] positive floors
     names: tuple[str, ...]
-    tol: float = 1e-13
+    tol: float = 1e-12  # on the scaled residual: 100x below the 1e-10 the study asks, ~1e4x above round-off
     max_iter: int = 10
 
     def targets(self, x0):
@@ -47,23 +53,26 @@ class Projector:
     def project_one(self, y, c0, s):
         """Project one state (D,); returns (y, iterations, converged)."""
         jac = jax.jacrev(self._g)  # m reverse passes: m (invariants) << D
-        G0 = jac(y, c0, s)  # (m, D): the projection direction, fixed at ỹ
+        alphas = 0.5 ** jnp.arange(5, dtype=y.dtype)
 
         def cond(state):
             _, r, it = state
             return (jnp.max(jnp.abs(r)) >= self.tol) & (it < self.max_iter)
 
         def body(state):
-            lam, r, it = state
-            lam = lam - jnp.linalg.solve(jac(y + G0.T @ lam, c0, s) @ G0.T, r)
-            return lam, self._g(y + G0.T @ lam, c0, s), it + 1
+            x, r, it = state
+            G = jac(x, c0, s)
+            d = -G.T @ jnp.linalg.solve(G @ G.T, r)
+            rs = jax.vmap(lambda a: self._g(x + a * d, c0, s))(alphas)
+            norms = jnp.max(jnp.abs(rs), axis=-1)
+            norms = jnp.where(jnp.isfinite(norms), norms, jnp.inf)
+            better = norms < jnp.max(jnp.abs(r))
+            k = jnp.where(better.any(), jnp.argmax(better), jnp.argmin(norms))
+            return x + alphas[k] * d, rs[k], it + 1
 
-        lam0 = jnp.zeros(len(self.names), dtype=y.dtype)
-        lam, r, it = lax.while_loop(cond, body, (lam0, self._g(y, c0, s), jnp.asarray(0)))
-        y_new = y + G0.T @ lam
-        ok = jnp.all(jnp.isfinite(y_new)) & (jnp.max(jnp.abs(r)) < self.tol)
-        # a failed projection keeps the model's own state (counted) rather than injecting a wild correction
-        return jnp.where(ok, y_new, y), it, ok
+        x, r, it = lax.while_loop(cond, body, (y, self._g(y, c0, s), jnp.asarray(0)))
+        ok = jnp.all(jnp.isfinite(x)) & (jnp.max(jnp.abs(r)) < self.tol)
+        return jnp.where(ok, x, y), it, ok
 
     def __call__(self, y, c0, s):
         """Project a batch (B, D) with straight-through gradients; returns (y, iterations (B,), converged (B,))."""
@@ -72,7 +81,7 @@ class Projector:
         return y + (y_proj - y_sg), it, ok
 
 
-def make_projector(system, kind: str, *, tol: float = 1e-13, max_iter: int = 10) -> Projector | None:
+def make_projector(system, kind: str, *, tol: float = 1e-12, max_iter: int = 10) -> Projector | None:
     """The projector of a system for `kind` (none | single | multi), or None for none."""
     if kind not in KINDS:
         raise ValueError(f"projection={kind!r} is unknown; valid: {', '.join(KINDS)}")
