@@ -9,13 +9,9 @@ from sympscale.evaluation import rollout_metrics
 from sympscale.integrators import rk4_step
 from sympscale.models import (
     Capacity,
-    FreeformModel,
-    GRUModel,
-    SympModel,
     build,
     param_count,
-    solve_freeform_widths,
-    solve_gru_sizes,
+    target_params,
 )
 from sympscale.projection import make_projector
 from sympscale.systems import SYSTEMS, check_D, make_system
@@ -26,14 +22,18 @@ GRID = [(s, D) for s in sorted(SYSTEMS) for D in (4, 16, 64, 256, 1024) if check
 @pytest.mark.parametrize("system, D", GRID)
 @pytest.mark.parametrize("width", [64, 512])
 def test_capacity_ratio_within_0p1_percent_over_the_grid(system, D, width):
-    target = SympModel.count(D, width, 3)
-    counts = {
-        "gru": GRUModel.count(D, *solve_gru_sizes(D, target)),
-        "rk4": target,  # the same Hamiltonian networks
-        "freeform": FreeformModel.count(D, *solve_freeform_widths(D, target, 3), 3),
-    }
-    for name, count in counts.items():
-        assert abs(count / target - 1) <= 1e-3, (name, count, target)
+    """Every model built for (system, D) as the pipeline builds it: real parameter counts, ratio to symp's."""
+    exact = make_system(system, D).exact_quadratic()
+    kw = dict(D=D, dt=0.1, mean=np.zeros(D), std=np.ones(D), capacity=Capacity(width=width), exact=exact)
+    counts = {}
+    for name in ("symp", "gru", "rk4", "freeform"):
+        model, info = build(name, **kw)
+        shapes = jax.eval_shape(model.init, jax.random.key(0))
+        assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == info["params"]
+        counts[name] = info["params"]
+    assert counts["symp"] == target_params(D, Capacity(width=width), exact)
+    for name in ("gru", "rk4", "freeform"):
+        assert abs(counts[name] / counts["symp"] - 1) <= 1e-3, (name, counts)
 
 
 @pytest.mark.parametrize("name", ["rk4", "freeform"])

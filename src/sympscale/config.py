@@ -82,6 +82,8 @@ class SympConf(ModelConf):
     substeps: int = 4
     method: str = "yoshida4"
     activation: str = "softplus"
+    kinetic: str = "auto"  # auto | quadratic | mlp | none (auto: none where the system has an exact part)
+    spectral_norm: bool = False
     warmup_steps: int = 0  # train with leapfrog for this many steps before switching to `method`
 
 
@@ -94,6 +96,8 @@ class GRUConf(ModelConf):
 class RK4Conf(ModelConf):
     substeps: int = 4
     activation: str = "softplus"
+    kinetic: str = "auto"
+    spectral_norm: bool = False
 
 
 @dataclass

@@ -119,7 +119,9 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     system = make_system(spec.system, spec.D, **spec.system_params)
     data = load_or_generate(system, spec.data, data_seed=spec.data_seed, cache_dir=spec.cache_dir, log=echo)
     options = dict(spec.model_options)
-    kw = dict(D=spec.D, dt=system.dt_obs, mean=data.mean, std=data.std, capacity=spec.capacity)
+    kw = dict(
+        D=spec.D, dt=system.dt_obs, mean=data.mean, std=data.std, capacity=spec.capacity, exact=system.exact_quadratic()
+    )
     model, info = build(spec.model, **kw, options=options)
     warmup = None
     if spec.warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first

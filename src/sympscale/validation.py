@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sympscale.models import MODELS, SympModel, solve_freeform_widths, solve_gru_sizes
+from sympscale.integrators import METHODS
+from sympscale.models import (
+    MODELS,
+    Capacity,
+    solve_freeform_widths,
+    solve_gru_sizes,
+    target_params,
+)
+from sympscale.models.nn import ACTIVATIONS
+from sympscale.models.symp import KINETICS
 from sympscale.projection import KINDS as PROJECTIONS
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
@@ -15,17 +24,34 @@ def config_errors(cfg: Any) -> list[str]:
     errors: list[str] = []
     system = dict(cfg.system)
     name = system.pop("name")
+    exact = None
     if name not in SYSTEMS:
         errors.append(f"system={name!r} is unknown; valid: {', '.join(sorted(SYSTEMS))}")
     else:
         try:
-            make_system(name, cfg.D, **system)
+            exact = make_system(name, cfg.D, **system).exact_quadratic()
         except InvalidSystemError as e:
             errors.append(str(e))
+    kinetic = cfg.model.get("kinetic", "auto")
+    if kinetic not in ("auto", *KINETICS):
+        errors.append(f"model.kinetic={kinetic!r} is unknown; valid: auto, {', '.join(KINETICS)}")
+    elif kinetic == "none" and exact is None and name in SYSTEMS:
+        errors.append(
+            f"model.kinetic=none needs a system with a known quadratic part carrying ½|p|² (cr3bp); {name} has "
+            f"none: use auto, quadratic or mlp"
+        )
+    method = cfg.model.get("method", "yoshida4")
+    if method not in METHODS:
+        errors.append(f"model.method={method!r} is unknown; valid: {', '.join(METHODS)}")
+    activation = cfg.model.get("activation", "softplus")
+    if activation not in ACTIVATIONS:
+        errors.append(f"model.activation={activation!r} is unknown; valid: {', '.join(ACTIVATIONS)}")
+    if cfg.model.get("substeps", 1) < 1:
+        errors.append(f"model.substeps={cfg.model.substeps} must be >= 1")
     if cfg.model.name not in MODELS:
         errors.append(f"model={cfg.model.name!r} is unknown; valid: {', '.join(MODELS)}")
     elif cfg.model.name in ("gru", "freeform") and cfg.capacity.width >= 1 and cfg.capacity.depth >= 1:
-        target = SympModel.count(cfg.D, cfg.capacity.width, cfg.capacity.depth)
+        target = target_params(cfg.D, Capacity(cfg.capacity.width, cfg.capacity.depth), exact)
         try:
             if cfg.model.name == "gru":
                 solve_gru_sizes(cfg.D, target)

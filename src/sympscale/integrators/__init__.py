@@ -5,7 +5,14 @@ by one kernel; `rk4` is the classical non-symplectic reference; `etdrk4` the exp
 diagonal (Fourier-space) systems. The adaptive Dormand–Prince 8(7) reference comes from diffrax (CR3BP).
 """
 
-from sympscale.integrators.composition import METHODS, ORDERS, composition_step, kick_drift_coefficients
+from sympscale.integrators.composition import (
+    METHODS,
+    ORDERS,
+    composition_step,
+    kick_drift_coefficients,
+    quadratic_flow,
+    split_step,
+)
 from sympscale.integrators.etdrk4 import etdrk4_coefficients, etdrk4_step
 from sympscale.integrators.rk4 import rk4_step
 
@@ -16,5 +23,7 @@ __all__ = [
     "etdrk4_coefficients",
     "etdrk4_step",
     "kick_drift_coefficients",
+    "quadratic_flow",
     "rk4_step",
+    "split_step",
 ]

@@ -27,6 +27,16 @@ class Capacity:
     depth: int = 3
 
 
+def default_kinetic(exact: np.ndarray | None) -> str:
+    """The symp model's kinetic term for a system: none when its known quadratic part carries ½|p|²."""
+    return "quadratic" if exact is None else "none"
+
+
+def target_params(D: int, capacity: Capacity, exact: np.ndarray | None = None) -> int:
+    """Parameter count every model of a (system, D, capacity) is matched to: the default symp model's."""
+    return SympModel.count(D, capacity.width, capacity.depth, default_kinetic(exact))
+
+
 def build(
     name: str,
     *,
@@ -36,25 +46,35 @@ def build(
     std: np.ndarray,
     capacity: Capacity,
     options: dict | None = None,
+    exact: np.ndarray | None = None,
 ):
-    """Build a model and return (model, info) where info records exact sizes and the capacity ratio."""
+    """Build a model and return (model, info) where info records exact sizes and the capacity ratio.
+
+    `exact` is the system's known quadratic part (`System.exact_quadratic()`), used by symp and rk4.
+    """
     options = dict(options or {})
-    target = SympModel.count(D, capacity.width, capacity.depth)
+    target = target_params(D, capacity, exact)
     N = D // 2
     if name in ("symp", "rk4"):
         if name == "rk4":
             options["method"] = "rk4"
+        if options.get("kinetic", "auto") == "auto":
+            options["kinetic"] = default_kinetic(exact)
         model = SympModel(
             D=D,
             width=capacity.width,
             depth=capacity.depth,
             dt=dt,
+            exact=exact,
             q_mean=np.asarray(mean[:N]),
             q_std=np.asarray(std[:N]),
+            p_mean=np.asarray(mean[N:]),
+            p_std=np.asarray(std[N:]),
             energy_scale=float(0.5 * np.sum(std[N:] ** 2 + mean[N:] ** 2)),
             **options,
         )
-        count, sizes = target, {"width": capacity.width, "depth": capacity.depth}
+        count = SympModel.count(D, capacity.width, capacity.depth, model.kinetic)
+        sizes = {"width": capacity.width, "depth": capacity.depth, "kinetic": model.kinetic}
     elif name == "gru":
         H, E, K = solve_gru_sizes(D, target)
         model = GRUModel(
@@ -87,7 +107,9 @@ __all__ = [
     "GRUModel",
     "SympModel",
     "build",
+    "default_kinetic",
     "param_count",
     "solve_freeform_widths",
     "solve_gru_sizes",
+    "target_params",
 ]

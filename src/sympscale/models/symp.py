@@ -1,9 +1,19 @@
-"""Learned separable Hamiltonian H_θ(q, p) = T_θ(p) + V_θ(q), integrated with Yoshida-4.
+"""Learned Hamiltonian H_θ = H_A(x) + T_θ(p) + V_θ(q), integrated by a symplectic splitting (Yoshida-4).
 
 The model acts on canonical coordinates, so each step is exactly a symplectic map of (q, p); normalisation
-happens only inside the networks (fixed affine maps of q, which keep V a function of q alone).
-T(p) = ½ |Lᵀ p|² with L lower triangular and a softplus diagonal (positive definite, identity at init);
-V(q) = E₀ · MLP((q − μ_q) / σ_q), with E₀ the mean kinetic energy of the training split.
+happens only inside the networks (fixed affine maps, which keep V a function of q and T one of p).
+
+- V(q) = E₀ · MLP((q − μ_q) / σ_q), E₀ the mean kinetic energy ½|p|² of the training split.
+- T(p) (`kinetic`): "quadratic" ½ |Lᵀ p|², L lower triangular with softplus diagonal (positive definite,
+  identity at init); "mlp" ½ |p|² + E₀ · MLP((p − μ_p) / σ_p) (a learned correction to unit masses, ≈ 0 at init);
+  "none" (only with a known part that carries the kinetic energy).
+- H_A (`exact`): a known quadratic part ½ xᵀ S x the system declares (CR3BP: ½|p|² + y pₓ − x p_y, the kinetic
+  and Coriolis terms that make the rotating-frame Hamiltonian non-separable, SCIENCE §0.1). Its flow exp(t J S)
+  is exact, so the step stays explicit and symplectic: the splitting's drift becomes the exact flow of
+  H_A + T (one matrix exponential when T is quadratic or absent; T(t/2) ∘ exp(t J S) ∘ T(t/2) for an MLP T).
+- `spectral_norm`: every dense layer of the MLPs uses W / σ(W) (Miyato et al. 2018), σ by power iteration
+  from a fixed start with the singular vectors held constant in the gradient; each layer is then 1-Lipschitz.
+- `method="rk4"` integrates the same H_θ with RK4: structure in the vector field, not in the integrator.
 """
 
 from __future__ import annotations
@@ -13,25 +23,42 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
-from sympscale.integrators import composition_step, rk4_step
-from sympscale.models.nn import Array, StateCarry, mlp, mlp_init, mlp_param_count
+from sympscale.integrators import METHODS, quadratic_flow, rk4_step, split_step
+from sympscale.models.nn import ACTIVATIONS, Array, StateCarry, mlp, mlp_init, mlp_param_count, spectral_normalise
 
 _SOFTPLUS_INV_1 = float(np.log(np.expm1(1.0)))
+KINETICS = ("quadratic", "mlp", "none")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SympModel(StateCarry):
     D: int
     width: int
-    depth: int  # hidden layers of the potential MLP
+    depth: int  # hidden layers of the potential MLP (and of an MLP kinetic term)
     dt: float  # observation interval the step covers
-    substeps: int = 4  # Yoshida-4 steps per observation interval
-    method: str = "yoshida4"  # or "rk4": the same learned H, integrated by RK4 (structure only in the field)
+    substeps: int = 4  # integrator steps per observation interval
+    method: str = "yoshida4"  # a composition method of `integrators.METHODS`, or "rk4"
     activation: str = "softplus"
+    kinetic: str = "quadratic"
+    spectral_norm: bool = False
+    exact: np.ndarray | None = None  # (D, D) symmetric S of a known part H_A = ½ xᵀ S x, or None
     q_mean: np.ndarray | None = None  # (N,) from the training split
     q_std: np.ndarray | None = None
+    p_mean: np.ndarray | None = None
+    p_std: np.ndarray | None = None
     energy_scale: float = 1.0
+
+    def __post_init__(self):
+        if self.method != "rk4" and self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is unknown; valid: rk4, {', '.join(METHODS)}")
+        if self.kinetic not in KINETICS:
+            raise ValueError(f"kinetic={self.kinetic!r} is unknown; valid: {', '.join(KINETICS)}")
+        if self.kinetic == "none" and self.exact is None:
+            raise ValueError("kinetic=none needs a system with a known quadratic part (it would leave q frozen)")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is unknown; valid: {', '.join(ACTIVATIONS)}")
 
     @property
     def name(self) -> str:
@@ -41,60 +68,128 @@ class SympModel(StateCarry):
     def N(self) -> int:
         return self.D // 2
 
-    def potential_sizes(self) -> list[int]:
-        return [self.N] + [self.width] * self.depth + [1]
-
     @staticmethod
-    def count(D: int, width: int, depth: int) -> int:
+    def count(D: int, width: int, depth: int, kinetic: str = "quadratic") -> int:
         """Exact parameter count without building the model (used to match capacities)."""
         N = D // 2
-        return mlp_param_count([N] + [width] * depth + [1]) + N * (N + 1) // 2
+        mlp_count = mlp_param_count([N] + [width] * depth + [1])
+        return mlp_count + {"quadratic": N * (N + 1) // 2, "mlp": mlp_count, "none": 0}[kinetic]
 
     def init(self, key: Array) -> dict:
-        return {
-            "V": mlp_init(key, self.potential_sizes(), last_scale=0.01),  # V ≈ 0 at init: near-free motion
-            "T_diag": jnp.full((self.N,), _SOFTPLUS_INV_1, dtype=jnp.float64),
-            "T_off": jnp.zeros((self.N * (self.N - 1) // 2,), dtype=jnp.float64),
-        }
+        sizes = [self.N] + [self.width] * self.depth + [1]
+        kV, kT = jax.random.split(key)
+        params = {"V": mlp_init(kV, sizes, last_scale=0.01)}  # V ≈ 0 at init: near-free motion
+        if self.kinetic == "quadratic":
+            params["T_diag"] = jnp.full((self.N,), _SOFTPLUS_INV_1, dtype=jnp.float64)
+            params["T_off"] = jnp.zeros((self.N * (self.N - 1) // 2,), dtype=jnp.float64)
+        elif self.kinetic == "mlp":
+            params["T"] = mlp_init(kT, sizes, last_scale=0.01)
+        return params
+
+    # ----- the learned Hamiltonian ------------------------------------------------------------------------
+
+    def _networks(self, params) -> dict:
+        """Parameters as the networks use them (spectrally normalised layers when asked)."""
+        if not self.spectral_norm:
+            return params
+        return {k: [spectral_normalise(layer) for layer in v] if k in ("V", "T") else v for k, v in params.items()}
 
     def _cholesky(self, params) -> Array:
         rows, cols = np.tril_indices(self.N, k=-1)
         L = jnp.zeros((self.N, self.N), dtype=jnp.float64).at[rows, cols].set(params["T_off"])
         return L + jnp.diag(jax.nn.softplus(params["T_diag"]))
 
-    def kinetic(self, params, p: Array) -> Array:
-        u = p @ self._cholesky(params)  # Lᵀ p for each row
-        return 0.5 * jnp.sum(u * u, axis=-1)
+    def _mass_inverse(self, net) -> Array:
+        L = self._cholesky(net)
+        return L @ L.T
+
+    def _T(self, net, p: Array) -> Array:
+        if self.kinetic == "quadratic":
+            u = p @ self._cholesky(net)  # Lᵀ p for each row
+            return 0.5 * jnp.sum(u * u, axis=-1)
+        if self.kinetic == "mlp":
+            z = (p - self.p_mean) / self.p_std
+            return 0.5 * jnp.sum(p * p, axis=-1) + self.energy_scale * mlp(net["T"], z, self.activation)[..., 0]
+        return jnp.zeros(p.shape[:-1], dtype=p.dtype)
+
+    def _V(self, net, q: Array) -> Array:
+        z = (q - self.q_mean) / self.q_std
+        return self.energy_scale * mlp(net["V"], z, self.activation)[..., 0]
+
+    def _H(self, net, x: Array) -> Array:
+        q, p = x[..., : self.N], x[..., self.N :]
+        H = self._T(net, p) + self._V(net, q)
+        if self.exact is not None:
+            H = H + 0.5 * jnp.sum((x @ jnp.asarray(self.exact)) * x, axis=-1)
+        return H
+
+    def kinetic_energy(self, params, p: Array) -> Array:
+        return self._T(self._networks(params), p)
 
     def potential(self, params, q: Array) -> Array:
-        z = (q - self.q_mean) / self.q_std
-        return self.energy_scale * mlp(params["V"], z, self.activation)[..., 0]
+        return self._V(self._networks(params), q)
 
     def hamiltonian(self, params, x: Array) -> Array:
-        q, p = x[..., : self.N], x[..., self.N :]
-        return self.kinetic(params, p) + self.potential(params, q)
+        return self._H(self._networks(params), x)
 
     # ----- world-model interface: encode -> step* -> observe ---------------------------------------------
 
     def step(self, params, x: Array) -> Array:
-        """Advance (..., D) states by one observation interval (substeps of Yoshida-4)."""
-
-        def grad_T(p):
-            return jax.grad(lambda p_: jnp.sum(self.kinetic(params, p_)))(p)
-
-        def grad_V(q):
-            return jax.grad(lambda q_: jnp.sum(self.potential(params, q_)))(q)
-
+        """Advance (..., D) states by one observation interval (`substeps` steps of the integrator)."""
+        net = self._networks(params)  # normalised once per interval, shared by every force evaluation
         h = self.dt / self.substeps
         if self.method == "rk4":
+            n = self.N
 
             def field(y):
-                return jnp.concatenate([grad_T(y[..., self.N :]), -grad_V(y[..., : self.N])], axis=-1)
+                g = jax.grad(lambda y_: jnp.sum(self._H(net, y_)))(y)
+                return jnp.concatenate([g[..., n:], -g[..., :n]], axis=-1)
 
             for _ in range(self.substeps):
                 x = rk4_step(field, x, h)
             return x
+
+        def kick(q, t):
+            return -t * jax.grad(lambda q_: jnp.sum(self._V(net, q_)))(q)
+
+        flow_A = self._flow_A(net)
         q, p = x[..., : self.N], x[..., self.N :]
         for _ in range(self.substeps):
-            q, p = composition_step(grad_T, grad_V, q, p, h, method=self.method)
+            q, p = split_step(kick, flow_A, q, p, h, method=self.method)
         return jnp.concatenate([q, p], axis=-1)
+
+    def _flow_A(self, net):
+        """Exact flow (q, p, t) -> (q, p) of everything but V: the drift of T, with H_A when declared."""
+
+        def grad_T(p):
+            return jax.grad(lambda p_: jnp.sum(self._T(net, p_)))(p)
+
+        if self.exact is None:
+            return lambda q, p, t: (q + t * grad_T(p), p)
+        S = np.asarray(self.exact, dtype=np.float64)
+        if self.kinetic == "quadratic":  # H_A + T is quadratic: one exponential of the learned matrix
+            S = jnp.asarray(S).at[self.N :, self.N :].add(self._mass_inverse(net))
+            maps = {}
+        else:  # t is a Python float for each stage: exp(t J S) is a constant of the program
+            S, maps = None, {}
+
+        def linear(x, t):
+            key = float(t)
+            if key not in maps:
+                maps[key] = quadratic_flow(S, t) if S is not None else jnp.asarray(self._exact_map(key))
+            return x @ maps[key].T
+
+        def flow(q, p, t):
+            if self.kinetic == "mlp":
+                q = q + (t / 2) * grad_T(p)
+            x = linear(jnp.concatenate([q, p], axis=-1), t)
+            q, p = x[..., : self.N], x[..., self.N :]
+            if self.kinetic == "mlp":
+                q = q + (t / 2) * grad_T(p)
+            return q, p
+
+        return flow
+
+    def _exact_map(self, t: float) -> np.ndarray:
+        S, n = np.asarray(self.exact, dtype=np.float64), self.N
+        return scipy.linalg.expm(t * np.concatenate([S[n:], -S[:n]], axis=0))

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from sympscale.integrators import METHODS, composition_step
@@ -64,6 +65,14 @@ class System(abc.ABC):
         """Invariants a hard projection keeps: the first declared one ("single") or every one ("multi")."""
         names = tuple(self.invariants(jnp.ones((self.D,), dtype=jnp.float64)))
         return names[:1] if kind == "single" else names
+
+    def exact_quadratic(self) -> np.ndarray | None:
+        """S of a known quadratic part H_A(x) = ½ xᵀ S x of the Hamiltonian that a learned model may keep exact.
+
+        None for most systems. A system whose Hamiltonian is not separable only through such a part (CR3BP's
+        Coriolis term) declares it, so the symplectic model integrates exp(t J S) exactly and learns the rest.
+        """
+        return None
 
     # ----- initial conditions and reference trajectories ---------------------------------------------
     @abc.abstractmethod

@@ -85,6 +85,19 @@ class CR3BP(System):
         Vy = (a1 + a2) * y
         return jnp.stack([px + y, py - x, py - Vx, -px - Vy], axis=-1)
 
+    def exact_quadratic(self) -> np.ndarray:
+        """H_A = ½|p|² + y pₓ − x p_y (kinetic + Coriolis; its flow is a drift then a rotation by −t)."""
+        S = np.zeros((4, 4))
+        S[2, 2] = S[3, 3] = 1.0
+        S[1, 2] = S[2, 1] = 1.0
+        S[0, 3] = S[3, 0] = -1.0
+        return S
+
+    def potential(self, q: Array) -> Array:
+        """V(q) = −(1−μ)/r₁ − μ/r₂: H = H_A + V."""
+        r1, r2 = self.distances(q[..., 0], q[..., 1])
+        return -(1 - self.mu) / r1 - self.mu / r2
+
     def jacobi(self, s: Array) -> Array:
         v = self.velocity(s)
         return 2 * self.omega(s[..., 0], s[..., 1]) - jnp.sum(v * v, axis=-1)
