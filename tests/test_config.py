@@ -72,6 +72,11 @@ def test_typo_and_wrong_type_fail_at_composition():
         (["bptt_window=32", "train=smoke"], "bptt_window=32"),
         (["eval.horizon=5000"], "eval.horizon=5000"),
         (["train.memory=magic"], "magic"),
+        (["model.kinetic=none"], "model.kinetic=none"),
+        (["system=cr3bp", "D=4", "model.kinetic=none", "model.exact_part=false"], "exact_part=False"),
+        (["model.kinetic=cubic"], "cubic"),
+        (["model.method=euler"], "euler"),
+        (["model.activation=relu6"], "relu6"),
     ],
 )
 def test_semantic_errors_name_the_bad_value(overrides, fragment):

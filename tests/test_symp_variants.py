@@ -124,3 +124,10 @@ def test_spectral_normalisation_gives_unit_spectral_norm():
 def test_bad_options_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         build("symp", D=8, dt=0.5, mean=np.zeros(8), std=np.ones(8), capacity=Capacity(width=8, depth=1), options=bad)
+
+
+def test_exact_part_can_be_ablated_and_the_capacity_target_stays_the_systems():
+    kw = dict(D=4, dt=0.1, mean=np.zeros(4), std=np.ones(4), capacity=Capacity(width=16, depth=2), exact=CR3BP_S)
+    model, info = build("symp", **kw, options={"exact_part": False})
+    assert model.exact is None and model.kinetic == "quadratic"
+    assert info["symp_params"] == build("symp", **kw)[1]["params"] == info["params"] - 3  # + the 2x2 Cholesky

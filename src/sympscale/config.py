@@ -84,6 +84,7 @@ class SympConf(ModelConf):
     activation: str = "softplus"
     kinetic: str = "auto"  # auto | quadratic | mlp | none (auto: none where the system has an exact part)
     spectral_norm: bool = False
+    exact_part: bool = True  # integrate the system's known quadratic part exactly (false: learn it, ablation)
     warmup_steps: int = 0  # train with leapfrog for this many steps before switching to `method`
 
 
@@ -98,6 +99,7 @@ class RK4Conf(ModelConf):
     activation: str = "softplus"
     kinetic: str = "auto"
     spectral_norm: bool = False
+    exact_part: bool = True
 
 
 @dataclass

@@ -35,10 +35,10 @@ def config_errors(cfg: Any) -> list[str]:
     kinetic = cfg.model.get("kinetic", "auto")
     if kinetic not in ("auto", *KINETICS):
         errors.append(f"model.kinetic={kinetic!r} is unknown; valid: auto, {', '.join(KINETICS)}")
-    elif kinetic == "none" and exact is None and name in SYSTEMS:
+    elif kinetic == "none" and (exact is None or not cfg.model.get("exact_part", True)) and name in SYSTEMS:
         errors.append(
-            f"model.kinetic=none needs a system with a known quadratic part carrying ½|p|² (cr3bp); {name} has "
-            f"none: use auto, quadratic or mlp"
+            f"model.kinetic=none needs the known quadratic part of a system that has one (cr3bp) to carry ½|p|², "
+            f"and {name} with exact_part={cfg.model.get('exact_part', True)} has none: use auto, quadratic or mlp"
         )
     method = cfg.model.get("method", "yoshida4")
     if method not in METHODS:

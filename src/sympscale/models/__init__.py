@@ -50,7 +50,8 @@ def build(
 ):
     """Build a model and return (model, info) where info records exact sizes and the capacity ratio.
 
-    `exact` is the system's known quadratic part (`System.exact_quadratic()`), used by symp and rk4.
+    `exact` is the system's known quadratic part (`System.exact_quadratic()`), used by symp and rk4 unless
+    options["exact_part"] is False; the capacity target is always the system's default symp model.
     """
     options = dict(options or {})
     target = target_params(D, capacity, exact)
@@ -58,14 +59,15 @@ def build(
     if name in ("symp", "rk4"):
         if name == "rk4":
             options["method"] = "rk4"
+        known = exact if options.pop("exact_part", True) else None  # False: ablate the known part (learn it all)
         if options.get("kinetic", "auto") == "auto":
-            options["kinetic"] = default_kinetic(exact)
+            options["kinetic"] = default_kinetic(known)
         model = SympModel(
             D=D,
             width=capacity.width,
             depth=capacity.depth,
             dt=dt,
-            exact=exact,
+            exact=known,
             q_mean=np.asarray(mean[:N]),
             q_std=np.asarray(std[:N]),
             p_mean=np.asarray(mean[N:]),
