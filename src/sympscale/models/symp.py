@@ -166,18 +166,21 @@ class SympModel(StateCarry):
 
         if self.exact is None:
             return lambda q, p, t: (q + t * grad_T(p), p)
-        S = np.asarray(self.exact, dtype=np.float64)
+        maps = {}  # one exponential per distinct stage length t (a Python float), per step
         if self.kinetic == "quadratic":  # H_A + T is quadratic: one exponential of the learned matrix
-            S = jnp.asarray(S).at[self.N :, self.N :].add(self._mass_inverse(net))
-            maps = {}
-        else:  # t is a Python float for each stage: exp(t J S) is a constant of the program
-            S, maps = None, {}
+            S = jnp.asarray(self.exact).at[self.N :, self.N :].add(self._mass_inverse(net))
+
+            def exp_map(t):
+                return quadratic_flow(S, t)
+        else:  # H_A alone: exp(t J S) is a constant of the program
+
+            def exp_map(t):
+                return jnp.asarray(self._exact_map(t))
 
         def linear(x, t):
-            key = float(t)
-            if key not in maps:
-                maps[key] = quadratic_flow(S, t) if S is not None else jnp.asarray(self._exact_map(key))
-            return x @ maps[key].T
+            if float(t) not in maps:
+                maps[float(t)] = exp_map(t)
+            return x @ maps[float(t)].T
 
         def flow(q, p, t):
             if self.kinetic == "mlp":
