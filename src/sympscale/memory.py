@@ -37,8 +37,10 @@ def _compose(overrides: list[str]):
 def _model_and_spec(cfg):
     from sympscale.models import Capacity, build
     from sympscale.pipeline import JobSpec
+    from sympscale.systems import make_system
 
     spec = JobSpec.from_config(cfg)
+    system = make_system(spec.system, spec.D, **spec.system_params)
     ones = np.ones(spec.D)  # normalisation constants only scale values; shapes and memory do not depend on them
     model, info = build(
         spec.model,
@@ -48,6 +50,7 @@ def _model_and_spec(cfg):
         std=ones,
         capacity=Capacity(**dict(cfg.capacity)),
         options=spec.model_options,
+        exact=system.exact_quadratic(),
     )
     return model, spec, ones, info
 
