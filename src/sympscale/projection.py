@@ -4,7 +4,7 @@ Newton's method on g(y) = 0, g_i = (C_i(y) − C_i(y₀)) / s_i, each invariant 
 An iteration linearises at the current iterate (G = ∂g/∂y, m × D, m reverse passes, G Gᵀ Cholesky-factorised
 once) and takes two steps with that factor:
   1. the minimum-norm Newton step δ = −Gᵀ (G Gᵀ)⁻¹ g(y), with a backtracking line search over
-     α ∈ {1, ½, ¼, ⅛, 1/16} that takes the longest step reducing max|g|;
+     α = 1, ½, ¼, ⅛, 1/16 that stops at the first step reducing max|g| (one evaluation when α = 1 does);
   2. a chord correction −Gᵀ (G Gᵀ)⁻¹ g(y + αδ) with the same factor (Shamanskii's method: cubic local
      convergence for one Jacobian), kept only if it reduces max|g|.
 It starts at the model's prediction ỹ, so the first step is the orthogonal one of SCIENCE §10. Measured on a
@@ -57,32 +57,42 @@ class Projector:
     def project_one(self, y, c0, s):
         """Project one state (D,); returns (y, iterations, converged)."""
         jac = jax.jacrev(self._g)  # m reverse passes: m (invariants) << D
-        alphas = 0.5 ** jnp.arange(5, dtype=y.dtype)
+
+        def size(r):
+            n = jnp.max(jnp.abs(r))
+            return jnp.where(jnp.isfinite(n), n, jnp.inf)
+
+        def line_search(x, d, r):
+            """x + α d for the first α in 1, ½, …, 1/16 that lowers max|g| (else the best of them)."""
+
+            def cond(c):
+                k, _, _, best = c
+                return (best >= size(r)) & (k < 5)
+
+            def body(c):
+                k, xb, rb, best = c
+                xn = x + 0.5**k * d
+                rn = self._g(xn, c0, s)
+                take = size(rn) < best
+                return k + 1, jnp.where(take, xn, xb), jnp.where(take, rn, rb), jnp.where(take, size(rn), best)
+
+            _, xb, rb, _ = lax.while_loop(cond, body, (jnp.asarray(0), x, r, jnp.asarray(jnp.inf, dtype=y.dtype)))
+            return xb, rb
 
         def cond(state):
             _, r, it = state
             return (jnp.max(jnp.abs(r)) >= self.tol) & (it < self.max_iter)
 
-        def best(x, r, d, rs):
-            """The candidate x + d (rs: its residuals) if it lowers max|g|, else x."""
-            ok = jnp.max(jnp.abs(rs)) < jnp.max(jnp.abs(r))
-            return jnp.where(ok, x + d, x), jnp.where(ok, rs, r)
-
         def body(state):
             x, r, it = state
             G = jac(x, c0, s)
             factor = jax.scipy.linalg.cho_factor(G @ G.T)
-            d = -G.T @ jax.scipy.linalg.cho_solve(factor, r)
-            rs = jax.vmap(lambda a: self._g(x + a * d, c0, s))(alphas)
-            norms = jnp.max(jnp.abs(rs), axis=-1)
-            norms = jnp.where(jnp.isfinite(norms), norms, jnp.inf)
-            better = norms < jnp.max(jnp.abs(r))
-            k = jnp.where(better.any(), jnp.argmax(better), jnp.argmin(norms))
-            x, r = x + alphas[k] * d, rs[k]
+            x, r1 = line_search(x, -G.T @ jax.scipy.linalg.cho_solve(factor, r), r)
             # chord correction with the same factorised G (Shamanskii): kept only if it lowers max|g|
-            d2 = -G.T @ jax.scipy.linalg.cho_solve(factor, r)
-            x, r = best(x, r, d2, self._g(x + d2, c0, s))
-            return x, r, it + 1
+            x2 = x - G.T @ jax.scipy.linalg.cho_solve(factor, r1)
+            r2 = self._g(x2, c0, s)
+            better = size(r2) < size(r1)
+            return jnp.where(better, x2, x), jnp.where(better, r2, r1), it + 1
 
         x, r, it = lax.while_loop(cond, body, (y, self._g(y, c0, s), jnp.asarray(0)))
         ok = jnp.all(jnp.isfinite(x)) & (jnp.max(jnp.abs(r)) < self.tol)
