@@ -115,3 +115,21 @@ def test_cli_writes_results_tables_figures_and_summary(sweep):
 def test_cli_refuses_an_empty_folder(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sympscale.analyze", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "no job folders" in r.stderr
+
+
+def test_model_variants_are_their_own_methods():
+    from sympscale.analysis.collect import model_label
+
+    assert model_label({"name": "symp", "kinetic": "auto", "spectral_norm": False, "projection": "none"}) == "symp"
+    assert model_label({"name": "symp", "projection": "multi"}) == "symp+multi"
+    assert model_label({"name": "gru", "projection": "none"}) == "gru"
+    assert (
+        model_label(
+            {"name": "symp", "kinetic": "mlp", "spectral_norm": True, "exact_part": True, "projection": "single"}
+        )
+        == "symp(kinetic=mlp, spectral_norm=True)+single"
+    )
+    assert (
+        model_label({"name": "symp", "exact_part": False, "method": "leapfrog"})
+        == "symp(exact_part=False, method=leapfrog)"
+    )

@@ -23,6 +23,20 @@ def _read(path: Path) -> dict | None:
         return None
 
 
+# model options that make a different method when changed from their defaults (symp and rk4)
+VARIANT_OPTIONS = {"kinetic": "auto", "spectral_norm": False, "exact_part": True, "method": "yoshida4"}
+
+
+def model_label(model: dict) -> str:
+    """The method a run belongs to: symp, symp+multi, symp(kinetic=mlp, spectral_norm=True)+single, ..."""
+    name, projection = model.get("name"), model.get("projection") or "none"
+    changed = [f"{k}={model[k]}" for k, v in VARIANT_OPTIONS.items() if k in model and model[k] != v]
+    if name == "rk4":  # rk4 has no `method` (it is the method)
+        changed = [c for c in changed if not c.startswith("method=")]
+    label = f"{name}({', '.join(changed)})" if changed else str(name)
+    return label if projection == "none" else f"{label}+{projection}"
+
+
 def _config_fields(cfg: dict) -> dict:
     """The config keys that identify a run in the study."""
     g = lambda *keys, default=None: _get(cfg, keys, default)  # noqa: E731
@@ -31,8 +45,8 @@ def _config_fields(cfg: dict) -> dict:
     return {
         "system": g("system", "name"),
         "D": g("D"),
-        # a projected model is its own method in every table and figure: symp, symp+single, symp+multi, ...
-        "model": name if projection in (None, "none") else f"{name}+{projection}",
+        # a variant or a projected model is its own method in every table and figure
+        "model": model_label(g("model", default={}) or {}),
         "model_name": name,
         "seed": g("seed"),
         "data_seed": g("data_seed"),
