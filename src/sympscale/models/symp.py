@@ -77,13 +77,12 @@ class SympModel(StateCarry):
 
     def init(self, key: Array) -> dict:
         sizes = [self.N] + [self.width] * self.depth + [1]
-        kV, kT = jax.random.split(key)
-        params = {"V": mlp_init(kV, sizes, last_scale=0.01)}  # V ≈ 0 at init: near-free motion
+        params = {"V": mlp_init(key, sizes, last_scale=0.01)}  # V ≈ 0 at init: near-free motion
         if self.kinetic == "quadratic":
             params["T_diag"] = jnp.full((self.N,), _SOFTPLUS_INV_1, dtype=jnp.float64)
             params["T_off"] = jnp.zeros((self.N * (self.N - 1) // 2,), dtype=jnp.float64)
         elif self.kinetic == "mlp":
-            params["T"] = mlp_init(kT, sizes, last_scale=0.01)
+            params["T"] = mlp_init(jax.random.fold_in(key, 1), sizes, last_scale=0.01)
         return params
 
     # ----- the learned Hamiltonian ------------------------------------------------------------------------
