@@ -23,7 +23,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
 from sympscale.integrators import METHODS, quadratic_flow, rk4_step, split_step
 from sympscale.models.nn import ACTIVATIONS, Array, StateCarry, mlp, mlp_init, mlp_param_count, spectral_normalise
@@ -165,20 +164,14 @@ class SympModel(StateCarry):
 
         if self.exact is None:
             return lambda q, p, t: (q + t * grad_T(p), p)
-        maps = {}  # one exponential per distinct stage length t (a Python float), per step
+        S = jnp.asarray(self.exact)
         if self.kinetic == "quadratic":  # H_A + T is quadratic: one exponential of the learned matrix
-            S = jnp.asarray(self.exact).at[self.N :, self.N :].add(self._mass_inverse(net))
-
-            def exp_map(t):
-                return quadratic_flow(S, t)
-        else:  # H_A alone: exp(t J S) is a constant of the program
-
-            def exp_map(t):
-                return jnp.asarray(self._exact_map(t))
+            S = S.at[self.N :, self.N :].add(self._mass_inverse(net))
+        maps = {}  # one exponential per distinct stage length t (a Python float), per step
 
         def linear(x, t):
             if float(t) not in maps:
-                maps[float(t)] = exp_map(t)
+                maps[float(t)] = quadratic_flow(S, t)
             return x @ maps[float(t)].T
 
         def flow(q, p, t):
@@ -191,7 +184,3 @@ class SympModel(StateCarry):
             return q, p
 
         return flow
-
-    def _exact_map(self, t: float) -> np.ndarray:
-        S, n = np.asarray(self.exact, dtype=np.float64), self.N
-        return scipy.linalg.expm(t * np.concatenate([S[n:], -S[:n]], axis=0))
