@@ -109,6 +109,12 @@ class FreeformConf(ModelConf):
 
 
 @dataclass
+class OracleConf(ModelConf):
+    substeps: int = 4  # the integrator of symp: the ceiling at symp's own step size
+    method: str = "yoshida4"
+
+
+@dataclass
 class BPTTConf:
     name: str = MISSING
     window: int | None = None  # None = full horizon
@@ -146,6 +152,14 @@ class TrainConf:
     log_every: int = 100
     checkpoint_every: int = 500
     grad_cosine_every: int = 0  # truncated windows: log cos(truncated, full gradient) every N steps (0: off)
+    curriculum: str = "geometric"  # geometric | constant: the free-running horizon doubles from horizon_start
+    horizon_start: int = 1
+    ramp_fraction: float = 0.5  # the horizon reaches `horizon` after this fraction of the steps
+    val_every: int = 100  # validate (and keep the best parameters) every N steps; 0: keep the last parameters
+    val_horizon: int = 200  # validation rollouts stop here (steps)
+    val_starts: int = 8  # validation windows per validation trajectory
+    patience: int = 0  # early stopping after N validations without improvement (0: off)
+    plateau_tol: float = 0.05  # converged: best validation VPT gained < 5 % over the last quarter of training
 
 
 @dataclass
@@ -182,3 +196,4 @@ def register() -> None:
     cs.store(group="model", name="base_gru", node=GRUConf)
     cs.store(group="model", name="base_rk4", node=RK4Conf)
     cs.store(group="model", name="base_freeform", node=FreeformConf)
+    cs.store(group="model", name="base_oracle", node=OracleConf)

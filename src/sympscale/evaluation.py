@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from sympscale.training import rollout
 
@@ -21,6 +22,23 @@ def climatology_mse(states: np.ndarray, mean: np.ndarray, std: np.ndarray, *, se
     rng = np.random.default_rng(seed)
     a, b = rng.permutation(len(flat)), rng.permutation(len(flat))
     return float(np.mean((flat[a] - flat[b]) ** 2))
+
+
+def one_step_mse(model, params, traj: np.ndarray, std: np.ndarray) -> float:
+    """Normalised MSE of one model step from every true state of `traj` (n, T, D) to the next (one trajectory
+    at a time); +inf when any prediction is not finite."""
+    inv_std = jnp.asarray(1.0 / np.asarray(std))
+
+    @jax.jit
+    def per_trajectory(params, xs):  # (n, T, D) -> (n,)
+        def one(x):
+            pred = model.observe(model.step(params, model.encode(params, x[:-1])))
+            return jnp.mean(((pred - x[1:]) * inv_std) ** 2)
+
+        return lax.map(one, xs)
+
+    err = np.asarray(per_trajectory(params, jnp.asarray(traj)))
+    return float(np.mean(err)) if np.isfinite(err).all() else float("inf")
 
 
 def rollout_metrics(

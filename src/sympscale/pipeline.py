@@ -17,12 +17,13 @@ import numpy as np
 
 from sympscale import checkpoint
 from sympscale.data import DataSpec, load_or_generate
-from sympscale.evaluation import rollout_metrics
+from sympscale.evaluation import one_step_mse, rollout_metrics
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity, build, param_count
 from sympscale.projection import make_projector
+from sympscale.selection import make_validator
 from sympscale.systems import make_system
-from sympscale.training import TrainSpec, fit, make_optimizer
+from sympscale.training import Resume, TrainSpec, fit, make_optimizer
 
 SCHEMA_VERSION = 1
 CHECKPOINT = "checkpoint.npz"
@@ -122,54 +123,28 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
     kw = dict(
         D=spec.D, dt=system.dt_obs, mean=data.mean, std=data.std, capacity=spec.capacity, exact=system.exact_quadratic()
     )
-    model, info = build(spec.model, **kw, options=options)
-    warmup = None
-    if spec.warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first
-        warmup = (build(spec.model, **kw, options={**options, "method": "leapfrog"})[0], spec.warmup_steps)
-    train_spec, memory_choice = spec.train, None
-    if train_spec.memory == "auto":
-        from sympscale.profiling import choose_memory
-
-        chosen, tried = choose_memory(model, data.std, train_spec)
-        train_spec = dataclasses.replace(train_spec, memory=chosen)
-        memory_choice = {"chosen": chosen, "predicted_peak_bytes": {p["memory"]: p["peak"] for p in tried}}
-        echo(f"memory=auto chose {chosen!r} (predicted peaks: {memory_choice['predicted_peak_bytes']})")
+    model, info = build(spec.model, **kw, options=options, system=system)
     init_key, train_key = jax.random.split(jax.random.key(spec.seed))
     params = model.init(init_key)
     assert param_count(params) == info["params"], "declared and actual parameter counts disagree"
-    tag = _run_tag(spec, data.key)
-    ckpt_path = job.path / CHECKPOINT
-    restored = checkpoint.load(ckpt_path, (params, make_optimizer(train_spec).init(params)), tag=tag)
-    resume = None
-    if restored is not None:
-        step, (params, opt_state) = restored
-        resume = (step, opt_state)
-        echo(f"resuming from the checkpoint at step {step} ({ckpt_path})")
     echo(
         f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {info['params']:,} parameters "
         f"(capacity ratio {info['capacity_ratio']:.5f}), {spec.train.steps} steps, window={spec.bptt_window or 'full'}"
     )
-
-    def log(rec: dict) -> None:
-        job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
-        if "loss" in rec:
-            echo(f"  step {rec['step']:>6}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s")
-        if "grad_cosine_full" in rec:
-            echo(f"  step {rec['step']:>6}  cos(truncated, full-horizon gradient) {rec['grad_cosine_full']:.4f}")
-
-    params, train_summary = fit(
-        model,
-        params,
-        data.train,
-        data.std,
-        train_spec,
-        key=train_key,
-        log=log,
-        resume=resume,
-        checkpoint=lambda step, state: checkpoint.save(ckpt_path, step, state, tag=tag),
-        projector=make_projector(system, spec.projection),
-        warmup=warmup,
-    )
+    if info["params"]:
+        params, train_summary = _train(spec, job, echo, system, data, model, kw, options, params, train_key)
+    else:  # the oracle: nothing to learn
+        train_summary = {
+            "steps": 0,
+            "steps_trained": 0,
+            "selected_step": 0,
+            "converged": None,
+            "convergence": {"reason": "no parameters: nothing to train"},
+            "final_loss": None,
+            "wall_s": 0.0,
+            "memory": None,
+            "memory_auto": None,
+        }
     gt_obs = data.meta["ground_truth"]["horizon_obs"]
     if spec.eval_horizon > gt_obs:
         echo(
@@ -191,11 +166,12 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         lyapunov=data.meta["lyapunov"]["lambda1"],
         dt_obs=system.dt_obs,
     )
+    ev["one_step_mse"] = one_step_mse(model, params, data.test, data.std)
     ev["ground_truth_horizon_obs"] = gt_obs
     ev["exceeds_ground_truth"] = spec.eval_horizon > gt_obs
     ev["wall_s"] = time.perf_counter() - t_eval
     np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
-    ckpt_path.unlink(missing_ok=True)  # finished: params.npz holds the result
+    (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
     return {
         "schema_version": SCHEMA_VERSION,
         "system": spec.system,
@@ -219,11 +195,78 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
             "ground_truth_horizon_obs": gt_obs,
             "initial_conditions": data.meta["initial_conditions"],
         },
-        "train": {**train_summary, "memory": train_spec.memory, "memory_auto": memory_choice},
+        "train": train_summary,
         "eval": ev,
         "wall_s": time.perf_counter() - t_start,
         "env": environment(),
     }
+
+
+def _train(spec: JobSpec, job: JobDir, echo, system, data, model, kw, options, params, train_key):
+    """Fit the model with validation-based selection, resuming from the job's checkpoint when it matches."""
+    warmup = None
+    if spec.warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first
+        warmup = (build(spec.model, **kw, options={**options, "method": "leapfrog"})[0], spec.warmup_steps)
+    train_spec, memory_choice = spec.train, None
+    if train_spec.memory == "auto":
+        from sympscale.profiling import choose_memory
+
+        chosen, tried = choose_memory(model, data.std, train_spec)
+        train_spec = dataclasses.replace(train_spec, memory=chosen)
+        memory_choice = {"chosen": chosen, "predicted_peak_bytes": {p["memory"]: p["peak"] for p in tried}}
+        echo(f"memory=auto chose {chosen!r} (predicted peaks: {memory_choice['predicted_peak_bytes']})")
+    tag = _run_tag(spec, data.key)
+    ckpt_path = job.path / CHECKPOINT
+    template = (params, make_optimizer(train_spec).init(params), params)
+    restored = checkpoint.load(ckpt_path, template, tag=tag)
+    resume = None
+    if restored is not None:
+        step, (params, opt_state, best), meta = restored
+        resume = Resume(step, opt_state, best, meta.get("history", []))
+        echo(f"resuming from the checkpoint at step {step} ({ckpt_path})")
+    validate = None
+    if train_spec.val_every:
+        validate = make_validator(
+            model, data.val, data.std, horizon=train_spec.val_horizon, starts=train_spec.val_starts
+        )
+        echo(
+            f"validation every {train_spec.val_every} steps: {validate.n_windows} windows of <= {validate.horizon} steps"
+        )
+
+    def log(rec: dict) -> None:
+        job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
+        echo(_progress_line(rec, data.meta["lyapunov"]["lambda1"] * system.dt_obs))
+
+    params, summary = fit(
+        model,
+        params,
+        data.train,
+        data.std,
+        train_spec,
+        key=train_key,
+        log=log,
+        resume=resume,
+        checkpoint=lambda step, state, meta: checkpoint.save(ckpt_path, step, state, tag=tag, meta=meta),
+        projector=make_projector(system, spec.projection),
+        warmup=warmup,
+        validate=validate,
+    )
+    verdict = "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
+    echo(f"selected the parameters of step {summary['selected_step']} (best validation VPT); {verdict}")
+    return params, {**summary, "memory": train_spec.memory, "memory_auto": memory_choice}
+
+
+def _progress_line(rec: dict, lyap_per_step: float) -> str:
+    step, h = rec["step"], rec.get("horizon")
+    if "loss" in rec:
+        return f"  step {step:>6}  h {h:>4}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s"
+    if "grad_cosine_full" in rec:
+        return f"  step {step:>6}  cos(truncated, full-horizon gradient) {rec['grad_cosine_full']:.4f}"
+    vpt = rec["val_vpt_steps"]
+    return (
+        f"  val  {step:>6}  h {h:>4}  VPT {vpt:.1f} steps ({vpt * lyap_per_step:.3f} Lyapunov times)  "
+        f"one-step {rec['val_one_step_mse']:.3e}  rollout(h) {rec['val_rollout_mse']:.3e}"
+    )
 
 
 def _run_tag(spec: JobSpec, data_key: str) -> str:

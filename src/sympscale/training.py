@@ -9,6 +9,7 @@ strategy changes memory, never the gradient.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+
+from sympscale.curriculum import horizon_at, horizon_schedule, mean_horizon
+from sympscale.selection import better, convergence
 
 MEMORY_STRATEGIES = ("remat", "none", "blocked")  # what a rollout can run; "auto" is resolved before training
 
@@ -40,6 +44,24 @@ class TrainSpec:
     log_every: int = 100
     checkpoint_every: int = 500  # steps between resumable checkpoints (0: never)
     grad_cosine_every: int = 0  # with a truncated window: log cos(truncated, full-horizon gradient) this often
+    curriculum: str = "geometric"  # geometric | constant: how the free-running horizon grows to `horizon`
+    horizon_start: int = 1  # first horizon of the geometric curriculum
+    ramp_fraction: float = 0.5  # fraction of the steps over which the horizon doubles up to `horizon`
+    val_every: int = 0  # steps between validations (0: none; then the last parameters are kept)
+    val_horizon: int = 200  # cap of the validation rollouts (steps)
+    val_starts: int = 8  # validation windows per validation trajectory
+    patience: int = 0  # stop after this many validations without a better score (0: never stop early)
+    plateau_tol: float = 0.05  # converged: best validation VPT gained < this (relative) over the last quarter
+
+    def schedule(self) -> tuple[tuple[int, int], ...]:
+        """The training-horizon curriculum: stages (first_step, horizon)."""
+        return horizon_schedule(
+            self.curriculum,
+            horizon=self.horizon,
+            steps=self.steps,
+            start=self.horizon_start,
+            ramp_fraction=self.ramp_fraction,
+        )
 
 
 def _advance(model, proj, inv_std):
@@ -135,7 +157,7 @@ def rollout(
 
 
 def make_loss(model, std: np.ndarray, spec: TrainSpec, projector=None) -> Callable:
-    """loss(params, x0 (B, D), targets (horizon, B, D)) -> scalar normalised MSE of the free-running rollout."""
+    """loss(params, x0 (B, D), targets (h, B, D)) -> scalar normalised MSE of the h-step free-running rollout."""
     inv_std = jnp.asarray(1.0 / std)
 
     def loss(params, x0, targets):
@@ -177,14 +199,14 @@ def sample_windows(key, train: jnp.ndarray, batch_size: int, horizon: int):
     return windows[0], windows[1:]
 
 
-def _cosine_probe(model, std, spec: TrainSpec, train_dev, key):
-    """cos(truncated-window gradient, full-horizon gradient) on the training batch of a given step."""
-    truncated = make_loss(model, std, spec)
-    full = make_loss(model, std, dataclasses.replace(spec, window=None))
+def _cosine_probe(model, std, spec: TrainSpec, train_dev, key, projector=None):
+    """cos(truncated-window gradient, full-horizon gradient) on the training batch of a given step and horizon."""
+    truncated = make_loss(model, std, spec, projector)
+    full = make_loss(model, std, dataclasses.replace(spec, window=None), projector)
 
-    @jax.jit
-    def cosine(params, step):
-        x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, spec.horizon)
+    @functools.partial(jax.jit, static_argnums=2)
+    def cosine(params, step, horizon):
+        x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, horizon)
         g1 = jax.grad(truncated)(params, x0, targets)
         g2 = jax.grad(full)(params, x0, targets)
         dot = sum(
@@ -199,6 +221,49 @@ def _global_norm(tree) -> jnp.ndarray:
     return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(tree)))
 
 
+def _updater(model, std, spec: TrainSpec, opt, train_dev, key, projector):
+    """update(params, opt_state, step, horizon): one optimiser step on the batch of `step` (one compile per horizon)."""
+    loss_fn = make_loss(model, std, spec, projector)
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def update(params, opt_state, step, horizon):
+        x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, horizon)
+        loss, grads = jax.value_and_grad(loss_fn)(params, x0, targets)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 step count with Python floats
+            updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
+
+    return update
+
+
+@dataclasses.dataclass
+class Resume:
+    """An interrupted run's state: continue at `step` with this optimiser state and validation record."""
+
+    step: int
+    opt_state: object
+    best_params: object = None
+    history: list = dataclasses.field(default_factory=list)  # validation records so far
+
+
+class _Selector:
+    """Keeps the validation history, the best record and its parameters, and counts validations since it."""
+
+    def __init__(self, params, history: list, best_params):
+        self.history = list(history)
+        self.best, self.since = None, 0
+        for rec in self.history:
+            self.best, self.since = (rec, 0) if better(rec, self.best) else (self.best, self.since + 1)
+        self.best_params = best_params if best_params is not None else params
+
+    def add(self, rec: dict, params) -> None:
+        self.history.append(rec)
+        if better(rec, self.best):
+            self.best, self.best_params, self.since = rec, params, 0
+        else:
+            self.since += 1
+
+
 def fit(
     model,
     params,
@@ -208,66 +273,130 @@ def fit(
     *,
     key,
     log: Callable[[dict], None] = lambda rec: None,
-    resume: tuple[int, object] | None = None,
-    checkpoint: Callable[[int, tuple], None] | None = None,
+    resume: Resume | None = None,
+    checkpoint: Callable[[int, tuple, dict], None] | None = None,
     projector=None,
     warmup: tuple[object, int] | None = None,
+    validate: Callable[[dict, int], dict] | None = None,
 ) -> tuple[dict, dict]:
     """Train; returns (params, summary). Raises TrainingDiverged on a non-finite loss.
+
+    The free-running horizon follows `spec.schedule()` (a curriculum up to `spec.horizon`). With `validate`
+    (selection.make_validator) the run scores itself every `spec.val_every` steps (and before the first step);
+    the returned parameters are the best-scoring ones, `summary` names their step and applies the convergence
+    rule; `spec.patience` stops training after that many validations without improvement.
 
     With a `projector`, training rollouts are projected onto the invariants after every step.
     `warmup = (other_model, k)` trains the same parameters through `other_model` for the first k steps (e.g. the
     symplectic model with leapfrog before Yoshida-4: a cheaper, more forgiving integrator while V is rough).
 
-    `resume = (step, opt_state)` continues an interrupted run exactly (batches depend only on key and step);
-    `checkpoint(step, (params, opt_state))` is called every `spec.checkpoint_every` steps.
+    `resume` continues an interrupted run exactly (batches depend only on key and step);
+    `checkpoint(step, (params, opt_state, best_params), {"history": [...]})` is called every
+    `spec.checkpoint_every` steps.
     """
+    schedule = spec.schedule()
     n_obs = train.shape[1]
     if spec.horizon + 1 > n_obs:
         raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
     opt = make_optimizer(spec)
     train_dev = jnp.asarray(train)
-    cosine = _cosine_probe(model, std, spec, train_dev, key) if spec.grad_cosine_every and spec.window else None
+    cosine = None
+    if spec.grad_cosine_every and spec.window:
+        cosine = _cosine_probe(model, std, spec, train_dev, key, projector)
+    main_update = _updater(model, std, spec, opt, train_dev, key, projector)
+    warm_update, warm_steps = (
+        (_updater(warmup[0], std, spec, opt, train_dev, key, projector), warmup[1]) if warmup else (None, 0)
+    )
 
-    def make_update(m):
-        loss_fn = make_loss(m, std, spec, projector)
-
-        @jax.jit
-        def update(params, opt_state, step):
-            x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, spec.horizon)
-            loss, grads = jax.value_and_grad(loss_fn)(params, x0, targets)
-            with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 step count with Python floats
-                updates, opt_state = opt.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
-
-        return update
-
-    main_update = make_update(model)
-    warm_update, warm_steps = (make_update(warmup[0]), warmup[1]) if warmup else (None, 0)
-
-    start, opt_state = resume if resume is not None else (0, opt.init(params))
+    resume = resume or Resume(0, opt.init(params))
+    start, opt_state = resume.step, resume.opt_state
+    if start >= spec.steps:
+        raise ValueError(f"nothing to train: resumed at step {start} of {spec.steps}")
+    selector = _Selector(params, resume.history, resume.best_params)
     t0 = time.perf_counter()
-    loss = jnp.asarray(math.nan)
+
+    def validation(step: int, horizon: int) -> None:
+        rec = {"step": step, "horizon": horizon, **validate(params, horizon), "wall_s": time.perf_counter() - t0}
+        selector.add(rec, params)
+        log(rec)
+
+    if validate is not None and spec.val_every and start == 0:
+        validation(0, horizon_at(schedule, 0))
+    loss, step = jnp.asarray(math.nan), start
     for step in range(start, spec.steps):
+        horizon = horizon_at(schedule, step)
         update = warm_update if step < warm_steps else main_update
-        params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step))
+        params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step), horizon)
         if step % spec.log_every == 0 or step == spec.steps - 1:
             loss_f = float(loss)
             if not math.isfinite(loss_f):
                 raise TrainingDiverged(f"non-finite training loss ({loss_f}) at step {step}")
-            log({"step": step, "loss": loss_f, "grad_norm": float(gnorm), "wall_s": time.perf_counter() - t0})
+            log(
+                {
+                    "step": step,
+                    "horizon": horizon,
+                    "loss": loss_f,
+                    "grad_norm": float(gnorm),
+                    "wall_s": time.perf_counter() - t0,
+                }
+            )
         if cosine is not None and step % spec.grad_cosine_every == 0:
-            log({"step": step, "grad_cosine_full": float(cosine(params, jnp.asarray(step)))})
-        if checkpoint is not None and spec.checkpoint_every and (step + 1) % spec.checkpoint_every == 0:
-            checkpoint(step + 1, (params, opt_state))
-    if start >= spec.steps:
-        raise ValueError(f"nothing to train: resumed at step {start} of {spec.steps}")
+            log(
+                {
+                    "step": step,
+                    "horizon": horizon,
+                    "grad_cosine_full": float(cosine(params, jnp.asarray(step), horizon)),
+                }
+            )
+        done = step + 1
+        if validate is not None and spec.val_every and (done % spec.val_every == 0 or done == spec.steps):
+            validation(done, horizon)
+            if spec.patience and selector.since >= spec.patience:
+                break
+        if checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0:
+            checkpoint(done, (params, opt_state, selector.best_params), {"history": selector.history})
     final = float(loss)
     if not math.isfinite(final):
         raise TrainingDiverged(f"non-finite training loss ({final}) at the last step")
-    return params, {
+    trained = step + 1
+    summary = {
         "steps": spec.steps,
+        "steps_trained": trained,
+        "stopped_early": trained < spec.steps,
         "final_loss": final,
         "wall_s": time.perf_counter() - t0,
         "resumed_from_step": start,
+        "curriculum": {
+            "kind": spec.curriculum,
+            "stages": [list(s) for s in schedule],
+            "mean_horizon": mean_horizon(schedule, spec.steps),
+        },
+    }
+    if validate is None or not spec.val_every:
+        return params, {
+            **summary,
+            "selected_step": trained,
+            "converged": None,
+            "convergence": {"reason": "no validation (train.val_every = 0)"},
+        }
+    return selector.best_params, {**summary, **_selection_summary(selector, trained, spec)}
+
+
+def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec) -> dict:
+    """selected_step, the convergence verdict and a compact validation curve for metrics.json."""
+    h = selector.history
+    steps, vpt = [r["step"] for r in h], [r["val_vpt_steps"] for r in h]
+    verdict = convergence(steps, vpt, trained, tol=spec.plateau_tol)
+    keys = ("step", "horizon", "val_vpt_steps", "val_one_step_mse", "val_rollout_mse")
+    return {
+        "selected_step": selector.best["step"],
+        "converged": verdict["converged"],
+        "convergence": verdict,
+        "validation": {
+            "every": spec.val_every,
+            "best": selector.best,
+            "first": h[0],
+            "last": h[-1],
+            "curve": {k: [r[k] for r in h] for k in keys},
+        },
     }

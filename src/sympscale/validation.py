@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sympscale.curriculum import CURRICULA
 from sympscale.integrators import METHODS
 from sympscale.models import (
     MODELS,
@@ -87,6 +88,33 @@ def config_errors(cfg: Any) -> list[str]:
     for key in ("steps", "batch_size", "log_every"):
         if tr[key] < 1:
             errors.append(f"train.{key}={tr[key]} must be >= 1")
+    errors += _schedule_errors(tr, cfg.data)
     if cfg.capacity.width < 1 or cfg.capacity.depth < 1:
         errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth} must be >= 1")
+    return errors
+
+
+def _schedule_errors(tr: Any, data: Any) -> list[str]:
+    """The horizon curriculum and the validation settings."""
+    errors = []
+    if tr.curriculum not in CURRICULA:
+        errors.append(f"train.curriculum={tr.curriculum!r} is unknown; valid: {', '.join(CURRICULA)}")
+    if tr.horizon_start < 1:
+        errors.append(f"train.horizon_start={tr.horizon_start} must be >= 1")
+    if not 0.0 <= tr.ramp_fraction <= 1.0:
+        errors.append(f"train.ramp_fraction={tr.ramp_fraction} must be in [0, 1]")
+    for key in ("val_every", "patience"):
+        if tr[key] < 0:
+            errors.append(f"train.{key}={tr[key]} must be >= 0 (0: off)")
+    if tr.val_starts < 1:
+        errors.append(f"train.val_starts={tr.val_starts} must be >= 1")
+    if not 1 <= tr.val_horizon <= data.n_obs - 1:
+        errors.append(f"train.val_horizon={tr.val_horizon} must be in 1..{data.n_obs - 1} (data.n_obs={data.n_obs})")
+    if not tr.plateau_tol > 0:
+        errors.append(f"train.plateau_tol={tr.plateau_tol} must be > 0")
+    if tr.val_every and int(round(data.val_fraction * data.n_trajectories)) < 1:
+        errors.append(
+            f"train.val_every={tr.val_every} needs validation trajectories, and data.val_fraction={data.val_fraction} "
+            f"of data.n_trajectories={data.n_trajectories} gives none: raise either, or set train.val_every=0"
+        )
     return errors

@@ -16,9 +16,10 @@ import numpy as np
 from sympscale.models.freeform import FreeformModel, solve_freeform_widths
 from sympscale.models.gru import GRUModel, solve_gru_sizes
 from sympscale.models.nn import param_count
+from sympscale.models.oracle import OracleModel
 from sympscale.models.symp import SympModel
 
-MODELS = ("symp", "gru", "rk4", "freeform")
+MODELS = ("symp", "gru", "rk4", "freeform", "oracle")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +48,13 @@ def build(
     capacity: Capacity,
     options: dict | None = None,
     exact: np.ndarray | None = None,
+    system=None,
 ):
     """Build a model and return (model, info) where info records exact sizes and the capacity ratio.
 
     `exact` is the system's known quadratic part (`System.exact_quadratic()`), used by symp and rk4 unless
     options["exact_part"] is False; the capacity target is always the system's default symp model.
+    `system` (the System itself) is needed by the oracle only, which steps its true dynamics (no parameters).
     """
     options = dict(options or {})
     target = target_params(D, capacity, exact)
@@ -96,6 +99,11 @@ def build(
             **options,
         )
         count, sizes = FreeformModel.count(D, w, w2, capacity.depth), {"width": w, "last_width": w2}
+    elif name == "oracle":
+        if system is None:
+            raise ValueError("model oracle needs the system whose true dynamics it steps")
+        model = OracleModel(system=system, **options)
+        count, sizes = 0, {"substeps": model.substeps, "method": model.method}
     else:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     info = {"params": count, "symp_params": target, "capacity_ratio": count / target, "sizes": sizes}
@@ -105,6 +113,7 @@ def build(
 __all__ = [
     "MODELS",
     "Capacity",
+    "OracleModel",
     "FreeformModel",
     "GRUModel",
     "SympModel",

@@ -90,6 +90,14 @@ class System(abc.ABC):
     def describe_reference(self, fine: bool = False) -> str:
         return type(self).__name__
 
+    def step_with(self, x: Array, h: float, *, method: str = "yoshida4") -> Array:
+        """One step h of the true dynamics by the integrator a learned model uses (the oracle's step).
+
+        Hamiltonian systems: the composition `method` on the true H (with the exact flow of a declared known
+        part); systems that are not Hamiltonian use their own scheme at step h.
+        """
+        raise NotImplementedError(f"{self.name} does not define step_with")
+
     def tangent_interval(self, x: Array, v: Array) -> tuple[Array, Array]:
         """(interval(x), D interval(x) · v): the tangent map over one interval, by forward-mode autodiff."""
         return jax.jvp(self.interval, (x,), (v,))
@@ -179,15 +187,15 @@ class HamiltonianSystem(System):
         return {"H": self.kinetic(p) + jnp.abs(self.potential(q))}
 
     # ----- reference trajectories --------------------------------------------------------------------
-    def reference_step(self, x: Array, h: float) -> Array:
+    def step_with(self, x: Array, h: float, *, method: str = "yoshida4") -> Array:
         q, p = self.split(x)
-        q, p = composition_step(lambda p_: p_, self.grad_V, q, p, h, method=self.ref_method)
+        q, p = composition_step(lambda p_: p_, self.grad_V, q, p, h, method=method)
         return jnp.concatenate([q, p], axis=-1)
 
     def interval(self, x: Array, fine: bool = False) -> Array:
         n = self.ref_substeps * (2 if fine else 1)
         h = self.dt_obs / n
-        return lax.fori_loop(0, n, lambda _i, y: self.reference_step(y, h), x)
+        return lax.fori_loop(0, n, lambda _i, y: self.step_with(y, h, method=self.ref_method), x)
 
     def describe_reference(self, fine: bool = False) -> str:
         n = self.ref_substeps * (2 if fine else 1)

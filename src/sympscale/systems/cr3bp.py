@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq
 
+from sympscale.integrators import quadratic_flow, split_step
 from sympscale.systems.base import Array, InvalidSystemError, System
 
 FINE_SAVES = 8  # close-approach check: states per observation interval
@@ -97,6 +98,23 @@ class CR3BP(System):
         """V(q) = −(1−μ)/r₁ − μ/r₂: H = H_A + V."""
         r1, r2 = self.distances(q[..., 0], q[..., 1])
         return -(1 - self.mu) / r1 - self.mu / r2
+
+    def step_with(self, x: Array, h: float, *, method: str = "yoshida4") -> Array:
+        """The composition `method` of V's kicks and H_A's exact flow exp(t J S): what symp does with the true V."""
+        S = jnp.asarray(self.exact_quadratic())
+        maps: dict[float, Array] = {}
+
+        def flow_A(q, p, t):
+            if float(t) not in maps:
+                maps[float(t)] = quadratic_flow(S, t)
+            y = jnp.concatenate([q, p], axis=-1) @ maps[float(t)].T
+            return y[..., :2], y[..., 2:]
+
+        def kick(q, t):
+            return -t * jax.grad(lambda q_: jnp.sum(self.potential(q_)))(q)
+
+        q, p = split_step(kick, flow_A, x[..., :2], x[..., 2:], h, method=method)
+        return jnp.concatenate([q, p], axis=-1)
 
     def jacobi(self, s: Array) -> Array:
         v = self.velocity(s)

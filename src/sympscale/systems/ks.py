@@ -77,6 +77,10 @@ class KS(System):
     def interval(self, x: Array, fine: bool = False) -> Array:
         return self._advance(x, self.dt_obs, self.h / 4 if fine else self.h)
 
+    def step_with(self, x: Array, h: float, *, method: str = "yoshida4") -> Array:
+        """ETDRK4 at step h (KS is not Hamiltonian: `method` does not apply)."""
+        return self._advance(x, h, h)
+
     def describe_reference(self, fine: bool = False) -> str:
         return f"ETDRK4 (contour coefficients, M = 32), h = {self.h / 4 if fine else self.h:g}, Nyquist zeroed"
 

@@ -1,0 +1,39 @@
+"""The oracle: the system's true dynamics stepped by the learned models' own integrator, with no parameters.
+
+It answers "how far can a perfect model of this family predict at this step size?": the true Hamiltonian (the
+CR3BP's true V with the exact flow of its known part; ETDRK4 for KS) advanced by `substeps` steps of `method`
+per observation interval, exactly as `symp` advances its learned H. Its error is the integrator's, O(h⁴) for
+Yoshida-4; its valid prediction time is the physics-limited ceiling that every model's VPT is compared with.
+It is evaluated by the same code as every model and trains nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sympscale.integrators import METHODS
+from sympscale.models.nn import Array, StateCarry
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class OracleModel(StateCarry):
+    system: object  # a sympscale.systems.System with step_with
+    substeps: int = 4  # integrator steps per observation interval, as symp
+    method: str = "yoshida4"
+
+    name = "oracle"
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is unknown; valid: {', '.join(METHODS)}")
+        if self.substeps < 1:
+            raise ValueError(f"substeps={self.substeps} must be >= 1")
+
+    def init(self, key: Array) -> dict:
+        return {}
+
+    def step(self, params, x: Array) -> Array:
+        h = self.system.dt_obs / self.substeps
+        for _ in range(self.substeps):
+            x = self.system.step_with(x, h, method=self.method)
+        return x

@@ -1,0 +1,135 @@
+"""Validation during training: score the model on held-out trajectories, keep the best, judge convergence.
+
+The validation split (trajectories disjoint from the training and test ones) is scored every `val_every` steps:
+
+- `val_vpt_steps`: the valid prediction time in steps, NRMSE ≤ `threshold` (0.3, SCIENCE §8), mean over
+  windows that start at evenly spaced observations of every validation trajectory, capped at `horizon`. It is
+  the selection score: the study's question is how long a model stays right when it runs free, and this is that
+  quantity on data the optimiser never sees. Ties (e.g. every window capped, or all zero) go to the lower
+  one-step error.
+- `val_one_step_mse`: normalised MSE of one step from true states (every `stride`-th observation).
+- `val_rollout_mse`: normalised MSE over the first h steps of the same windows, h the training horizon in
+  force (the training objective on held-out data).
+
+The rollout stops early once every window has crossed the threshold and the current horizon is covered, so a
+poor model is scored quickly and a good one costs at most `horizon` steps.
+
+Convergence rule (`converged`): training has converged when the best validation VPT improved by less than
+`tol` (relative) over the last quarter of the steps trained, and that best VPT is above zero (a model that
+never predicts one step within the threshold has learnt nothing measurable and is never called converged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+PLATEAU_FRACTION = 0.25  # the convergence rule looks at this last fraction of the steps trained
+
+
+def validation_windows(n_obs: int, horizon: int, starts: int) -> np.ndarray:
+    """`starts` evenly spaced window starts s with s + horizon <= n_obs − 1 (fewer if the data are short)."""
+    last = n_obs - 1 - horizon
+    if last < 0:
+        raise ValueError(f"validation horizon {horizon} needs {horizon + 1} observations, data have {n_obs}")
+    return np.unique(np.linspace(0, last, max(1, starts)).round().astype(int))
+
+
+def make_validator(
+    model,
+    val: np.ndarray,
+    std: np.ndarray,
+    *,
+    horizon: int,
+    starts: int = 8,
+    threshold: float = 0.3,
+    stride: int = 4,
+) -> Callable[[dict, int], dict]:
+    """validate(params, train_horizon) -> {val_vpt_steps, val_vpt_median_steps, val_one_step_mse, val_rollout_mse}.
+
+    val: (n, n_obs, D) validation trajectories in physical units; std (D,) the training split's scale.
+    """
+    val = np.asarray(val)
+    n, n_obs, D = val.shape
+    horizon = min(horizon, n_obs - 1)
+    s = validation_windows(n_obs, horizon, starts)
+    x0 = jnp.asarray(val[:, s].reshape(-1, D))  # (W, D), W = n * len(s)
+    idx = s[None, :] + np.arange(1, horizon + 1)[:, None]  # (horizon, len(s))
+    truth = jnp.asarray(val[:, idx].transpose(1, 0, 2, 3).reshape(horizon, -1, D))  # (horizon, W, D)
+    one_x = jnp.asarray(val[:, :-1:stride].reshape(-1, D))  # every stride-th transition (x_t, x_t+1)
+    one_y = jnp.asarray(val[:, 1::stride].reshape(-1, D))
+    inv_std = jnp.asarray(1.0 / np.asarray(std))
+    never = horizon  # "never crossed within the horizon"
+
+    def mse(x, y):  # (..., D) -> (...) normalised squared error, non-finite -> +inf
+        e = jnp.mean(((x - y) * inv_std) ** 2, axis=-1)
+        return jnp.where(jnp.isfinite(e), e, jnp.inf)
+
+    @jax.jit
+    def validate(params, train_horizon):
+        one = jnp.mean(mse(model.observe(model.step(params, model.encode(params, one_x))), one_y))
+
+        def cond(c):
+            _, t, first, _ = c
+            return (t < horizon) & (jnp.any(first == never) | (t < train_horizon))
+
+        def body(c):
+            carry, t, first, acc = c
+            carry = model.step(params, carry)
+            e = mse(model.observe(carry), lax.dynamic_index_in_dim(truth, t, keepdims=False))  # (W,)
+            first = jnp.where((first == never) & ~(e <= threshold**2), t, first)
+            acc = acc + jnp.where(t < train_horizon, jnp.mean(e), 0.0)
+            return carry, t + 1, first, acc
+
+        init = (model.encode(params, x0), jnp.asarray(0), jnp.full((x0.shape[0],), never), jnp.asarray(0.0))
+        _, _, first, acc = lax.while_loop(cond, body, init)
+        return {
+            "val_vpt_steps": jnp.mean(first.astype(jnp.float64)),
+            "val_vpt_median_steps": jnp.median(first.astype(jnp.float64)),
+            "val_one_step_mse": one,
+            "val_rollout_mse": acc / jnp.minimum(train_horizon, horizon).astype(jnp.float64),
+        }
+
+    def run(params, train_horizon: int) -> dict:
+        out = validate(params, jnp.asarray(train_horizon))
+        return {k: float(v) for k, v in out.items()}
+
+    run.n_windows = int(x0.shape[0])  # type: ignore[attr-defined]
+    run.horizon = horizon  # type: ignore[attr-defined]
+    return run
+
+
+def better(rec: dict, best: dict | None) -> bool:
+    """Is validation record `rec` better than `best`: longer VPT, then lower one-step error."""
+    if best is None:
+        return True
+    key = lambda r: (-_finite(r["val_vpt_steps"], 0.0), _finite(r["val_one_step_mse"], math.inf))  # noqa: E731
+    return key(rec) < key(best)
+
+
+def _finite(v: float, fallback: float) -> float:
+    return v if math.isfinite(v) else fallback
+
+
+def convergence(steps: Sequence[int], vpt: Sequence[float], steps_trained: int, *, tol: float) -> dict:
+    """Apply the convergence rule to a validation curve (steps, VPT) of a run that trained `steps_trained` steps.
+
+    Returns {converged, improvement, best_at_start_of_window, best, window_start}; `improvement` is the
+    relative gain of the best VPT over the last PLATEAU_FRACTION of training (NaN when undefined).
+    """
+    steps, vpt = np.asarray(steps, dtype=np.int64), np.nan_to_num(np.asarray(vpt, dtype=np.float64), nan=0.0)
+    window_start = int(math.floor((1.0 - PLATEAU_FRACTION) * steps_trained))
+    rule = {"window_start": window_start, "tol": tol}
+    before = vpt[steps <= window_start]
+    if len(vpt) < 2 or not len(before) or not (steps > window_start).any():
+        return {**rule, "converged": False, "improvement": math.nan, "reason": "too few validations to judge"}
+    best_then, best = float(before.max()), float(vpt.max())
+    improvement = (best - best_then) / best if best > 0 else math.nan
+    converged = best > 0 and improvement < tol
+    reason = "plateau" if converged else ("no valid prediction step yet" if best <= 0 else "still improving")
+    return {**rule, "converged": bool(converged), "improvement": improvement, "best": best, "reason": reason}
