@@ -22,11 +22,11 @@ GRID_D = (4, 16, 64, 256, 1024)
 
 
 def counts(system: str, D: int, capacity: Capacity) -> dict[str, tuple[int, float, dict]]:
-    exact = make_system(system, D).exact_quadratic()
-    kw = dict(D=D, dt=0.1, mean=np.zeros(D), std=np.ones(D), capacity=capacity, exact=exact)
+    sys_ = make_system(system, D)
+    kw = dict(D=D, dt=0.1, mean=np.zeros(D), std=np.ones(D), capacity=capacity, exact=sys_.exact_quadratic())
     out = {}
     for name in MODELS:
-        model, info = build(name, **kw)
+        model, info = build(name, **kw, system=sys_)
         shapes = jax.eval_shape(model.init, jax.random.key(0))
         n = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes))
         assert n == info["params"], (system, D, name, n, info["params"])

@@ -150,12 +150,19 @@ def test_bad_input_fails_before_compute(tmp_path, env, args, fragment):
 def test_model_zoo_sweep_reports_projected_residuals(tmp_path, env):
     sweep = tmp_path / "sweep"
     tiny = [a for a in TINY if not a.startswith("capacity.width")] + ["capacity.width=20"]  # freeform needs 20
-    args = ["-m", "system=fput", "D=8", "model=symp,gru,rk4,freeform", "seed=1", *tiny]
+    args = ["-m", "system=fput", "D=8", "model=symp,gru,rk4,freeform,oracle", "seed=1", *tiny]
     r = train([*args, f"hydra.sweep.dir={sweep}"], env, tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     metrics = [json.loads((d / "metrics.json").read_text()) for d in job_dirs(sweep)]
-    assert sorted(m["model"] for m in metrics) == ["freeform", "gru", "rk4", "symp"]
+    assert sorted(m["model"] for m in metrics) == ["freeform", "gru", "oracle", "rk4", "symp"]
     for m in metrics:
+        tr = m["train"]
+        if m["model"] == "oracle":  # the ceiling: no parameters, nothing trained, evaluated like every model
+            assert m["params"] == 0 and tr["steps_trained"] == 0 and tr["converged"] is None
+            assert m["eval"]["one_step_mse"] < 1e-4
+            continue
+        assert tr["converged"] in (True, False) and 0 <= tr["selected_step"] <= tr["steps_trained"]
+        assert tr["validation"]["curve"]["step"][0] == 0 and m["eval"]["one_step_mse"] > 0
         ev = m["eval"]
         assert set(ev["conservation_projected"]) == set(ev["conservation"]) == {"H", "P"}
         assert (

@@ -26,7 +26,7 @@ def composed(overrides):
 
 def test_groups_present():
     assert options("system") == ["cr3bp", "fput", "ks", "ks_32pi", "nbody", "toda"]
-    assert options("model") == ["freeform", "gru", "rk4", "symp"]
+    assert options("model") == ["freeform", "gru", "oracle", "rk4", "symp"]
     assert options("bptt_window") == ["256", "32", "4", "full"]
     assert options("train") == ["default", "paper", "smoke"]
 

@@ -73,7 +73,7 @@ class _Interrupt(Exception):
 
 def test_interrupted_fit_resumes_from_checkpoint_exactly(setup, tmp_path):
     from sympscale import checkpoint
-    from sympscale.training import make_optimizer
+    from sympscale.training import Resume, make_optimizer
 
     s, traj, mean, std, *_ = setup
     model, _ = build("gru", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2))
@@ -83,17 +83,17 @@ def test_interrupted_fit_resumes_from_checkpoint_exactly(setup, tmp_path):
 
     path = tmp_path / "ckpt.npz"
 
-    def save_then_die(step, state):
-        checkpoint.save(path, step, state, tag="run")
+    def save_then_die(step, state, meta):
+        checkpoint.save(path, step, state, tag="run", meta=meta)
         if step == 30:
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
         fit(model, init, traj, std, spec, key=jax.random.key(6), checkpoint=save_then_die)
-    template = (init, make_optimizer(spec).init(init))
+    template = (init, make_optimizer(spec).init(init), init)
     assert checkpoint.load(path, template, tag="another run") is None  # a different run never reuses it
-    step, (params, opt_state) = checkpoint.load(path, template, tag="run")
+    step, (params, opt_state, _), _ = checkpoint.load(path, template, tag="run")
     assert step == 30
-    resumed, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=(step, opt_state))
+    resumed, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=Resume(step, opt_state))
     assert summary["resumed_from_step"] == 30
     assert max_rel_diff(resumed, reference) == 0.0

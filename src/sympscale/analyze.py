@@ -21,7 +21,7 @@ def _commands(sweep_dir: Path, df) -> list[str]:
 
 
 def analyze(sweep_dir: str | Path, out: str | Path | None = None) -> dict:
-    from sympscale.analysis.collect import collect
+    from sympscale.analysis.collect import collect, validation_curves
     from sympscale.analysis.figures import all_figures
     from sympscale.analysis.report import summary_markdown, tables, write_tables
 
@@ -37,7 +37,9 @@ def analyze(sweep_dir: str | Path, out: str | Path | None = None) -> dict:
     df.to_csv(out / "results.csv", index=False)
     tabs = tables(df)
     write_tables(tabs, out / "tables")
-    figs = all_figures(df, out / "figures")
+    curves = validation_curves(df)
+    curves.to_csv(out / "validation_curves.csv", index=False)
+    figs = all_figures(df, out / "figures", curves)
     (out / "summary.md").write_text(summary_markdown(df, tabs, figs, out, _commands(sweep_dir, df)))
     return {"rows": len(df), "ok": int(df["ok"].sum()), "figures": figs, "out": out}
 

@@ -7,7 +7,7 @@ composition, before any job runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Dict  # noqa: UP035  (OmegaConf's structured configs want typing.Dict)
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -147,6 +147,7 @@ class TrainConf:
     lr: float = 3e-3
     warmup: int = 100
     min_lr_ratio: float = 0.05
+    decay_fraction: float = 1.0  # cosine decay ends here (fraction of steps); then the final lr is held
     clip: float = 1.0
     memory: str = "remat"  # none | remat | blocked | auto
     log_every: int = 100
@@ -160,6 +161,8 @@ class TrainConf:
     val_starts: int = 8  # validation windows per validation trajectory
     patience: int = 0  # early stopping after N validations without improvement (0: off)
     plateau_tol: float = 0.05  # converged: best validation VPT gained < 5 % over the last quarter of training
+    # per-model departures from the settings above (lr, horizon curriculum): sympscale/recipe.py
+    recipes: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sympscale.evaluation import one_step_mse, rollout_metrics
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity, build, param_count
 from sympscale.projection import make_projector
+from sympscale.recipe import effective_train
 from sympscale.selection import make_validator
 from sympscale.systems import make_system
 from sympscale.training import Resume, TrainSpec, fit, make_optimizer
@@ -59,7 +60,7 @@ class JobSpec:
         model = dict(cfg.model)
         projection = model.pop("projection", "none")
         warmup_steps = int(model.pop("warmup_steps", 0))
-        tr = dict(cfg.train)
+        tr = effective_train(dict(cfg.train), cfg.model.name)
         preset = tr.pop("preset")
         data = dict(cfg.data)
         cache_dir = data.pop("cache_dir")

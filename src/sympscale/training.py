@@ -38,6 +38,7 @@ class TrainSpec:
     lr: float = 3e-3
     warmup: int = 100
     min_lr_ratio: float = 0.05  # cosine decay to lr * min_lr_ratio
+    decay_fraction: float = 1.0  # the decay ends at this fraction of the steps; the rest trains at the final lr
     clip: float = 1.0  # global gradient-norm clip
     window: int | None = None  # truncated-BPTT window; None = full horizon
     memory: str = "remat"
@@ -182,7 +183,8 @@ def make_optimizer(spec: TrainSpec) -> optax.GradientTransformation:
         init_value=0.0,
         peak_value=spec.lr,
         warmup_steps=min(spec.warmup, max(spec.steps - 1, 1)),
-        decay_steps=max(spec.steps, 2),
+        # optax holds end_value after decay_steps
+        decay_steps=max(int(round(spec.decay_fraction * spec.steps)), min(spec.warmup, max(spec.steps - 1, 1)) + 1, 2),
         end_value=spec.lr * spec.min_lr_ratio,
     )
     return optax.chain(optax.clip_by_global_norm(spec.clip), optax.adam(schedule))

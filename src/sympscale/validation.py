@@ -16,6 +16,7 @@ from sympscale.models import (
 from sympscale.models.nn import ACTIVATIONS
 from sympscale.models.symp import KINETICS
 from sympscale.projection import KINDS as PROJECTIONS
+from sympscale.recipe import effective_train, recipe_errors
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
@@ -70,7 +71,8 @@ def config_errors(cfg: Any) -> list[str]:
         errors.append(f"model.warmup_steps={warm} must be between 0 and train.steps={cfg.train.steps}")
     if cfg.seed < 0 or cfg.data_seed < 0:
         errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
-    tr, n_obs = cfg.train, cfg.data.n_obs
+    errors += recipe_errors(cfg.train, MODELS)
+    tr, n_obs = _Attrs(effective_train(cfg.train, cfg.model.name)), cfg.data.n_obs
     window = cfg.bptt_window.window
     if window is not None and not 1 <= window <= tr.horizon:
         errors.append(
@@ -94,6 +96,12 @@ def config_errors(cfg: Any) -> list[str]:
     return errors
 
 
+class _Attrs(dict):
+    """The effective train settings with attribute access (tr.horizon), as the composed config has."""
+
+    __getattr__ = dict.__getitem__
+
+
 def _schedule_errors(tr: Any, data: Any) -> list[str]:
     """The horizon curriculum and the validation settings."""
     errors = []
@@ -101,8 +109,9 @@ def _schedule_errors(tr: Any, data: Any) -> list[str]:
         errors.append(f"train.curriculum={tr.curriculum!r} is unknown; valid: {', '.join(CURRICULA)}")
     if tr.horizon_start < 1:
         errors.append(f"train.horizon_start={tr.horizon_start} must be >= 1")
-    if not 0.0 <= tr.ramp_fraction <= 1.0:
-        errors.append(f"train.ramp_fraction={tr.ramp_fraction} must be in [0, 1]")
+    for key in ("ramp_fraction", "decay_fraction"):
+        if not 0.0 <= tr[key] <= 1.0:
+            errors.append(f"train.{key}={tr[key]} must be in [0, 1]")
     for key in ("val_every", "patience"):
         if tr[key] < 0:
             errors.append(f"train.{key}={tr[key]} must be >= 0 (0: off)")

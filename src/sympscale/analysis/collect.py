@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sympscale.recipe import effective_train
+
 JOB_FILES = ("config.json", "status.json", "metrics.json", "launcher.json")
 
 
@@ -38,8 +40,10 @@ def model_label(model: dict) -> str:
 
 
 def _config_fields(cfg: dict) -> dict:
-    """The config keys that identify a run in the study."""
+    """The config keys that identify a run in the study (train settings as the model ran them: its recipe)."""
     g = lambda *keys, default=None: _get(cfg, keys, default)  # noqa: E731
+    train = g("train", default={})
+    train = effective_train(train, str(g("model", "name"))) if isinstance(train, dict) else {}
     window = g("bptt_window", "name")
     name, projection = g("model", "name"), g("model", "projection", default="none")
     return {
@@ -53,7 +57,10 @@ def _config_fields(cfg: dict) -> dict:
         "bptt_window": str(window) if window is not None else None,
         "train_preset": g("train", "preset"),
         "train_steps": g("train", "steps"),
-        "train_horizon": g("train", "horizon"),
+        "train_horizon": train.get("horizon"),
+        "lr": train.get("lr"),
+        # the training-horizon protocol is part of the method: kept visible in every table
+        "horizon_schedule": horizon_schedule_label(train),
         "batch_size": g("train", "batch_size"),
         "memory": g("train", "memory"),
         "width": g("capacity", "width"),
@@ -62,6 +69,15 @@ def _config_fields(cfg: dict) -> dict:
         "experiment": (g("_hydra", "choices", default={}) or {}).get("experiment"),
         "overrides": " ".join(g("_hydra", "overrides", default=[]) or []),
     }
+
+
+def horizon_schedule_label(train: dict) -> str:
+    """'geometric 1→10 (ramp 0.5)' or 'constant 10': the free-running horizon protocol of a run."""
+    horizon = train.get("horizon")
+    if train.get("curriculum", "constant") == "constant" or horizon is None:
+        return f"constant {horizon}"
+    start, ramp = train.get("horizon_start", 1), train.get("ramp_fraction", 0.5)
+    return f"geometric {min(start, horizon)}→{horizon} (ramp {ramp:g})"
 
 
 def _get(d: dict, keys, default=None):
@@ -78,6 +94,13 @@ def _metric_fields(m: dict) -> dict:
         "params": m.get("params"),
         "capacity_ratio": m.get("capacity_ratio"),
         "final_loss": tr.get("final_loss"),
+        "steps_trained": tr.get("steps_trained"),
+        "selected_step": tr.get("selected_step"),
+        # None: not judged (no parameters, or no validation); False: the run is not a result yet
+        "converged": tr.get("converged"),
+        "convergence_improvement": (tr.get("convergence") or {}).get("improvement"),
+        "mean_train_horizon": (tr.get("curriculum") or {}).get("mean_horizon"),
+        "one_step_mse": ev.get("one_step_mse"),
         "train_wall_s": tr.get("wall_s"),
         "last100_mse": ev.get("last100_mse"),
         "bounded": ev.get("bounded"),
@@ -86,6 +109,7 @@ def _metric_fields(m: dict) -> dict:
         "vpt_lyap_0.3": (ev.get("vpt_lyapunov") or {}).get("0.3"),
         "vpt_lyap_0.5": (ev.get("vpt_lyapunov") or {}).get("0.5"),
         "lyapunov_exponent": _get(m, ("dataset", "lyapunov_exponent")),
+        "dt_obs": _get(m, ("dataset", "dt_obs")),
         "exceeds_ground_truth": ev.get("exceeds_ground_truth"),
         "model_energy_residual": ev.get("model_energy_residual"),
         "eval_horizon": ev.get("horizon"),
@@ -150,11 +174,58 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    for col in ("last100_mse", "prediction_horizon", "capacity_ratio"):
+    for col in ("last100_mse", "prediction_horizon", "capacity_ratio", "one_step_mse", "vpt_lyap_0.3"):
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce")
-    if "bounded" in df:
-        df["bounded"] = df["bounded"].map(
-            lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
-        )
+    for col in ("bounded", "converged"):
+        if col in df:
+            df[col] = df[col].map(_optional_bool).astype(object)
+    return add_oracle_fraction(df)
+
+
+def _optional_bool(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
+
+
+ORACLE_KEYS = ["system", "D", "data_seed", "eval_horizon"]  # what an oracle run and a model run must share
+
+
+def add_oracle_fraction(df: pd.DataFrame) -> pd.DataFrame:
+    """`vpt_fraction_of_oracle`: each run's VPT(0.3) over the oracle's (median of its runs) on the same data."""
+    keys = [k for k in ORACLE_KEYS if k in df.columns]
+    if "model_name" not in df or "vpt_lyap_0.3" not in df or len(keys) < 2:
+        df["vpt_fraction_of_oracle"] = math.nan
+        return df
+    ok = df[df["ok"] & (df["model_name"] == "oracle")]
+    ceiling = ok.groupby(keys)["vpt_lyap_0.3"].median().rename("oracle_vpt_lyap_0.3").reset_index()
+    df = df.drop(columns=["oracle_vpt_lyap_0.3"], errors="ignore").merge(ceiling, on=keys, how="left")
+    df["vpt_fraction_of_oracle"] = df["vpt_lyap_0.3"] / df["oracle_vpt_lyap_0.3"]
     return df
+
+
+def validation_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Every validation record of every finished run (from its train_log.jsonl), one row per (run, step).
+
+    Columns: job_dir, system, D, model, seed, horizon_schedule, step, horizon, val_vpt_steps,
+    val_vpt_lyap (VPT in Lyapunov times), val_one_step_mse, val_rollout_mse.
+    """
+    rows = []
+    keys = ["job_dir", "system", "D", "model", "seed", "horizon_schedule", "lyapunov_exponent", "dt_obs"]
+    for run in df[df["ok"]].to_dict("records"):
+        try:
+            lines = (Path(run["job_dir"]) / "train_log.jsonl").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "val_vpt_steps" in rec:
+                rows.append({**{k: run.get(k) for k in keys}, **{k: rec.get(k) for k in VAL_FIELDS}})
+    out = pd.DataFrame(rows, columns=[*keys, *VAL_FIELDS])
+    out["val_vpt_lyap"] = pd.to_numeric(out["val_vpt_steps"]) * out["lyapunov_exponent"] * out["dt_obs"]
+    return out
+
+
+VAL_FIELDS = ("step", "horizon", "val_vpt_steps", "val_one_step_mse", "val_rollout_mse")

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sympscale.analysis.stats import bounded_table, paired_ratios, ratio_table  # noqa: E402
+from sympscale.analysis.stats import bounded_table, oracle_table, paired_ratios, ratio_table  # noqa: E402
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
@@ -155,9 +155,59 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "bptt_ablation")
 
 
-def all_figures(df: pd.DataFrame, out: Path) -> list[Path]:
+def convergence(curves: pd.DataFrame, out: Path) -> list[Path]:
+    """Per system: validation VPT (Lyapunov times) against training step, one line per run, one panel per D."""
+    paths = []
+    for system, sdf in curves.groupby("system"):
+        Ds = sorted(sdf["D"].unique())
+        fig, axes = plt.subplots(1, len(Ds), figsize=(4.2 * len(Ds), 3.6), squeeze=False, sharey=True)
+        models = sorted(sdf["model"].unique())
+        for ax, D in zip(axes[0], Ds, strict=True):
+            for k, model in enumerate(models):
+                runs = sdf[(sdf["D"] == D) & (sdf["model"] == model)]
+                for i, (_, run) in enumerate(runs.groupby("job_dir")):
+                    ax.plot(
+                        run["step"],
+                        run["val_vpt_lyap"],
+                        color=f"C{k}",
+                        alpha=0.7,
+                        lw=1,
+                        label=model if i == 0 else None,
+                    )
+            ax.set(title=f"{system} D={D}", xlabel="training step", ylabel="validation VPT(0.3), Lyapunov times")
+            ax.legend(title="model", fontsize=8)
+        paths += _save(fig, out, f"convergence_{system}")
+    return paths
+
+
+def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Per system: each model's VPT as a fraction of the oracle's (median and IQR over seeds) against D."""
+    table = oracle_table(df)
+    table = table[table["model"] != "oracle"].dropna(subset=["fraction_median"])
+    if table.empty:
+        return []
+    systems = sorted(table["system"].unique())
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.8), squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        st = table[table["system"] == system]
+        for k, ((model, schedule), mt) in enumerate(st.groupby(["model", "horizon_schedule"])):
+            mt = mt.sort_values("D")
+            err = [mt["fraction_median"] - mt["fraction_q25"], mt["fraction_q75"] - mt["fraction_median"]]
+            x = mt["D"].to_numpy(float) * (1.0 + 0.04 * k)  # a small offset per model keeps error bars apart
+            ax.errorbar(x, mt["fraction_median"], yerr=err, fmt="o-", capsize=3, label=f"{model} [{schedule}]")
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set(xscale="log", xlabel="D", ylabel="VPT / oracle VPT (median, IQR)", title=f"{system}: VPT vs the ceiling")
+        _d_ticks(ax, st["D"])
+        ax.legend(fontsize=7)
+    return _save(fig, out, "vpt_fraction_of_oracle_vs_D")
+
+
+def all_figures(df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid")
     if df.empty or not df["ok"].any():
         return []
-    return reliability_vs_D(df, out) + horizon_vs_D(df, out) + bptt_ablation(df, out)
+    paths = reliability_vs_D(df, out) + horizon_vs_D(df, out) + bptt_ablation(df, out) + vpt_fraction_vs_D(df, out)
+    if curves is not None and not curves.empty:
+        paths += convergence(curves, out)
+    return paths

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from sympscale.analysis.stats import bounded_table, ci_table, conservation_table, paired_ratios, ratio_table
+from sympscale.analysis.stats import (
+    _unconverged,
+    bounded_table,
+    ci_table,
+    conservation_table,
+    convergence_table,
+    oracle_table,
+    paired_ratios,
+    ratio_table,
+)
 
 
 def _fmt(v) -> str:
@@ -41,11 +50,14 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         params=("params", "first"), capacity_ratio=("capacity_ratio", "first")
     )
     cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(lambda r: f"{r:.5f}"))
+    metrics = [m for m in ("last100_mse", "prediction_horizon", "vpt_lyap_0.3", "one_step_mse") if m in ok.columns]
     return {
+        "convergence": convergence_table(df),
+        "vpt_oracle": oracle_table(df),
         "bounded": bounded_table(df),
         "ratio_gru_symp": ratio_table(df),
         "conservation": conservation_table(df),
-        "mean_ci": ci_table(df, by=("system", "D", "model", "bptt_window")),
+        "mean_ci": ci_table(df, metrics=metrics, by=("system", "D", "model", "horizon_schedule", "bptt_window")),
         "capacity": cap,
     }
 
@@ -69,6 +81,13 @@ def headline(df: pd.DataFrame) -> str:
         if len(pairs):
             q = pairs["ratio"].quantile([0.25, 0.5, 0.75])
             desc += f"; GRU/Symp last-100 MSE ratio median {q[0.5]:.3g}x (IQR {q[0.25]:.3g}–{q[0.75]:.3g}x, {len(pairs)} seeds)"
+        frac = grp.get("vpt_fraction_of_oracle")
+        if frac is not None and frac.notna().any():
+            per_model = grp[frac.notna()].groupby("model")["vpt_fraction_of_oracle"].median()
+            desc += "; VPT/oracle " + ", ".join(f"{m} {v:.2f}" for m, v in per_model.items())
+        bad = int(grp["converged"].map(_unconverged).sum()) if "converged" in grp else 0
+        if bad:
+            desc += f" [WARNING: rests on {bad} unconverged run{'s' if bad > 1 else ''}]"
         parts.append(f"{system} D={D}: {desc}")
     return "; ".join(parts) + "."
 
@@ -93,8 +112,11 @@ def summary_markdown(
             for r in bad.itertuples()
         ]
         lines.append("")
+    lines += _convergence_lines(df)
     lines += ["## Headline", "", headline(df), ""]
     titles = {
+        "convergence": "Convergence (best validation VPT gained < tol over the last quarter of training)",
+        "vpt_oracle": "VPT(0.3) as a fraction of the oracle's (same system, D, data)",
         "bounded": "Bounded rollouts",
         "ratio_gru_symp": "GRU/Symp last-100 MSE ratio (paired by seed)",
         "conservation": "Conservation residuals (median and max over seeds)",
@@ -107,3 +129,18 @@ def summary_markdown(
         lines += ["## Figures", ""]
         lines += [f"- [{p.stem}]({p.relative_to(sweep_dir)})" for p in figures if p.suffix == ".png"]
     return "\n".join(lines) + "\n"
+
+
+def _convergence_lines(df: pd.DataFrame) -> list[str]:
+    """How many used runs did not converge, and which: every comparison resting on them is flagged."""
+    if "converged" not in df or not len(df):
+        return []
+    ok = df[df["ok"]]
+    bad = ok[ok["converged"].map(_unconverged)]
+    judged = int(ok["converged"].notna().sum())
+    lines = [f"Convergence: {judged - len(bad)} of {judged} trained runs converged; {len(bad)} did not.", ""]
+    if len(bad):
+        lines += ["Not converged (their results are reported but flagged in the headline and the ratio table):", ""]
+        lines += [f"- {r.system} D={r.D} {r.model} seed={r.seed} ({r.horizon_schedule})" for r in bad.itertuples()]
+        lines.append("")
+    return lines

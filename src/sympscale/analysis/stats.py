@@ -30,39 +30,58 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
     return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(v.size))
 
 
-PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "width", "depth"]
+PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "horizon_schedule", "width", "depth"]
+GROUP = ["system", "D", "model", "horizon_schedule"]  # every table keeps the training-horizon protocol visible
+
+
+def _group(df: pd.DataFrame, extra=()) -> list[str]:
+    return [k for k in [*GROUP, *extra] if k in df.columns]
+
+
+def _unconverged(v) -> bool:
+    """A run judged and found not converged (None = not judged: the oracle, or no validation)."""
+    return v is False or v == False  # noqa: E712  (numpy bools)
 
 
 def paired_ratios(df: pd.DataFrame, num: str = "gru", den: str = "symp", metric: str = "last100_mse") -> pd.DataFrame:
     """num/den ratio of `metric` for runs that agree on everything but the model (paired by seed)."""
     keys = [k for k in PAIR_KEYS if k in df.columns]
     ok = df[df["ok"]]
-    a = ok[ok["model"] == num][[*keys, metric]].rename(columns={metric: "num"})
-    b = ok[ok["model"] == den][[*keys, metric]].rename(columns={metric: "den"})
+    conv = "converged" if "converged" in ok.columns else None
+    cols = [*keys, metric, *([conv] if conv else [])]
+    a = ok[ok["model"] == num][cols].rename(columns={metric: "num", "converged": "num_converged"})
+    b = ok[ok["model"] == den][cols].rename(columns={metric: "den", "converged": "den_converged"})
     pairs = a.merge(b, on=keys, how="inner")
     pairs["ratio"] = pairs["num"] / pairs["den"]
+    pairs["unconverged"] = (
+        pairs["num_converged"].map(_unconverged) | pairs["den_converged"].map(_unconverged) if conv else False
+    )
     return pairs
 
 
 def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
     ok = df[df["ok"]]
-    g = ok.groupby(["system", "D", "model"], dropna=False)["bounded"]
+    g = ok.groupby(_group(ok), dropna=False)["bounded"]
     return g.agg(bounded="sum", n="count").assign(fraction=lambda t: t["bounded"] / t["n"]).reset_index()
 
 
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
     pairs = paired_ratios(df, num, den)
+    keys = [k for k in ("system", "D", "horizon_schedule") if k in pairs.columns]
+    cols = [*keys, "n_pairs", "median", "q25", "q75", "unconverged_pairs"]
     rows = []
-    for (system, D), grp in pairs.groupby(["system", "D"]):
+    for key, grp in pairs.groupby(keys):
         med, q25, q75 = median_iqr(grp["ratio"])
-        rows.append({"system": system, "D": D, "n_pairs": len(grp), "median": med, "q25": q25, "q75": q75})
-    return pd.DataFrame(rows, columns=["system", "D", "n_pairs", "median", "q25", "q75"])
+        row = dict(zip(keys, key, strict=True), n_pairs=len(grp), median=med, q25=q25, q75=q75)
+        rows.append({**row, "unconverged_pairs": int(grp["unconverged"].sum())})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def ci_table(
     df: pd.DataFrame, metrics=("last100_mse", "prediction_horizon"), by=("system", "D", "model")
 ) -> pd.DataFrame:
     ok = df[df["ok"]]
+    by = [k for k in by if k in ok.columns]
     rows = []
     for key, grp in ok.groupby(list(by), dropna=False):
         row = dict(zip(by, key, strict=True), n=len(grp))
@@ -77,7 +96,8 @@ def conservation_table(df: pd.DataFrame) -> pd.DataFrame:
     ok = df[df["ok"]]
     cols = [c for c in ok.columns if c.startswith("conservation_")]
     rows = []
-    for (system, D, model), grp in ok.groupby(["system", "D", "model"]):
+    keys = _group(ok)
+    for key, grp in ok.groupby(keys):
         for c in cols:
             v = pd.to_numeric(grp[c], errors="coerce").dropna()
             if v.empty:
@@ -89,9 +109,7 @@ def conservation_table(df: pd.DataFrame) -> pd.DataFrame:
             )
             rows.append(
                 {
-                    "system": system,
-                    "D": D,
-                    "model": model,
+                    **dict(zip(keys, key, strict=True)),
                     "invariant": inv,
                     "projection": kind,
                     "median": float(v.median()),
@@ -100,3 +118,51 @@ def conservation_table(df: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per group: runs, converged, not converged, not judged (no parameters / no validation), selected steps."""
+    ok = df[df["ok"]]
+    keys = _group(ok)
+    cols = [*keys, "n", "converged", "not_converged", "not_judged", "median_selected_step", "median_steps_trained"]
+    if "converged" not in ok.columns or ok.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for key, grp in ok.groupby(keys, dropna=False):
+        c = grp["converged"]
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "n": len(grp),
+                "converged": int(c.map(lambda v: v is True or v == True).sum()),  # noqa: E712
+                "not_converged": int(c.map(_unconverged).sum()),
+                "not_judged": int(c.isna().sum()),
+                "median_selected_step": pd.to_numeric(grp.get("selected_step"), errors="coerce").median(),
+                "median_steps_trained": pd.to_numeric(grp.get("steps_trained"), errors="coerce").median(),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def oracle_table(df: pd.DataFrame) -> pd.DataFrame:
+    """VPT(0.3) in Lyapunov times and as a fraction of the oracle's, median and IQR per group."""
+    ok = df[df["ok"]]
+    keys = _group(ok)
+    cols = [*keys, "n", "vpt_median", "oracle_vpt", "fraction_median", "fraction_q25", "fraction_q75"]
+    if "vpt_fraction_of_oracle" not in ok.columns or ok.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for key, grp in ok.groupby(keys, dropna=False):
+        med, q25, q75 = median_iqr(pd.to_numeric(grp["vpt_fraction_of_oracle"], errors="coerce").dropna())
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "n": len(grp),
+                "vpt_median": float(pd.to_numeric(grp["vpt_lyap_0.3"], errors="coerce").median()),
+                "oracle_vpt": float(pd.to_numeric(grp.get("oracle_vpt_lyap_0.3"), errors="coerce").median()),
+                "fraction_median": med,
+                "fraction_q25": q25,
+                "fraction_q75": q75,
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
