@@ -134,6 +134,9 @@ def test_yaml_defined_seed_range_sweeps_integers(tmp_path, env):
         (["system=cr3bp", "D=8"], "D=4 only"),
         (["system=nbody", "D=10"], "D = 4N"),
         (["-m", "bptt_window=4,32", "train=smoke"], "bptt_window=32"),
+        (["model=gru", "+train.recipes.gru.steps=3"], "train.recipes.gru.steps"),
+        (["train.curriculum=linear"], "train.curriculum='linear'"),
+        (["train.val_every=-1"], "train.val_every=-1"),
     ],
 )
 def test_bad_input_fails_before_compute(tmp_path, env, args, fragment):

@@ -180,6 +180,9 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
     for col in ("bounded", "converged"):
         if col in df:
             df[col] = df[col].map(_optional_bool).astype(object)
+    if "steps_trained" in df and "horizon_schedule" in df:  # a model with nothing to train has no schedule
+        untrained = pd.to_numeric(df["steps_trained"], errors="coerce") == 0
+        df.loc[untrained, "horizon_schedule"] = "not trained"
     return add_oracle_fraction(df)
 
 
