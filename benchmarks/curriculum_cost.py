@@ -21,7 +21,11 @@ def row(preset: str, model: str) -> str:
         cfg = compose(config_name="config", overrides=[f"train={preset}", f"model={model}"])
     tr = effective_train(cfg.train, model)
     sched = horizon_schedule(
-        tr["curriculum"], horizon=tr["horizon"], steps=tr["steps"], start=tr["horizon_start"], ramp_fraction=tr["ramp_fraction"]
+        tr["curriculum"],
+        horizon=tr["horizon"],
+        steps=tr["steps"],
+        start=tr["horizon_start"],
+        ramp_fraction=tr["ramp_fraction"],
     )
     mean = mean_horizon(sched, tr["steps"])
     before, after = tr["steps"] * tr["horizon"], tr["steps"] * mean
@@ -33,7 +37,9 @@ def row(preset: str, model: str) -> str:
 
 
 def main() -> None:
-    print("| preset | model | steps | final horizon | curriculum stages | mean horizon | cost constant | cost curriculum | saving |")
+    print(
+        "| preset | model | steps | final horizon | curriculum stages | mean horizon | cost constant | cost curriculum | saving |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for preset in ("smoke", "default", "paper"):
         for model in ("symp", "gru"):

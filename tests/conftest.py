@@ -1,6 +1,7 @@
 """Every test runs with float64 on and strict dtype promotion (an accidental float32 or int/float mix raises)."""
 
 import jax
+import numpy as np
 import pytest
 
 import sympscale  # noqa: F401  (turns on x64 before any array exists)
@@ -23,3 +24,16 @@ def _isolated_hydra_state(hydra_restore_singletons):
     working directory.
     """
     yield
+
+
+@pytest.fixture(scope="module")
+def fput8():
+    """A tiny FPUT D=8 dataset (6 trajectories x 80 observations) and a small symp model for it."""
+    from sympscale.models import Capacity, build
+    from sympscale.systems import make_system
+
+    s = make_system("fput", 8)
+    traj = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(0), 6), 80))
+    mean, std = traj.mean(axis=(0, 1)), traj.std(axis=(0, 1))
+    model, _ = build("symp", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=8, depth=2))
+    return s, traj, std, model

@@ -7,9 +7,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
+from sympscale.recipe import effective_train
 from sympscale.seeds import rewrite_args
 from sympscale.train import config_dir
-from sympscale.recipe import effective_train
 from sympscale.validation import config_errors
 
 CONF = Path(config_dir())

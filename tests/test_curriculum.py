@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 from sympscale.curriculum import horizon_at, horizon_schedule, mean_horizon
-from sympscale.models import Capacity, build
-from sympscale.systems import make_system
 from sympscale.training import TrainSpec, fit, make_loss, sample_windows
 
 
@@ -19,16 +17,18 @@ from sympscale.training import TrainSpec, fit, make_loss, sample_windows
 def test_geometric_schedule_is_monotone_and_ends_at_the_final_horizon(horizon, steps, start, ramp):
     sched = horizon_schedule("geometric", horizon=horizon, steps=steps, start=start, ramp_fraction=ramp)
     firsts, hs = [s for s, _ in sched], [h for _, h in sched]
-    assert firsts[0] == 0 and all(a < b for a, b in zip(firsts, firsts[1:]))  # stages in order, none empty
-    assert all(a < b for a, b in zip(hs, hs[1:]))  # the horizon only grows
+    assert firsts[0] == 0 and all(
+        a < b for a, b in zip(firsts, firsts[1:], strict=False)
+    )  # stages in order, none empty
+    assert all(a < b for a, b in zip(hs, hs[1:], strict=False))  # the horizon only grows
     assert hs[-1] == horizon and firsts[-1] < steps  # the final horizon is trained for at least one step
     if steps >= 100 and ramp > 0:  # a ramp with steps to spend starts at `start`
         assert hs[0] == min(start, horizon)
     per_step = [horizon_at(sched, t) for t in range(min(steps, 3000))]
-    assert all(a <= b for a, b in zip(per_step, per_step[1:]))
+    assert all(a <= b for a, b in zip(per_step, per_step[1:], strict=False))
     assert horizon_at(sched, steps - 1) == horizon
     if steps >= 100:  # (very short runs drop stages that would get no step)
-        assert all(b == 2 * a for a, b in zip(hs, hs[1:]) if b < horizon)  # stages double
+        assert all(b == 2 * a for a, b in zip(hs, hs[1:], strict=False) if b < horizon)  # stages double
     assert 1 <= mean_horizon(sched, steps) <= horizon
 
 
@@ -45,17 +45,8 @@ def test_bad_curriculum_is_refused():
         horizon_schedule("linear", horizon=10, steps=100)
 
 
-@pytest.fixture(scope="module")
-def lattice():
-    s = make_system("fput", 8)
-    traj = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(0), 4), 60))
-    mean, std = traj.mean(axis=(0, 1)), traj.std(axis=(0, 1))
-    model, _ = build("symp", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=8, depth=2))
-    return traj, std, model
-
-
-def test_fit_follows_the_schedule(lattice):
-    traj, std, model = lattice
+def test_fit_follows_the_schedule(fput8):
+    _, traj, std, model = fput8
     spec = TrainSpec(steps=40, batch_size=4, horizon=8, warmup=2, log_every=1, ramp_fraction=0.5)
     logs = []
     fit(model, model.init(jax.random.key(1)), traj, std, spec, key=jax.random.key(2), log=logs.append)
@@ -64,9 +55,9 @@ def test_fit_follows_the_schedule(lattice):
     assert [h for _, h in spec.schedule()] == [1, 2, 4, 8]
 
 
-def test_window_semantics_do_not_depend_on_the_stage(lattice):
+def test_window_semantics_do_not_depend_on_the_stage(fput8):
     """bptt_window = k cuts every k steps of whatever horizon is current: no cut while h <= k."""
-    traj, std, model = lattice
+    _, traj, std, model = fput8
     params = model.init(jax.random.key(3))
     for h in (2, 4, 12):
         x0, targets = sample_windows(jax.random.key(h), jax.numpy.asarray(traj), 5, h)

@@ -49,3 +49,15 @@ def test_the_oracle_needs_its_system():
     ones = np.ones(8)
     with pytest.raises(ValueError, match="oracle needs the system"):
         build("oracle", D=8, dt=0.5, mean=ones, std=ones, capacity=Capacity())
+
+
+def test_ks_oracle_is_etdrk4_at_the_models_step():
+    """KS is not Hamiltonian: the oracle runs ETDRK4 at dt_obs / substeps; its error shrinks as the step does."""
+    system = make_system("ks", 64)
+    x0 = system.sample_initial(jax.random.key(0), 2)
+    truth = jax.jit(system.trajectories, static_argnums=1)(x0, 2)[:, 1]
+    errs = []
+    for substeps in (4, 8):
+        model, _ = oracle(system, substeps)
+        errs.append(float(jnp.max(jnp.abs(jax.jit(lambda x, m=model: m.step({}, x))(x0) - truth))))
+    assert errs[1] < errs[0] / 4 and errs[0] < 1e-2 * float(jnp.max(jnp.abs(x0))), errs

@@ -3,7 +3,6 @@
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -13,16 +12,6 @@ from sympscale.models import Capacity, build
 from sympscale.selection import better, convergence, make_validator, validation_windows
 from sympscale.systems import make_system
 from sympscale.training import Resume, TrainSpec, fit, make_optimizer
-
-
-@pytest.fixture(scope="module")
-def lattice():
-    s = make_system("fput", 8)
-    traj = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(0), 6), 80))
-    mean, std = traj.mean(axis=(0, 1)), traj.std(axis=(0, 1))
-    model, _ = build("symp", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=8, depth=2))
-    return s, traj, std, model
-
 
 # ----- the convergence rule on synthetic validation curves --------------------------------------------------
 
@@ -66,8 +55,8 @@ def test_better_prefers_longer_vpt_then_lower_one_step_error():
 # ----- the validator ----------------------------------------------------------------------------------------
 
 
-def test_validator_scores_the_oracle_far_above_a_fresh_model(lattice):
-    s, traj, std, model = lattice
+def test_validator_scores_the_oracle_far_above_a_fresh_model(fput8):
+    s, traj, std, model = fput8
     oracle, _ = build("oracle", D=s.D, dt=s.dt_obs, mean=traj.mean((0, 1)), std=std, capacity=Capacity(), system=s)
     validate = make_validator(model, traj, std, horizon=60, starts=3)
     fresh = validate(model.init(jax.random.key(0)), 4)
@@ -78,9 +67,9 @@ def test_validator_scores_the_oracle_far_above_a_fresh_model(lattice):
     assert list(validation_windows(80, 60, 3)) == [0, 10, 19]
 
 
-def test_validator_early_exit_does_not_change_the_score(lattice):
+def test_validator_early_exit_does_not_change_the_score(fput8):
     """The rollout stops once every window crossed: the same VPT as a rollout to the full horizon."""
-    s, traj, std, model = lattice
+    s, traj, std, model = fput8
     params = model.init(jax.random.key(1))
     short = make_validator(model, traj, std, horizon=70, starts=2)(params, 1)
     full = make_validator(model, traj, std, horizon=70, starts=2)(params, 70)  # must run all 70 steps
@@ -108,8 +97,8 @@ def leaves_equal(a, b):
     )
 
 
-def test_fit_returns_the_best_validation_parameters(lattice):
-    _, traj, std, model = lattice
+def test_fit_returns_the_best_validation_parameters(fput8):
+    _, traj, std, model = fput8
     spec = TrainSpec(steps=50, batch_size=4, horizon=4, warmup=2, val_every=10)
     validator = ScriptedValidator([0.0, 3.0, 9.0, 4.0, 2.0, 1.0])  # step 0, 10, 20 (best), 30, 40, 50
     params, summary = fit(
@@ -121,8 +110,8 @@ def test_fit_returns_the_best_validation_parameters(lattice):
     assert summary["converged"] and summary["convergence"]["reason"] == "plateau"
 
 
-def test_patience_stops_early_and_keeps_the_best(lattice):
-    _, traj, std, model = lattice
+def test_patience_stops_early_and_keeps_the_best(fput8):
+    _, traj, std, model = fput8
     spec = TrainSpec(steps=100, batch_size=4, horizon=4, warmup=2, val_every=10, patience=2)
     validator = ScriptedValidator([0.0, 5.0, 4.0, 3.0] + [9.0] * 10)
     params, summary = fit(
@@ -132,8 +121,8 @@ def test_patience_stops_early_and_keeps_the_best(lattice):
     assert leaves_equal(params, validator.seen[1])
 
 
-def test_resume_restores_the_best_parameters_and_history(lattice, tmp_path):
-    _, traj, std, model = lattice
+def test_resume_restores_the_best_parameters_and_history(fput8, tmp_path):
+    _, traj, std, model = fput8
     spec = TrainSpec(steps=40, batch_size=4, horizon=4, warmup=2, val_every=10, checkpoint_every=20)
     scores = [0.0, 8.0, 1.0, 2.0, 3.0]
     init = model.init(jax.random.key(4))

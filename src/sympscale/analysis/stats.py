@@ -120,49 +120,51 @@ def conservation_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per group: runs, converged, not converged, not judged (no parameters / no validation), selected steps."""
+def _per_group(df: pd.DataFrame, needs: str, cols: list[str], summarise) -> pd.DataFrame:
+    """One row per (system, D, model, horizon_schedule) of the used runs: the keys plus summarise(group)."""
     ok = df[df["ok"]]
     keys = _group(ok)
-    cols = [*keys, "n", "converged", "not_converged", "not_judged", "median_selected_step", "median_steps_trained"]
-    if "converged" not in ok.columns or ok.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for key, grp in ok.groupby(keys, dropna=False):
+    if needs not in ok.columns or ok.empty:
+        return pd.DataFrame(columns=[*keys, *cols])
+    rows = [{**dict(zip(keys, key, strict=True)), **summarise(grp)} for key, grp in ok.groupby(keys, dropna=False)]
+    return pd.DataFrame(rows, columns=[*keys, *cols])
+
+
+def _num(grp: pd.DataFrame, col: str) -> pd.Series:
+    return pd.to_numeric(grp[col], errors="coerce") if col in grp else pd.Series(dtype=float)
+
+
+def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per group: runs, converged, not converged, not judged (no parameters / no validation), selected steps."""
+
+    def summarise(grp):
         c = grp["converged"]
-        rows.append(
-            {
-                **dict(zip(keys, key, strict=True)),
-                "n": len(grp),
-                "converged": int(c.map(lambda v: v is True or v == True).sum()),  # noqa: E712
-                "not_converged": int(c.map(_unconverged).sum()),
-                "not_judged": int(c.isna().sum()),
-                "median_selected_step": pd.to_numeric(grp.get("selected_step"), errors="coerce").median(),
-                "median_steps_trained": pd.to_numeric(grp.get("steps_trained"), errors="coerce").median(),
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
+        return {
+            "n": len(grp),
+            "converged": int(c.map(lambda v: v is True or v == True).sum()),  # noqa: E712
+            "not_converged": int(c.map(_unconverged).sum()),
+            "not_judged": int(c.isna().sum()),
+            "median_selected_step": _num(grp, "selected_step").median(),
+            "median_steps_trained": _num(grp, "steps_trained").median(),
+        }
+
+    cols = ["n", "converged", "not_converged", "not_judged", "median_selected_step", "median_steps_trained"]
+    return _per_group(df, "converged", cols, summarise)
 
 
 def oracle_table(df: pd.DataFrame) -> pd.DataFrame:
     """VPT(0.3) in Lyapunov times and as a fraction of the oracle's, median and IQR per group."""
-    ok = df[df["ok"]]
-    keys = _group(ok)
-    cols = [*keys, "n", "vpt_median", "oracle_vpt", "fraction_median", "fraction_q25", "fraction_q75"]
-    if "vpt_fraction_of_oracle" not in ok.columns or ok.empty:
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for key, grp in ok.groupby(keys, dropna=False):
-        med, q25, q75 = median_iqr(pd.to_numeric(grp["vpt_fraction_of_oracle"], errors="coerce").dropna())
-        rows.append(
-            {
-                **dict(zip(keys, key, strict=True)),
-                "n": len(grp),
-                "vpt_median": float(pd.to_numeric(grp["vpt_lyap_0.3"], errors="coerce").median()),
-                "oracle_vpt": float(pd.to_numeric(grp.get("oracle_vpt_lyap_0.3"), errors="coerce").median()),
-                "fraction_median": med,
-                "fraction_q25": q25,
-                "fraction_q75": q75,
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
+
+    def summarise(grp):
+        med, q25, q75 = median_iqr(_num(grp, "vpt_fraction_of_oracle").dropna())
+        return {
+            "n": len(grp),
+            "vpt_median": float(_num(grp, "vpt_lyap_0.3").median()),
+            "oracle_vpt": float(_num(grp, "oracle_vpt_lyap_0.3").median()),
+            "fraction_median": med,
+            "fraction_q25": q25,
+            "fraction_q75": q75,
+        }
+
+    cols = ["n", "vpt_median", "oracle_vpt", "fraction_median", "fraction_q25", "fraction_q75"]
+    return _per_group(df, "vpt_fraction_of_oracle", cols, summarise)
