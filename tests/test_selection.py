@@ -38,6 +38,14 @@ def test_noisy_plateau_converges_and_zero_never_does():
     assert convergence([0, 1000], [0.0, 5.0], 1000, tol=0.05)["improvement"] == 1.0
 
 
+def test_a_curve_flat_at_the_validation_cap_is_not_judged_converged():
+    steps = np.arange(0, 1001, 100)
+    capped = np.minimum(200.0, 0.5 * steps)  # reaches the 200-step cap at step 400 and stays there
+    verdict = convergence(steps, capped, 1000, tol=0.05, cap=200)
+    assert not verdict["converged"] and "raise train.val_horizon" in verdict["reason"]
+    assert convergence(steps, np.minimum(150.0, 0.5 * steps), 1000, tol=0.05, cap=200)["converged"]
+
+
 def test_a_late_jump_is_not_a_plateau():
     steps = np.arange(0, 1001, 100)
     curve = np.where(steps < 900, 10.0, 12.0)  # flat, then +20 % at the end

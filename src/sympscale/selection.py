@@ -16,7 +16,8 @@ poor model is scored quickly and a good one costs at most `horizon` steps.
 
 Convergence rule (`converged`): training has converged when the best validation VPT improved by less than
 `tol` (relative) over the last quarter of the steps trained, and that best VPT is above zero (a model that
-never predicts one step within the threshold has learnt nothing measurable and is never called converged).
+never predicts one step within the threshold has learnt nothing measurable and is never called converged) and
+below (1 − tol) x the validation horizon (a VPT at its cap cannot show a gain, so its flat curve proves nothing).
 """
 
 from __future__ import annotations
@@ -116,11 +117,14 @@ def _finite(v: float, fallback: float) -> float:
     return v if math.isfinite(v) else fallback
 
 
-def convergence(steps: Sequence[int], vpt: Sequence[float], steps_trained: int, *, tol: float) -> dict:
+def convergence(
+    steps: Sequence[int], vpt: Sequence[float], steps_trained: int, *, tol: float, cap: float | None = None
+) -> dict:
     """Apply the convergence rule to a validation curve (steps, VPT) of a run that trained `steps_trained` steps.
 
-    Returns {converged, improvement, best_at_start_of_window, best, window_start}; `improvement` is the
-    relative gain of the best VPT over the last PLATEAU_FRACTION of training (NaN when undefined).
+    Returns {converged, improvement, best, window_start, reason}; `improvement` is the relative gain of the
+    best VPT over the last PLATEAU_FRACTION of training (NaN when undefined). A best VPT within `tol` of the
+    validation horizon `cap` cannot show further gains: such a curve is not judged converged (raise the cap).
     """
     steps, vpt = np.asarray(steps, dtype=np.int64), np.nan_to_num(np.asarray(vpt, dtype=np.float64), nan=0.0)
     window_start = int(math.floor((1.0 - PLATEAU_FRACTION) * steps_trained))
@@ -130,6 +134,9 @@ def convergence(steps: Sequence[int], vpt: Sequence[float], steps_trained: int, 
         return {**rule, "converged": False, "improvement": math.nan, "reason": "too few validations to judge"}
     best_then, best = float(before.max()), float(vpt.max())
     improvement = (best - best_then) / best if best > 0 else math.nan
-    converged = best > 0 and improvement < tol
+    saturated = cap is not None and best >= (1.0 - tol) * cap
+    converged = best > 0 and improvement < tol and not saturated
     reason = "plateau" if converged else ("no valid prediction step yet" if best <= 0 else "still improving")
+    if saturated:
+        reason = f"validation VPT at its cap ({best:.1f} of {cap:g} steps): raise train.val_horizon to judge"
     return {**rule, "converged": bool(converged), "improvement": improvement, "best": best, "reason": reason}

@@ -381,14 +381,15 @@ def fit(
             "converged": None,
             "convergence": {"reason": "no validation (train.val_every = 0)"},
         }
-    return selector.best_params, {**summary, **_selection_summary(selector, trained, spec)}
+    cap = getattr(validate, "horizon", None)
+    return selector.best_params, {**summary, **_selection_summary(selector, trained, spec, cap)}
 
 
-def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec) -> dict:
+def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec, cap: int | None) -> dict:
     """selected_step, the convergence verdict and a compact validation curve for metrics.json."""
     h = selector.history
     steps, vpt = [r["step"] for r in h], [r["val_vpt_steps"] for r in h]
-    verdict = convergence(steps, vpt, trained, tol=spec.plateau_tol)
+    verdict = convergence(steps, vpt, trained, tol=spec.plateau_tol, cap=cap)
     keys = ("step", "horizon", "val_vpt_steps", "val_one_step_mse", "val_rollout_mse")
     return {
         "selected_step": selector.best["step"],
