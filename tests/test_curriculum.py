@@ -47,7 +47,9 @@ def test_bad_curriculum_is_refused():
 
 def test_fit_follows_the_schedule(fput8):
     _, traj, std, model = fput8
-    spec = TrainSpec(steps=40, batch_size=4, horizon=8, warmup=2, log_every=1, ramp_fraction=0.5)
+    spec = TrainSpec(
+        steps=40, batch_size=4, horizon=8, warmup=2, log_every=1, curriculum="geometric", ramp_fraction=0.5
+    )
     logs = []
     fit(model, model.init(jax.random.key(1)), traj, std, spec, key=jax.random.key(2), log=logs.append)
     seen = [(r["step"], r["horizon"]) for r in logs if "loss" in r]

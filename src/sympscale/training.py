@@ -45,7 +45,7 @@ class TrainSpec:
     log_every: int = 100
     checkpoint_every: int = 500  # steps between resumable checkpoints (0: never)
     grad_cosine_every: int = 0  # with a truncated window: log cos(truncated, full-horizon gradient) this often
-    curriculum: str = "geometric"  # geometric | constant: how the free-running horizon grows to `horizon`
+    curriculum: str = "constant"  # constant | geometric (the presets' choice): how the horizon grows to `horizon`
     horizon_start: int = 1  # first horizon of the geometric curriculum
     ramp_fraction: float = 0.5  # fraction of the steps over which the horizon doubles up to `horizon`
     val_every: int = 0  # steps between validations (0: none; then the last parameters are kept)
