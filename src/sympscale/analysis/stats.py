@@ -30,7 +30,9 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
     return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(v.size))
 
 
-PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "horizon_schedule", "width", "depth"]
+# runs that agree on these and differ in the model are a pair; each model keeps its own recipe (horizon schedule),
+# which the ratio table shows for both sides
+PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "width", "depth"]
 GROUP = ["system", "D", "model", "horizon_schedule"]  # every table keeps the training-horizon protocol visible
 
 
@@ -48,9 +50,11 @@ def paired_ratios(df: pd.DataFrame, num: str = "gru", den: str = "symp", metric:
     keys = [k for k in PAIR_KEYS if k in df.columns]
     ok = df[df["ok"]]
     conv = "converged" if "converged" in ok.columns else None
-    cols = [*keys, metric, *([conv] if conv else [])]
-    a = ok[ok["model"] == num][cols].rename(columns={metric: "num", "converged": "num_converged"})
-    b = ok[ok["model"] == den][cols].rename(columns={metric: "den", "converged": "den_converged"})
+    extra = [c for c in (conv, "horizon_schedule") if c and c in ok.columns]
+    cols = [*keys, metric, *extra]
+    names = {"converged": "{}_converged", "horizon_schedule": "{}_schedule"}
+    a = ok[ok["model"] == num][cols].rename(columns={metric: "num", **{c: names[c].format("num") for c in extra}})
+    b = ok[ok["model"] == den][cols].rename(columns={metric: "den", **{c: names[c].format("den") for c in extra}})
     pairs = a.merge(b, on=keys, how="inner")
     pairs["ratio"] = pairs["num"] / pairs["den"]
     pairs["unconverged"] = (
@@ -67,7 +71,7 @@ def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
     pairs = paired_ratios(df, num, den)
-    keys = [k for k in ("system", "D", "horizon_schedule") if k in pairs.columns]
+    keys = [k for k in ("system", "D", "num_schedule", "den_schedule") if k in pairs.columns]
     cols = [*keys, "n_pairs", "median", "q25", "q75", "unconverged_pairs"]
     rows = []
     for key, grp in pairs.groupby(keys):
