@@ -90,13 +90,13 @@ class System(abc.ABC):
     def describe_reference(self, fine: bool = False) -> str:
         return type(self).__name__
 
+    @abc.abstractmethod
     def step_with(self, x: Array, h: float, *, method: str = "yoshida4") -> Array:
         """One step h of the true dynamics by the integrator a learned model uses (the oracle's step).
 
         Hamiltonian systems: the composition `method` on the true H (with the exact flow of a declared known
         part); systems that are not Hamiltonian use their own scheme at step h.
         """
-        raise NotImplementedError(f"{self.name} does not define step_with")
 
     def tangent_interval(self, x: Array, v: Array) -> tuple[Array, Array]:
         """(interval(x), D interval(x) · v): the tangent map over one interval, by forward-mode autodiff."""
