@@ -44,11 +44,15 @@ class DataSpec:
         n_val = int(round(self.val_fraction * self.n_trajectories))
         n_test = self.n_trajectories - n_train - n_val
         if min(self.lyapunov_trajectories, self.ground_truth_trajectories) < 1 or self.lyapunov_intervals < 0:
-            raise ValueError("data.lyapunov_trajectories and ground_truth_trajectories must be >= 1, intervals >= 0")
+            raise ValueError(
+                f"data.lyapunov_trajectories={self.lyapunov_trajectories}, ground_truth_trajectories="
+                f"{self.ground_truth_trajectories} must be >= 1 and lyapunov_intervals={self.lyapunov_intervals} >= 0"
+            )
         if min(n_train, n_test) < 1 or n_val < 0:
             raise ValueError(
-                f"data split {self.train_fraction}/{self.val_fraction} of {self.n_trajectories} trajectories "
-                f"leaves train={n_train}, val={n_val}, test={n_test}; need at least one train and one test"
+                f"data.train_fraction={self.train_fraction}, val_fraction={self.val_fraction} of data.n_trajectories="
+                f"{self.n_trajectories} leave train={n_train}, val={n_val}, test={n_test}: need at least one train "
+                f"and one test trajectory (train_fraction + val_fraction < 1)"
             )
         return n_train, n_val, n_test
 

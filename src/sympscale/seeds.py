@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 RANGE_KEYS = ("seed", "data_seed")
+MAX_RANGE = 10_000  # values in one range: a larger grid is refused by a size check, not by running out of memory
 NUMERIC_GROUPS = ("bptt_window",)  # config groups whose option names are numbers
 _ITEM = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 _ARG = re.compile(r"^(?P<prefix>\+{0,2})(?P<key>[A-Za-z_][\w.]*)=(?P<value>.*)$", re.S)
@@ -40,6 +41,11 @@ def expand_int_ranges(key: str, value: str) -> str:
         lo, hi = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
         if hi < lo:
             raise RangeSyntaxError(f"{key}={value!r}: range {lo}-{hi} is empty (write {hi}-{lo})")
+        if len(out) + hi - lo + 1 > MAX_RANGE:
+            raise RangeSyntaxError(
+                f"{key}={value!r} has {len(out) + hi - lo + 1:,} values; at most {MAX_RANGE:,} in one command "
+                f"(split the sweep)"
+            )
         out.extend(range(lo, hi + 1))
     if len(set(out)) != len(out):
         raise RangeSyntaxError(f"{key}={value!r} lists some values twice")

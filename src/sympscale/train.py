@@ -75,12 +75,23 @@ def _task(cfg: DictConfig) -> dict:
     return metrics
 
 
+def _refuse(errors: list[str]) -> None:
+    """One line per problem, exit status 2: nothing was computed or written."""
+    for line in dict.fromkeys(errors):
+        print(f"sympscale: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     try:
         sys.argv = [sys.argv[0], *rewrite_args(sys.argv[1:])]
     except RangeSyntaxError as e:
-        print(f"sympscale: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse([str(e)])
+    from sympscale.preflight import command_errors
+
+    errors = command_errors(sys.argv[1:], config_dir())
+    if errors:
+        _refuse(errors)
     hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")(_task)()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sympscale.curriculum import CURRICULA
+from sympscale.data import DataSpec
 from sympscale.integrators import METHODS
 from sympscale.models import (
     MODELS,
@@ -27,9 +29,10 @@ def config_errors(cfg: Any) -> list[str]:
     system = dict(cfg.system)
     name = system.pop("name")
     exact = None
+    errors += system_value_errors(system)
     if name not in SYSTEMS:
         errors.append(f"system={name!r} is unknown; valid: {', '.join(sorted(SYSTEMS))}")
-    else:
+    elif not errors:
         try:
             exact = make_system(name, cfg.D, **system).exact_quadratic()
         except InvalidSystemError as e:
@@ -90,7 +93,9 @@ def config_errors(cfg: Any) -> list[str]:
     for key in ("steps", "batch_size", "log_every"):
         if tr[key] < 1:
             errors.append(f"train.{key}={tr[key]} must be >= 1")
-    errors += _schedule_errors(tr, cfg.data)
+    data_errors = _data_errors(cfg.data)
+    errors += data_errors + _schedule_errors(tr, None if data_errors else cfg.data)
+    errors += _optimiser_errors(tr) + _eval_errors(cfg.eval)
     if cfg.capacity.width < 1 or cfg.capacity.depth < 1:
         errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth} must be >= 1")
     return errors
@@ -103,7 +108,7 @@ class _Attrs(dict):
 
 
 def _schedule_errors(tr: Any, data: Any) -> list[str]:
-    """The horizon curriculum and the validation settings."""
+    """The horizon curriculum and the validation settings (`data`: None when its own settings are already wrong)."""
     errors = []
     if tr.curriculum not in CURRICULA:
         errors.append(f"train.curriculum={tr.curriculum!r} is unknown; valid: {', '.join(CURRICULA)}")
@@ -121,9 +126,79 @@ def _schedule_errors(tr: Any, data: Any) -> list[str]:
         errors.append(f"train.val_horizon={tr.val_horizon} must be >= 1")
     if not tr.plateau_tol > 0:
         errors.append(f"train.plateau_tol={tr.plateau_tol} must be > 0")
-    if tr.val_every and int(round(data.val_fraction * data.n_trajectories)) < 1:
+    if data is not None and tr.val_every and int(round(data.val_fraction * data.n_trajectories)) < 1:
         errors.append(
             f"train.val_every={tr.val_every} needs validation trajectories, and data.val_fraction={data.val_fraction} "
             f"of data.n_trajectories={data.n_trajectories} gives none: raise either, or set train.val_every=0"
         )
     return errors
+
+
+# system parameters that must be > 0 wherever a system has them (all must be finite)
+POSITIVE_SYSTEM_KEYS = (
+    "dt_obs", "energy_density", "ref_substeps", "softening", "escape_radius", "velocity_cap", "rtol", "atol",
+    "r_escape", "max_steps", "L", "h", "ic_modes", "ic_amplitude", "mu",
+)  # fmt: skip
+NON_NEGATIVE_SYSTEM_KEYS = ("beta", "transient", "r_min_reject")
+
+
+def system_value_errors(system: dict) -> list[str]:
+    """Non-finite or meaningless physical parameters (a NaN coupling must fail here, not after data generation)."""
+    errors = []
+    for key, value in system.items():
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if any(not math.isfinite(v) for v in numbers):
+            errors.append(f"system.{key}={value} must be finite")
+        elif key in POSITIVE_SYSTEM_KEYS and any(v <= 0 for v in numbers):
+            errors.append(f"system.{key}={value} must be > 0")
+        elif key in NON_NEGATIVE_SYSTEM_KEYS and any(v < 0 for v in numbers):
+            errors.append(f"system.{key}={value} must be >= 0")
+    if "mu" in system and not errors and not 0 < system["mu"] <= 0.5:
+        errors.append(f"system.mu={system['mu']} must be in (0, 0.5] (the smaller primary's mass fraction)")
+    return errors
+
+
+def _finite_in(value: Any, lo: float, hi: float = math.inf, *, lo_open: bool = True) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return (value > lo if lo_open else value >= lo) and value <= hi
+
+
+def _optimiser_errors(tr: Any) -> list[str]:
+    """Learning rate, warm-up, final-lr ratio and clip: a negative or non-finite value is refused, not trained."""
+    errors = []
+    if not _finite_in(tr.lr, 0.0):
+        errors.append(f"train.lr={tr.lr} must be a finite number > 0 (e.g. 1e-3)")
+    if tr.warmup < 0:
+        errors.append(f"train.warmup={tr.warmup} must be >= 0 steps")
+    if not _finite_in(tr.min_lr_ratio, 0.0, 1.0, lo_open=False):
+        errors.append(f"train.min_lr_ratio={tr.min_lr_ratio} must be in [0, 1]")
+    if not _finite_in(tr.clip, 0.0):
+        errors.append(f"train.clip={tr.clip} must be a finite number > 0 (the global gradient-norm bound)")
+    if tr.checkpoint_every < 1:
+        errors.append(f"train.checkpoint_every={tr.checkpoint_every} must be >= 1")
+    return errors
+
+
+def _data_errors(data: Any) -> list[str]:
+    spec = {k: v for k, v in dict(data).items() if k != "cache_dir"}
+    errors = []
+    for key in ("train_fraction", "val_fraction"):
+        if not _finite_in(spec[key], 0.0, 1.0, lo_open=key == "train_fraction"):
+            errors.append(f"data.{key}={spec[key]} must be in {'(0' if key == 'train_fraction' else '[0'}, 1)")
+    if spec["n_trajectories"] < 2:
+        errors.append(f"data.n_trajectories={spec['n_trajectories']} must be >= 2 (train and test need one each)")
+    if errors:
+        return errors
+    try:
+        DataSpec(**spec).split_sizes()
+    except ValueError as e:
+        errors.append(str(e))
+    return errors
+
+
+def _eval_errors(ev: Any) -> list[str]:
+    if not _finite_in(ev.bounded_factor, 0.0):
+        return [f"eval.bounded_factor={ev.bounded_factor} must be a finite number > 0 (2: twice the climatology)"]
+    return []

@@ -3,8 +3,9 @@
 - Range syntax (`seed: 1-10`, `1-3,7`) in YAML-defined sweeps (`hydra.sweeper.params`) and in the command line
   is expanded into Hydra's comma lists (the entrypoint also expands the raw command line before Hydra parses
   it, since a typed `seed: int` would otherwise fail at composition).
-- Every job of the grid is composed and checked (D valid for the system, BPTT window within the horizon, ...)
-  before the first one is launched, so a bad grid point fails the sweep before any compute and writes nothing.
+- Every job of the grid is composed and checked (D valid for the system, BPTT window within the horizon, the
+  job folder free of a different finished run, ...) before the first one is launched: a bad grid point prints
+  one line per problem and exits with status 2 before any compute, writing nothing.
 """
 
 import logging
@@ -29,9 +30,12 @@ ConfigStore.instance().store(group="hydra/sweeper", name="sympscale", node=SympS
 
 class SympScaleSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None, params: dict[str, str] | None = None) -> None:
-        from sympscale.seeds import rewrite_arg
+        from sympscale.seeds import RangeSyntaxError, rewrite_arg
 
-        params = {k: rewrite_arg(k.lstrip("+"), str(v)) for k, v in (params or {}).items()}
+        try:
+            params = {k: rewrite_arg(k.lstrip("+"), str(v)) for k, v in (params or {}).items()}
+        except RangeSyntaxError as e:
+            self._refuse([f"hydra.sweeper.params: {e}"])
         super().__init__(max_batch_size=max_batch_size, params=params)
 
     def sweep(self, arguments: List[str]) -> Any:  # noqa: UP006
@@ -53,15 +57,32 @@ class SympScaleSweeper(BasicSweeper):
         """Already done for the whole grid in sweep(); composing every job again would only cost time."""
 
     def _check(self, grid: Sequence[Sequence[str]]) -> None:
-        from sympscale.validation import config_errors
+        """Every problem of every job, each once, as one line; exit status 2 before anything is written."""
+        import sys
 
+        from sympscale.preflight import MAX_JOBS, job_errors
+
+        if len(grid) > MAX_JOBS:
+            self._refuse([f"the sweep grid has {len(grid):,} jobs; at most {MAX_JOBS:,} in one command (split it)"])
         problems: List[str] = []  # noqa: UP006
         for job in grid:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
-            problems += [f"  [{' '.join(job)}] {e}" for e in config_errors(cfg)]
+            try:
+                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+            except Exception as e:
+                from sympscale.preflight import composition_error
+
+                problems.append(composition_error(e, list(job)))
+                continue
+            problems += job_errors(cfg, "hydra.sweep.dir", "hydra.sweep.subdir")
         if problems:
-            raise ValueError(
-                f"{len(problems)} problem(s) in the sweep grid of {len(grid)} jobs; nothing was run:\n"
-                + "\n".join(problems)
-            )
+            self._refuse(list(dict.fromkeys(problems)))
         log.info(f"SympScale sweep: {len(grid)} jobs validated")
+        sys.stderr.flush()
+
+    @staticmethod
+    def _refuse(problems: List[str]) -> None:  # noqa: UP006
+        import sys
+
+        for line in problems:
+            print(f"sympscale: {line}", file=sys.stderr)
+        raise SystemExit(2)

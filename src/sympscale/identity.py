@@ -1,0 +1,51 @@
+"""What a job computes, apart from where and how often it reports: the identity of a run.
+
+Two job configs that differ only in settings that cannot change a result (where the sweep lands, where the
+dataset cache lives, how often the log and the checkpoint are written, Hydra's own bookkeeping) are the same
+computation: they share a job folder, a finished job stays finished, and the analysis counts them once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+
+# dotted keys of the task config that never change what a job computes
+NON_COMPUTATIONAL = ("name", "data.cache_dir", "train.log_every", "train.checkpoint_every", "if_changed")
+BOOKKEEPING = ("hydra", "_hydra")  # Hydra's runtime record, kept beside the task config in config.json
+
+
+def computation(cfg: Mapping) -> dict:
+    """The task config (a plain, resolved mapping) without the keys that do not change the result."""
+    out = copy.deepcopy({k: v for k, v in dict(cfg).items() if k not in BOOKKEEPING})
+    for dotted in NON_COMPUTATIONAL:
+        *parents, leaf = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
+
+
+def digest(cfg: Mapping) -> str:
+    """A short stable hash of `computation(cfg)`."""
+    text = json.dumps(computation(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def differences(old: Mapping, new: Mapping, limit: int = 6) -> list[str]:
+    """The dotted keys whose values differ between two computations ('key: old -> new'), at most `limit`."""
+    out: list[str] = []
+
+    def walk(a, b, prefix):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix[:-1]}: {a!r} -> {b!r}")
+
+    walk(computation(old), computation(new), "")
+    return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
