@@ -66,3 +66,34 @@ def test_concurrent_jobs_produce_one_valid_copy(tmp_path):
     assert len({r[1] for r in results}) == 1  # everyone read the same data
     entries = [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
     assert len(entries) == 1 and not entries[0].startswith(".")  # no half-written temp folder left
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta", "missing"])
+def test_a_damaged_cache_entry_is_detected_and_regenerated(tmp_path, damage):
+    import json
+
+    s = make_system("fput", 8)
+    msgs: list[str] = []
+    a = load_or_generate(s, SPEC, data_seed=0, cache_dir=tmp_path, log=msgs.append)
+    entry = tmp_path / a.key
+    recorded = json.loads((entry / "meta.json").read_text())["files"]["trajectories.npy"]
+    traj = entry / "trajectories.npy"
+    assert recorded["bytes"] == traj.stat().st_size and len(recorded["sha256"]) == 64
+    if damage == "truncate":
+        traj.write_bytes(traj.read_bytes()[: traj.stat().st_size // 2])
+    elif damage == "flip":  # same size, one byte changed: only the checksum can tell
+        raw = bytearray(traj.read_bytes())
+        raw[-8] ^= 0xFF
+        traj.write_bytes(bytes(raw))
+    elif damage == "meta":
+        (entry / "meta.json").write_text('{"key": ')
+    else:
+        (entry / "stats.npz").unlink()
+    msgs.clear()
+    b = load_or_generate(s, SPEC, data_seed=0, cache_dir=tmp_path, log=msgs.append)
+    warnings = [m for m in msgs if m.startswith("WARNING")]
+    assert len(warnings) == 1 and str(entry) in warnings[0] and "regenerating" in warnings[0], msgs
+    np.testing.assert_array_equal(np.asarray(a.test), np.asarray(b.test))
+    msgs.clear()
+    load_or_generate(s, SPEC, data_seed=0, cache_dir=tmp_path, log=msgs.append)  # repaired: a plain hit
+    assert not any("WARNING" in m or "generating" in m for m in msgs)

@@ -97,3 +97,40 @@ def test_interrupted_fit_resumes_from_checkpoint_exactly(setup, tmp_path):
     resumed, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=Resume(step, opt_state))
     assert summary["resumed_from_step"] == 30
     assert max_rel_diff(resumed, reference) == 0.0
+
+
+def test_divergence_rule():
+    from sympscale.training import divergence
+
+    assert divergence(0.5, 0.4, 10) is None
+    assert divergence(900.0, 0.2, 10) is None  # below 1e3 x max(first, 1)
+    assert "non-finite" in divergence(float("nan"), 0.4, 3)
+    assert "exceeds" in divergence(2e40, 1.5, 300)
+
+
+def test_an_exploding_loss_stops_training_and_is_flagged(setup):
+    s, traj, mean, std, *_ = setup
+    model, _ = build("gru", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2))
+    spec = TrainSpec(steps=200, batch_size=8, horizon=4, warmup=0, lr=1e9, log_every=5, clip=1e12)
+    logs = []
+    _, summary = fit(model, model.init(jax.random.key(3)), traj, std, spec, key=jax.random.key(4), log=logs.append)
+    assert summary["diverged"] and summary["steps_trained"] < spec.steps
+    assert logs[-1]["diverged"] == summary["divergence"]
+    calm = TrainSpec(steps=20, batch_size=8, horizon=4, warmup=5, log_every=5)
+    _, ok = fit(model, model.init(jax.random.key(3)), traj, std, calm, key=jax.random.key(4))
+    assert ok["diverged"] is False and ok["divergence"] is None
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    import json
+
+    from sympscale.pipeline import _trim_log
+
+    log = tmp_path / "train_log.jsonl"
+    recs = [{"step": 0, "val_vpt_steps": 1.0}]
+    recs += [{"step": s, "loss": 1.0} for s in range(0, 40, 10)]  # steps 0..30 logged before the kill
+    recs += [{"step": 20, "val_vpt_steps": 2.0}, {"step": 40, "val_vpt_steps": 3.0}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"step": 4')  # last line cut by the kill
+    _trim_log(log, 20)  # the checkpoint was written after 20 updates
+    kept = [json.loads(line) for line in log.read_text().splitlines()]
+    assert kept == [recs[0], recs[1], recs[2], recs[5]]

@@ -185,6 +185,7 @@ class Config:
     data: DataConf = field(default_factory=DataConf)
     eval: EvalConf = field(default_factory=EvalConf)
     name: str = "sweep"  # sweep folder name under outputs/
+    if_changed: str = "stop"  # a job folder holding a finished run of another computation: stop | move_aside
 
 
 def register() -> None:

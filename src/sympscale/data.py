@@ -173,9 +173,13 @@ def load_or_generate(
     cache.mkdir(parents=True, exist_ok=True)
     key = dataset_key(system, spec, data_seed)
     final = cache / key
-    if not (final / "meta.json").exists():
+    if cache_problem(final):
         with filelock.FileLock(str(cache / f"{key}.lock")):
-            if not (final / "meta.json").exists():  # another job may have finished it while we waited
+            problem = cache_problem(final)  # another job may have finished or repaired it while we waited
+            if problem and final.exists():
+                log(f"WARNING: dataset cache entry {final} is unusable ({problem}); regenerating it")
+                shutil.rmtree(final)
+            if problem:
                 log(f"generating dataset {key} ({spec.n_trajectories} x {spec.n_obs} x {system.D}) ...")
                 _write(final, system, spec, data_seed, n_train, key)
     meta = json.loads((final / "meta.json").read_text())
@@ -201,6 +205,51 @@ def load_or_generate(
     )
 
 
+DATA_FILES = ("trajectories.npy", "stats.npz")
+
+
+def cache_problem(final: Path) -> str | None:
+    """Why the cache entry `final` cannot be used ("absent", a truncated or altered file), or None.
+    Sizes and SHA-256 digests are recorded in meta.json at write time; entries written before that are
+    checked by opening their arrays."""
+    if not final.exists():
+        return "absent"
+    try:
+        meta = json.loads((final / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        return f"meta.json cannot be read: {e}"
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict):
+        return _legacy_problem(final)
+    for name in DATA_FILES:
+        path, rec = final / name, files.get(name, {})
+        if not path.exists():
+            return f"{name} is missing"
+        if path.stat().st_size != rec.get("bytes"):
+            return f"{path} has {path.stat().st_size} bytes where {rec.get('bytes')} were written"
+        if _sha256(path) != rec.get("sha256"):
+            return f"{path} does not match the checksum recorded when it was written"
+    return None
+
+
+def _legacy_problem(final: Path) -> str | None:
+    try:
+        np.load(final / "trajectories.npy", mmap_mode="r")
+        with np.load(final / "stats.npz") as z:
+            z["mean"], z["std"]  # noqa: B018  (reading is the check)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, key: str) -> None:
     traj, record = generate(system, spec, data_seed)
     if not record["finite"]:
@@ -220,9 +269,17 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
     try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700: a lab sharing a node shares the cache
         np.save(tmp / "trajectories.npy", traj)
         np.savez(tmp / "stats.npz", mean=mean, std=std)
+        meta["files"] = {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in DATA_FILES}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         os.replace(tmp, final)  # atomic publish: readers see all files or none
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -10,7 +10,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import time
 from collections.abc import Mapping
+from pathlib import Path
 
 # dotted keys of the task config that never change what a job computes
 NON_COMPUTATIONAL = ("name", "data.cache_dir", "train.log_every", "train.checkpoint_every", "if_changed")
@@ -49,3 +52,42 @@ def differences(old: Mapping, new: Mapping, limit: int = 6) -> list[str]:
 
     walk(computation(old), computation(new), "")
     return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+class FolderConflict(ValueError):
+    """A job folder holds a finished run of a different computation."""
+
+
+RESULT_FILES = ("config.json", "metrics.json", "status.json", "train_log.jsonl", "params.npz", "checkpoint.npz")
+
+
+def finished_config(folder: str | os.PathLike) -> dict | None:
+    """The config of the finished run in `folder`, or None when there is none (or it cannot be read)."""
+    folder = Path(folder)
+    if not (folder / "metrics.json").exists():
+        return None
+    try:
+        old = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def claim(folder: str | os.PathLike, cfg: Mapping, if_changed: str = "stop") -> Path | None:
+    """Make `folder` safe to write `cfg`'s run into: a finished run of another computation stops the job
+    (FolderConflict) or, with if_changed="move_aside", moves into a subfolder (returned)."""
+    folder = Path(folder)
+    old = finished_config(folder)
+    if old is None or digest(old) == digest(cfg):
+        return None
+    if if_changed != "move_aside":
+        raise FolderConflict(
+            f"{folder} holds a finished run of a different computation ({'; '.join(differences(old, cfg))}): "
+            f"choose another name=... or hydra.sweep.dir=..., or pass if_changed=move_aside"
+        )
+    aside = folder / time.strftime("replaced-%Y%m%dT%H%M%S")
+    aside.mkdir()
+    for name in RESULT_FILES:
+        if (folder / name).exists():
+            os.replace(folder / name, aside / name)
+    return aside

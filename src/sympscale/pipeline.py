@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from sympscale import checkpoint
+from sympscale import checkpoint, identity
 from sympscale.data import DataSpec, load_or_generate
 from sympscale.evaluation import one_step_mse, rollout_metrics
 from sympscale.jobdir import JobDir
@@ -101,8 +102,12 @@ def environment() -> dict:
 
 def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=print) -> dict:
     """Run the job and write its folder; on an exception the status file records the cause, then it re-raises."""
+    record = resolved if resolved is not None else dataclasses.asdict(spec)
+    aside = identity.claim(out_dir, record, record.get("if_changed", "stop"))
+    if aside is not None:
+        echo(f"moved the earlier run of another computation in {out_dir} to {aside}")
     job = JobDir(out_dir)
-    job.write_config(resolved if resolved is not None else dataclasses.asdict(spec))
+    job.write_config(record)
     job.set_status("running")
     if not (job.path / CHECKPOINT).exists():
         job.start_log()  # a resumed run keeps appending to its log
@@ -112,7 +117,7 @@ def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=
         job.set_status("failed", error=f"{type(e).__name__}: {e}", log=str(job.path / JobDir.LOG))
         raise
     job.write_metrics(metrics)
-    job.set_status("done")
+    job.set_status("done", outcome=metrics["status"])
     return metrics
 
 
@@ -141,6 +146,8 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
             "selected_step": 0,
             "converged": None,
             "convergence": {"reason": "no parameters: nothing to train"},
+            "diverged": False,
+            "divergence": None,
             "final_loss": None,
             "wall_s": 0.0,
             "memory": None,
@@ -187,7 +194,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         "symp_params": info["symp_params"],
         "capacity_ratio": info["capacity_ratio"],
         "model_sizes": info["sizes"],
-        "status": "done",
+        "status": "diverged" if train_summary["diverged"] else "done",
         "dataset": {
             "key": data.key,
             "dt_obs": system.dt_obs,
@@ -224,7 +231,10 @@ def _train(spec: JobSpec, job: JobDir, echo, system, data, model, kw, options, p
     if restored is not None:
         step, (params, opt_state, best), meta = restored
         resume = Resume(step, opt_state, best, meta.get("history", []))
+        _trim_log(job.path / JobDir.LOG, step)
         echo(f"resuming from the checkpoint at step {step} ({ckpt_path})")
+    else:
+        job.start_log()
     validate = None
     if train_spec.val_every:
         validate = make_validator(
@@ -253,6 +263,8 @@ def _train(spec: JobSpec, job: JobDir, echo, system, data, model, kw, options, p
         validate=validate,
     )
     verdict = "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
+    if summary["diverged"]:
+        verdict = f"DIVERGED ({summary['divergence']}): not a result"
     echo(f"selected the parameters of step {summary['selected_step']} (best validation VPT); {verdict}")
     return params, {**summary, "memory": train_spec.memory, "memory_auto": memory_choice}
 
@@ -270,9 +282,32 @@ def _progress_line(rec: dict, lyap_per_step: float) -> str:
     )
 
 
+def _trim_log(path: Path, step: int) -> None:
+    """A resumed run redoes the steps after its checkpoint: drop their records, so each step is logged once.
+    Training records carry the update's index (kept below `step`), validations the updates done (kept up to it)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        if rec.get("step", 0) < step or ("val_vpt_steps" in rec and rec["step"] == step):
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.trim")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
+
+
 def _run_tag(spec: JobSpec, data_key: str) -> str:
-    """Identifies a run for checkpoint reuse: same spec and same data, or start afresh."""
-    text = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str) + data_key
+    """Identifies a run for checkpoint reuse: same computation and same data, or start afresh (log and
+    checkpoint cadence and the cache location do not change the computation)."""
+    record = dataclasses.asdict(spec)
+    record.pop("cache_dir")
+    for key in ("log_every", "checkpoint_every"):
+        record["train"].pop(key)
+    text = json.dumps(record, sort_keys=True, default=str) + data_key
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -281,7 +316,8 @@ def headline(metrics: dict) -> str:
     cons = ", ".join(f"{k} {v:.2e}" for k, v in ev["conservation"].items())
     own = ev.get("model_energy_residual")
     own_s = "" if own is None or (isinstance(own, float) and math.isnan(own)) else f"; learned-H residual {own:.2e}"
+    flag = f"DIVERGED, not a result ({metrics['train']['divergence']}) | " if metrics["status"] == "diverged" else ""
     return (
-        f"last-100 MSE {ev['last100_mse']:.4g} | bounded {ev['bounded']} ({ev['n_finite']}/{ev['n_trajectories']} finite)"
+        f"{flag}last-100 MSE {ev['last100_mse']:.4g} | bounded {ev['bounded']} ({ev['n_finite']}/{ev['n_trajectories']} finite)"
         f" | prediction horizon {ev['prediction_horizon']:.0f} steps | invariant residuals: {cons}{own_s}"
     )

@@ -223,7 +223,7 @@ def folder_errors(folder: Path, cfg: DictConfig) -> list[str]:
     """A folder holding a finished run of a different computation is never silently overwritten."""
     if cfg.get("if_changed", "stop") == "move_aside":
         return []
-    old = finished_config(folder)
+    old = identity.finished_config(folder)
     if old is None:
         return []
     new = OmegaConf.to_container(cfg, resolve=True)
@@ -234,16 +234,3 @@ def folder_errors(folder: Path, cfg: DictConfig) -> list[str]:
         f"{folder} holds a finished run of a different computation ({changed}): choose another name=... or "
         f"hydra.sweep.dir=..., or pass if_changed=move_aside to move the old result into a subfolder"
     ]
-
-
-def finished_config(folder: Path) -> dict | None:
-    """The config of the finished run in `folder`, or None when there is none (or it cannot be read)."""
-    import json
-
-    if not (folder / "metrics.json").exists():
-        return None
-    try:
-        old = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return old if isinstance(old, dict) else None

@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sympscale import config as config_schema
+from sympscale.identity import FolderConflict
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
@@ -63,7 +64,7 @@ def _task(cfg: DictConfig) -> dict:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = run_job(cfg, out_dir)
-    except ConfigError as e:
+    except (ConfigError, FolderConflict) as e:
         print(f"sympscale: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception:

@@ -26,8 +26,18 @@ from sympscale.selection import better, convergence
 MEMORY_STRATEGIES = ("remat", "none", "blocked")  # what a rollout can run; "auto" is resolved before training
 
 
-class TrainingDiverged(FloatingPointError):
-    """The training loss became non-finite."""
+DIVERGENCE_FACTOR = 1e3  # a loss this many times above max(first logged loss, 1) has diverged
+
+
+def divergence(loss: float, first: float, step: int) -> str | None:
+    """Why training has diverged at `step`, or None: a non-finite loss, or one that exploded by orders of magnitude
+    (normalised data: an untrained model's loss is O(1), a model predicting the climatology ~2)."""
+    if not math.isfinite(loss):
+        return f"non-finite training loss ({loss}) at step {step}"
+    bound = DIVERGENCE_FACTOR * max(first, 1.0)
+    if loss > bound:
+        return f"training loss {loss:.3g} at step {step} exceeds {DIVERGENCE_FACTOR:g} x max(first loss {first:.3g}, 1)"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +291,8 @@ def fit(
     warmup: tuple[object, int] | None = None,
     validate: Callable[[dict, int], dict] | None = None,
 ) -> tuple[dict, dict]:
-    """Train; returns (params, summary). Raises TrainingDiverged on a non-finite loss.
+    """Train; returns (params, summary). A loss that turns non-finite or explodes stops training early with
+    summary["diverged"] = True and the reason in summary["divergence"] (the run is not a result).
 
     The free-running horizon follows `spec.schedule()` (a curriculum up to `spec.horizon`). With `validate`
     (selection.make_validator) the run scores itself every `spec.val_every` steps (and before the first step);
@@ -324,15 +335,15 @@ def fit(
 
     if validate is not None and spec.val_every and start == 0:
         validation(0, horizon_at(schedule, 0))
-    loss, step = jnp.asarray(math.nan), start
+    loss, step, first, diverged = jnp.asarray(math.nan), start, None, None
     for step in range(start, spec.steps):
         horizon = horizon_at(schedule, step)
         update = warm_update if step < warm_steps else main_update
         params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step), horizon)
         if step % spec.log_every == 0 or step == spec.steps - 1:
             loss_f = float(loss)
-            if not math.isfinite(loss_f):
-                raise TrainingDiverged(f"non-finite training loss ({loss_f}) at step {step}")
+            first = loss_f if first is None else first
+            diverged = divergence(loss_f, first, step)
             log(
                 {
                     "step": step,
@@ -340,8 +351,11 @@ def fit(
                     "loss": loss_f,
                     "grad_norm": float(gnorm),
                     "wall_s": time.perf_counter() - t0,
+                    **({"diverged": diverged} if diverged else {}),
                 }
             )
+            if diverged:
+                break
         if cosine is not None and step % spec.grad_cosine_every == 0:
             log(
                 {
@@ -358,10 +372,10 @@ def fit(
         if checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0:
             checkpoint(done, (params, opt_state, selector.best_params), {"history": selector.history})
     final = float(loss)
-    if not math.isfinite(final):
-        raise TrainingDiverged(f"non-finite training loss ({final}) at the last step")
     trained = step + 1
     summary = {
+        "diverged": diverged is not None,
+        "divergence": diverged,
         "steps": spec.steps,
         "steps_trained": trained,
         "stopped_early": trained < spec.steps,
