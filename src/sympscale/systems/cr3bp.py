@@ -16,7 +16,6 @@ import dataclasses
 import math
 from typing import ClassVar
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,6 +121,8 @@ class CR3BP(System):
 
     # ----- reference ---------------------------------------------------------------------------------
     def _solve(self, f, y0: Array, ts: Array, rtol: float) -> Array:
+        import diffrax  # only the reference integration needs it (a second off every import of the package)
+
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(lambda t, y, args: f(y)),
             diffrax.Dopri8(),
