@@ -73,7 +73,11 @@ def sweep(tmp_path):
 def test_statistics_match_hand_computed_values(sweep):
     df = collect(sweep)
     assert len(df) == 11 and int(df["ok"].sum()) == 8
-    assert set(df.loc[~df["ok"], "problem"]) == {"status failed", "finished without metrics.json", "status running"}
+    assert set(df.loc[~df["ok"], "problem"]) == {
+        "failed: boom",
+        "finished without metrics.json",
+        "running (no metrics.json)",
+    }
     tabs = tables(df)
     ratio = tabs["ratio_gru_symp"].iloc[0]
     assert (ratio["n_pairs"], ratio["median"], ratio["q25"], ratio["q75"]) == (4, 25.0, 17.5, 32.5)
@@ -104,7 +108,7 @@ def test_cli_writes_results_tables_figures_and_summary(sweep):
     assert len(df) == 11 and (sweep / "results.csv").exists()
     summary = (sweep / "summary.md").read_text()
     assert "11 job folders: 8 finished and used" in summary
-    assert "status failed — boom" in summary and "finished without metrics.json" in summary
+    assert "`job-gru-5-16`: failed: boom" in summary and "`job-symp-5-16`: finished without metrics.json" in summary
     assert "GRU/Symp last-100 MSE ratio median 25x (IQR 17.5–32.5x, 4 seeds)" in summary
     for name in ("reliability_vs_D_fput", "prediction_horizon_vs_D"):
         assert (sweep / "figures" / f"{name}.png").stat().st_size > 10_000

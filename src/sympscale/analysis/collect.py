@@ -13,129 +13,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from sympscale.recipe import effective_train
+from sympscale.analysis.checks import (
+    config_problem,
+    divergence,
+    file_problem,
+    load_json,
+    metrics_problem,
+    state_problem,
+)
+from sympscale.analysis.fields import config_fields, log_fields, metric_fields, model_label, tidy_types
+from sympscale.identity import digest
+
+__all__ = ["collect", "job_dirs", "model_label", "read_job", "validation_curves"]
 
 JOB_FILES = ("config.json", "status.json", "metrics.json", "launcher.json")
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-# model options that make a different method when changed from their defaults (symp and rk4)
-VARIANT_OPTIONS = {"kinetic": "auto", "spectral_norm": False, "exact_part": True, "method": "yoshida4"}
-
-
-def model_label(model: dict) -> str:
-    """The method a run belongs to: symp, symp+multi, symp(kinetic=mlp, spectral_norm=True)+single, ..."""
-    name, projection = model.get("name"), model.get("projection") or "none"
-    changed = [f"{k}={model[k]}" for k, v in VARIANT_OPTIONS.items() if k in model and model[k] != v]
-    if name == "rk4":  # rk4 has no `method` (it is the method)
-        changed = [c for c in changed if not c.startswith("method=")]
-    label = f"{name}({', '.join(changed)})" if changed else str(name)
-    return label if projection == "none" else f"{label}+{projection}"
-
-
-def _config_fields(cfg: dict) -> dict:
-    """The config keys that identify a run in the study (train settings as the model ran them: its recipe)."""
-    g = lambda *keys, default=None: _get(cfg, keys, default)  # noqa: E731
-    train = g("train", default={})
-    train = effective_train(train, str(g("model", "name"))) if isinstance(train, dict) else {}
-    window = g("bptt_window", "name")
-    name, projection = g("model", "name"), g("model", "projection", default="none")
-    return {
-        "system": g("system", "name"),
-        "D": g("D"),
-        # a variant or a projected model is its own method in every table and figure
-        "model": model_label(g("model", default={}) or {}),
-        "model_name": name,
-        "seed": g("seed"),
-        "data_seed": g("data_seed"),
-        "bptt_window": str(window) if window is not None else None,
-        "train_preset": g("train", "preset"),
-        "train_steps": g("train", "steps"),
-        "train_horizon": train.get("horizon"),
-        "lr": train.get("lr"),
-        # the training-horizon protocol is part of the method: kept visible in every table
-        "horizon_schedule": horizon_schedule_label(train),
-        "batch_size": g("train", "batch_size"),
-        "memory": g("train", "memory"),
-        "width": g("capacity", "width"),
-        "depth": g("capacity", "depth"),
-        "projection": projection,
-        "experiment": (g("_hydra", "choices", default={}) or {}).get("experiment"),
-        "overrides": " ".join(g("_hydra", "overrides", default=[]) or []),
-    }
-
-
-def horizon_schedule_label(train: dict) -> str:
-    """'geometric 1→10 (ramp 0.5)' or 'constant 10': the free-running horizon protocol of a run."""
-    horizon = train.get("horizon")
-    if train.get("curriculum", "constant") == "constant" or horizon is None:
-        return f"constant {horizon}"
-    start, ramp = train.get("horizon_start", 1), train.get("ramp_fraction", 0.5)
-    return f"geometric {min(start, horizon)}→{horizon} (ramp {ramp:g})"
-
-
-def _get(d: dict, keys, default=None):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return default
-        d = d[k]
-    return d
-
-
-def _metric_fields(m: dict) -> dict:
-    ev, tr = m.get("eval", {}), m.get("train", {})
-    row = {
-        "params": m.get("params"),
-        "capacity_ratio": m.get("capacity_ratio"),
-        "final_loss": tr.get("final_loss"),
-        "steps_trained": tr.get("steps_trained"),
-        "selected_step": tr.get("selected_step"),
-        # None: not judged (no parameters, or no validation); False: the run is not a result yet
-        "converged": tr.get("converged"),
-        "convergence_improvement": (tr.get("convergence") or {}).get("improvement"),
-        "mean_train_horizon": (tr.get("curriculum") or {}).get("mean_horizon"),
-        "one_step_mse": ev.get("one_step_mse"),
-        "train_wall_s": tr.get("wall_s"),
-        "last100_mse": ev.get("last100_mse"),
-        "bounded": ev.get("bounded"),
-        "prediction_horizon": ev.get("prediction_horizon"),
-        "prediction_horizon_lyap": ev.get("prediction_horizon_lyapunov"),
-        "vpt_lyap_0.3": (ev.get("vpt_lyapunov") or {}).get("0.3"),
-        "vpt_lyap_0.5": (ev.get("vpt_lyapunov") or {}).get("0.5"),
-        "lyapunov_exponent": _get(m, ("dataset", "lyapunov_exponent")),
-        "dt_obs": _get(m, ("dataset", "dt_obs")),
-        "exceeds_ground_truth": ev.get("exceeds_ground_truth"),
-        "model_energy_residual": ev.get("model_energy_residual"),
-        "eval_horizon": ev.get("horizon"),
-        "n_test": ev.get("n_trajectories"),
-        "platform": _get(m, ("env", "platform")),
-        "device": _get(m, ("env", "device")),
-    }
-    for kind in ("conservation", "conservation_projected"):
-        for name, value in (ev.get(kind) or {}).items():
-            row[f"{kind}_{name}"] = value
-    return row
-
-
-def _log_fields(path: Path) -> dict:
-    """Mean and last logged cosine between the truncated-window and the full-horizon gradient."""
-    values = []
-    try:
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            if "grad_cosine_full" in rec:
-                values.append(float(rec["grad_cosine_full"]))
-    except (OSError, ValueError):
-        return {}
-    if not values:
-        return {}
-    return {"grad_cosine_full": sum(values) / len(values), "grad_cosine_full_last": values[-1]}
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
@@ -145,49 +36,90 @@ def job_dirs(sweep_dir: str | Path) -> list[Path]:
     return sorted(d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts))
 
 
+def _state(status: dict, launcher: dict, metrics) -> str:
+    """The job's state: its status.json, else the launcher's record, else what its metrics.json says."""
+    state = status.get("status")
+    if state == "running" and launcher.get("status") == "failed":  # the launcher saw it die after it started
+        return "failed"
+    for candidate in (state, launcher.get("status"), metrics.get("status") if isinstance(metrics, dict) else None):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return "unknown"
+
+
+def _cause(status: dict, launcher: dict) -> str | None:
+    """First line of the recorded cause of a failure (status.json `error`, or the launcher's `cause`)."""
+    for cause in (status.get("error"), launcher.get("cause")):
+        if isinstance(cause, str) and cause.strip():
+            line = cause.strip().splitlines()[0]
+            return line if len(line) <= 200 else line[:197] + "..."
+    return None
+
+
+def _finished_at(status: dict, metrics_path: Path) -> float | None:
+    """When the job last reported: status.json `updated`, else the time metrics.json was written."""
+    updated = status.get("updated")
+    if isinstance(updated, (int, float)) and not isinstance(updated, bool):
+        return float(updated)
+    try:
+        return metrics_path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def read_job(d: Path, root: Path) -> tuple[dict, str | None]:
+    """One job folder as a row (whatever of it could be read) and why it is excluded (None: usable)."""
+    (cfg, cfg_err), (metrics, m_err) = load_json(d / "config.json"), load_json(d / "metrics.json")
+    (status, status_err), (launcher, _) = load_json(d / "status.json"), load_json(d / "launcher.json")
+    status, launcher = (v if isinstance(v, dict) else {} for v in (status, launcher))
+    state, error = _state(status, launcher, metrics), _cause(status, launcher)
+    row = {"job_dir": str(d), "job": d.relative_to(root).as_posix(), "status": state, "error": error}
+    row["finished_at"] = _finished_at(status, d / "metrics.json")
+    bad_config = config_problem(cfg, cfg_err)
+    if bad_config is None:
+        row.update(config_fields(cfg), computation=digest(cfg))
+    if isinstance(metrics, dict):
+        row.update(metric_fields(metrics))
+    row.update(log_fields(d / "train_log.jsonl"))
+    finished = state in ("done", "diverged")  # a diverged run's reason is in its metrics.json
+    reason = (
+        (divergence(metrics) if finished else None)
+        or state_problem(state, error, m_err == "missing", status_err)
+        or bad_config
+        or ("finished without metrics.json" if m_err == "missing" else file_problem("metrics.json", m_err))
+        or metrics_problem(metrics)
+    )
+    return row, reason
+
+
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per job folder with its config fields, status, and metrics when it finished."""
+    """One row per job folder: config fields, status, metrics; `ok` marks the runs every result is drawn from.
+
+    `problem` says why a row is not used: not finished, unreadable or misshapen files, diverged, non-finite
+    headline metrics, or a second folder of the same computation (`sympscale.identity.digest`).
+    """
+    root = Path(sweep_dir)
     rows = []
-    for d in job_dirs(sweep_dir):
-        cfg = _read(d / "config.json")
-        status = _read(d / "status.json") or {}
-        metrics = _read(d / "metrics.json")
-        launcher = _read(d / "launcher.json") or {}
-        state = status.get("status") or launcher.get("status") or "unknown"
-        row = {"job_dir": str(d), "status": state}
-        row["error"] = status.get("error") or launcher.get("cause")
-        if cfg is not None:
-            row.update(_config_fields(cfg))
-        if metrics is not None:
-            row.update(_metric_fields(metrics))
-        row.update(_log_fields(d / "train_log.jsonl"))
-        problem = None
-        if cfg is None:
-            problem = "no config.json"
-        elif state == "done" and metrics is None:
-            problem = "finished without metrics.json"
-        elif state != "done":
-            problem = f"status {state}"
-        row["problem"] = problem
-        row["ok"] = problem is None
-        rows.append(row)
-    df = pd.DataFrame(rows)
+    for d in job_dirs(root):
+        row, reason = read_job(d, root)
+        rows.append({**row, "problem": reason, "ok": reason is None})
+    df = tidy_types(pd.DataFrame(rows))
     if df.empty:
         return df
-    for col in ("last100_mse", "prediction_horizon", "capacity_ratio", "one_step_mse", "vpt_lyap_0.3"):
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-    for col in ("bounded", "converged"):
-        if col in df:
-            df[col] = df[col].map(_optional_bool).astype(object)
-    if "steps_trained" in df and "horizon_schedule" in df:  # a model with nothing to train has no schedule
-        untrained = pd.to_numeric(df["steps_trained"], errors="coerce") == 0
-        df.loc[untrained, "horizon_schedule"] = "not trained"
-    return add_oracle_fraction(df)
+    untrained = df["steps_trained"] == 0  # a model with nothing to train has no schedule
+    df.loc[untrained.fillna(False), "horizon_schedule"] = "not trained"
+    return add_oracle_fraction(mark_duplicates(df))
 
 
-def _optional_bool(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
+def mark_duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Among usable runs, one per computation (the last to finish); the others become 'duplicate of <job>'."""
+    used = df[df["ok"] & df["computation"].notna()]
+    latest = used.sort_values(["finished_at", "job"], na_position="first").groupby("computation")["job"].last()
+    dup = used.index[used["job"] != used["computation"].map(latest)]
+    df = df.copy()
+    df.loc[dup, "problem"] = [f"duplicate of {latest[c]} (same computation)" for c in df.loc[dup, "computation"]]
+    df.loc[dup, "ok"] = False
+    return df
 
 
 ORACLE_KEYS = ["system", "D", "data_seed", "eval_horizon"]  # what an oracle run and a model run must share
@@ -217,17 +149,20 @@ def validation_curves(df: pd.DataFrame) -> pd.DataFrame:
     for run in df[df["ok"]].to_dict("records"):
         try:
             lines = (Path(run["job_dir"]) / "train_log.jsonl").read_text().splitlines()
-        except OSError:
+        except (OSError, ValueError):  # no log, or not text
             continue
         for line in lines:
             try:
                 rec = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # a torn or junk line
                 continue
             if isinstance(rec, dict) and "val_vpt_steps" in rec:
                 rows.append({**{k: run.get(k) for k in keys}, **{k: rec.get(k) for k in VAL_FIELDS}})
     out = pd.DataFrame(rows, columns=[*keys, *VAL_FIELDS])
-    out["val_vpt_lyap"] = pd.to_numeric(out["val_vpt_steps"]) * out["lyapunov_exponent"] * out["dt_obs"]
+    for col in ("step", "horizon", "val_vpt_steps", "val_one_step_mse", "val_rollout_mse", "lyapunov_exponent"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    out["dt_obs"] = pd.to_numeric(out["dt_obs"], errors="coerce").astype(float)
+    out["val_vpt_lyap"] = out["val_vpt_steps"] * out["lyapunov_exponent"] * out["dt_obs"]
     return out
 
 

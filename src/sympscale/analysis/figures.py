@@ -59,7 +59,9 @@ def reliability_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
         )
         _d_ticks(ax1, sdf["D"])
         rt = ratio_table(sdf)
+        rt = rt[np.isfinite(rt["median"].astype(float)) & (rt["median"] > 0)]  # a log axis: finite, positive
         pairs = paired_ratios(sdf)
+        pairs = pairs[np.isfinite(pairs["ratio"].astype(float)) & (pairs["ratio"] > 0)]
         if not rt.empty:
             ax2.errorbar(
                 rt["D"],
@@ -84,25 +86,38 @@ def reliability_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+class SkipFigure(Exception):
+    """A figure with nothing to draw: all_figures notes the reason and goes on."""
+
+
+def _dodge(data: pd.DataFrame, hue: str) -> float | bool:
+    """Offset between hue levels; seaborn's dodge divides by (levels - 1), so none for a single level."""
+    return 0.1 if data[hue].nunique() > 1 else False
+
+
 def horizon_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     ok = df[df["ok"]]
-    if ok.empty:
-        return []
+    if ok.empty or ok["prediction_horizon"].isna().all():
+        raise SkipFigure("no prediction horizon in any used run")
     lyap = "prediction_horizon_lyap" in ok and ok["prediction_horizon_lyap"].notna().any()
     ycols = ["prediction_horizon"] + (["prediction_horizon_lyap"] if lyap else [])
     systems = sorted(ok["system"].unique())
     fig, axes = plt.subplots(len(ycols), len(systems), figsize=(4.5 * len(systems), 3.8 * len(ycols)), squeeze=False)
     for j, system in enumerate(systems):
         for i, y in enumerate(ycols):
+            data = ok[(ok["system"] == system) & ok[y].notna()]
+            if data.empty:  # nothing to draw in this panel; the others still are
+                axes[i][j].text(0.5, 0.5, f"no {y} values", ha="center", transform=axes[i][j].transAxes)
+                continue
             sns.pointplot(
-                data=ok[ok["system"] == system],
+                data=data.astype({"D": float, y: float}),
                 x="D",
                 y=y,
                 hue="model",
                 native_scale=True,
                 errorbar=("pi", 50),
                 estimator="median",
-                dodge=0.1,
+                dodge=_dodge(data, "model"),
                 ax=axes[i][j],
             )
             axes[i][j].set(
@@ -139,7 +154,7 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
         gap["label"] = gap["system"] + " D=" + gap["D"].astype(str)
         sns.pointplot(data=gap, x="bptt_window", y="gap", hue="label", order=order, ax=ax1)
     ax1.set(ylabel="bounded fraction: Symp − GRU", title="reliability gap vs BPTT window")
-    if "conservation_H" in ok:
+    if "conservation_H" in ok and ok["conservation_H"].notna().any():
         res = ok.assign(resid=pd.to_numeric(ok["conservation_H"], errors="coerce"))
         sns.pointplot(
             data=res,
@@ -202,12 +217,23 @@ def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "vpt_fraction_of_oracle_vs_D")
 
 
-def all_figures(df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None) -> list[Path]:
+def all_figures(df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None) -> tuple[list[Path], list[str]]:
+    """Every figure the used runs allow, and a note for each one skipped (nothing to draw, or it failed)."""
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid")
     if df.empty or not df["ok"].any():
-        return []
-    paths = reliability_vs_D(df, out) + horizon_vs_D(df, out) + bptt_ablation(df, out) + vpt_fraction_vs_D(df, out)
+        return [], ["no figures: no run is usable yet"]
+    draws = [reliability_vs_D, horizon_vs_D, bptt_ablation, vpt_fraction_vs_D]
+    jobs = [(f.__name__, lambda f=f: f(df, out)) for f in draws]
     if curves is not None and not curves.empty:
-        paths += convergence(curves, out)
-    return paths
+        jobs.append(("convergence", lambda: convergence(curves, out)))
+    paths, notes = [], []
+    for name, draw in jobs:
+        try:
+            paths += draw()
+        except SkipFigure as e:
+            notes.append(f"{name} skipped: {e}")
+        except Exception as e:  # a figure that cannot be drawn must not cost the tables and the summary
+            plt.close("all")
+            notes.append(f"{name} skipped: {type(e).__name__}: {e}")
+    return paths, notes

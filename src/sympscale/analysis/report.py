@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from sympscale.analysis.checks import reason_kind
 from sympscale.analysis.stats import (
     _unconverged,
     bounded_table,
     ci_table,
     conservation_table,
     convergence_table,
+    median_iqr,
     oracle_table,
     paired_ratios,
     ratio_table,
@@ -20,6 +22,8 @@ from sympscale.analysis.stats import (
 
 
 def _fmt(v) -> str:
+    if v is None or v is pd.NA:
+        return "–"
     if isinstance(v, float):
         if math.isnan(v):
             return "–"
@@ -49,7 +53,8 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     cap = ok.groupby(["system", "D", "model"]).agg(
         params=("params", "first"), capacity_ratio=("capacity_ratio", "first")
     )
-    cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(lambda r: f"{r:.5f}"))
+    five = lambda r: f"{r:.5f}" if pd.notna(r) else "–"  # noqa: E731
+    cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(five))
     metrics = [m for m in ("last100_mse", "prediction_horizon", "vpt_lyap_0.3", "one_step_mse") if m in ok.columns]
     return {
         "convergence": convergence_table(df),
@@ -72,15 +77,12 @@ def write_tables(tabs: dict[str, pd.DataFrame], out: Path) -> None:
 def headline(df: pd.DataFrame) -> str:
     ok = df[df["ok"]]
     if ok.empty:
-        return "No finished runs yet."
+        return "No usable runs yet (every job folder is excluded or still running: see above)."
     parts = []
     for (system, D), grp in ok.groupby(["system", "D"]):
         frac = grp.groupby("model")["bounded"].agg(["sum", "count"])
         desc = ", ".join(f"{m} bounded {int(r['sum'])}/{int(r['count'])}" for m, r in frac.iterrows())
-        pairs = paired_ratios(grp)
-        if len(pairs):
-            q = pairs["ratio"].quantile([0.25, 0.5, 0.75])
-            desc += f"; GRU/Symp last-100 MSE ratio median {q[0.5]:.3g}x (IQR {q[0.25]:.3g}–{q[0.75]:.3g}x, {len(pairs)} seeds)"
+        desc += _ratio_phrase(paired_ratios(grp))
         frac = grp.get("vpt_fraction_of_oracle")
         if frac is not None and frac.notna().any():
             per_model = grp[frac.notna()].groupby("model")["vpt_fraction_of_oracle"].median()
@@ -92,26 +94,46 @@ def headline(df: pd.DataFrame) -> str:
     return "; ".join(parts) + "."
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _ratio_phrase(pairs: pd.DataFrame) -> str:
+    """'; GRU/Symp ... ratio median 25x (IQR ...)' over the pairs that have a ratio ('' when none has)."""
+    defined = pairs[pairs["ratio"].notna()]
+    undefined = len(pairs) - len(defined)
+    note = f"; {_count(undefined, 'pair')} with no ratio (both rollouts blew up)" if undefined else ""
+    if defined.empty:
+        return note
+    med, q25, q75 = median_iqr(defined["ratio"])
+    return (
+        f"; GRU/Symp last-100 MSE ratio median {med:.3g}x (IQR {q25:.3g}–{q75:.3g}x, {_count(len(defined), 'seed')})"
+        + note
+    )
+
+
 def summary_markdown(
-    df: pd.DataFrame, tabs: dict[str, pd.DataFrame], figures: list[Path], sweep_dir: Path, commands: list[str]
+    df: pd.DataFrame,
+    tabs: dict[str, pd.DataFrame],
+    figures: list[Path],
+    sweep_dir: Path,
+    commands: list[str],
+    notes: list[str] = (),
 ) -> str:
+    """The sweep's report: what ran, what was used and what was excluded (and why), headline, tables, figures."""
     n, n_ok = len(df), int(df["ok"].sum()) if len(df) else 0
     lines = [f"# Sweep summary: `{sweep_dir}`", "", "## What was run", ""]
     lines += [f"    {c}" for c in commands] or ["(no command recorded)"]
     status = df["status"].value_counts().to_dict() if n else {}
+    seeds = df.loc[df["ok"], "seed"].nunique() if n else 0
     lines += [
         "",
-        f"{n} job folders: {n_ok} finished and used; " + ", ".join(f"{k}: {v}" for k, v in status.items()),
+        f"{_count(n, 'job folder')}: {n_ok} finished and used ({_count(seeds, 'seed')}), {n - n_ok} excluded; "
+        + "status: "
+        + ", ".join(f"{k}: {v}" for k, v in status.items()),
         "",
     ]
-    bad = df[~df["ok"]] if n else df
-    if len(bad):
-        lines += ["Excluded (not finished or incomplete):", ""]
-        lines += [
-            f"- `{Path(r.job_dir).name}`: {r.problem}" + (f" — {r.error}" if isinstance(r.error, str) else "")
-            for r in bad.itertuples()
-        ]
-        lines.append("")
+    lines += excluded_lines(df)
     lines += _convergence_lines(df)
     lines += ["## Headline", "", headline(df), ""]
     titles = {
@@ -125,10 +147,24 @@ def summary_markdown(
     }
     for name, t in tabs.items():
         lines += [f"## {titles.get(name, name)}", "", to_markdown(t)]
-    if figures:
+    if figures or notes:
         lines += ["## Figures", ""]
         lines += [f"- [{p.stem}]({p.relative_to(sweep_dir)})" for p in figures if p.suffix == ".png"]
+        lines += [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def excluded_lines(df: pd.DataFrame) -> list[str]:
+    """The 'Excluded job folders' section: counts per reason, then every excluded folder with its reason."""
+    bad = df[~df["ok"]] if len(df) else df
+    if bad.empty:
+        return []
+    counts = bad["problem"].map(reason_kind).value_counts()
+    lines = ["## Excluded job folders", ""]
+    lines += [f"{len(bad)} of {len(df)} job folders are not used in any table, figure or headline.", ""]
+    lines += ["| reason | folders |", "|---|---|", *[f"| {k} | {v} |" for k, v in counts.items()], ""]
+    lines += [f"- `{r.job}`: {r.problem}" for r in bad.sort_values("job").itertuples()]
+    return [*lines, ""]
 
 
 def _convergence_lines(df: pd.DataFrame) -> list[str]:
@@ -138,6 +174,8 @@ def _convergence_lines(df: pd.DataFrame) -> list[str]:
     ok = df[df["ok"]]
     bad = ok[ok["converged"].map(_unconverged)]
     judged = int(ok["converged"].notna().sum())
+    if not judged:  # no run records a verdict (older metrics, or only the oracle)
+        return []
     lines = [f"Convergence: {judged - len(bad)} of {judged} trained runs converged; {len(bad)} did not.", ""]
     if len(bad):
         lines += ["Not converged (their results are reported but flagged in the headline and the ratio table):", ""]

@@ -14,8 +14,21 @@ def median_iqr(values) -> tuple[float, float, float]:
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return (math.nan, math.nan, math.nan)
-    q25, med, q75 = np.percentile(v, [25, 50, 75])
+    if np.isinf(v).any() and not np.isnan(v).any():  # numpy interpolates towards inf as NaN
+        q25, med, q75 = (_percentile_inf(np.sort(v), q) for q in (0.25, 0.5, 0.75))
+    else:
+        q25, med, q75 = np.percentile(v, [25, 50, 75])
     return float(med), float(q25), float(q75)
+
+
+def _percentile_inf(v: np.ndarray, q: float) -> float:
+    """Linear-interpolation percentile of sorted `v` where a value between x and inf is inf."""
+    pos = q * (v.size - 1)
+    lo = math.floor(pos)
+    frac = pos - lo
+    if frac == 0 or v[lo] == v[lo + 1]:
+        return float(v[lo])
+    return float(v[lo] + (v[lo + 1] - v[lo]) * frac)
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
@@ -56,7 +69,9 @@ def paired_ratios(df: pd.DataFrame, num: str = "gru", den: str = "symp", metric:
     a = ok[ok["model"] == num][cols].rename(columns={metric: "num", **{c: names[c].format("num") for c in extra}})
     b = ok[ok["model"] == den][cols].rename(columns={metric: "den", **{c: names[c].format("den") for c in extra}})
     pairs = a.merge(b, on=keys, how="inner")
-    pairs["ratio"] = pairs["num"] / pairs["den"]
+    if metric.endswith("_mse"):  # a used run's MSE is NaN only when its rollout blew up: infinite error
+        pairs[["num", "den"]] = pairs[["num", "den"]].astype(float).fillna(math.inf)
+    pairs["ratio"] = pairs["num"] / pairs["den"]  # NaN when both blew up: no ratio (counted, never quoted)
     pairs["unconverged"] = (
         pairs["num_converged"].map(_unconverged) | pairs["den_converged"].map(_unconverged) if conv else False
     )
@@ -72,12 +87,15 @@ def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
     pairs = paired_ratios(df, num, den)
     keys = [k for k in ("system", "D", "num_schedule", "den_schedule") if k in pairs.columns]
-    cols = [*keys, "n_pairs", "median", "q25", "q75", "unconverged_pairs"]
+    cols = [*keys, "n_pairs", "median", "q25", "q75", "unconverged_pairs", "undefined_pairs"]
     rows = []
     for key, grp in pairs.groupby(keys):
-        med, q25, q75 = median_iqr(grp["ratio"])
-        row = dict(zip(keys, key, strict=True), n_pairs=len(grp), median=med, q25=q25, q75=q75)
-        rows.append({**row, "unconverged_pairs": int(grp["unconverged"].sum())})
+        defined = grp[grp["ratio"].notna()]
+        med, q25, q75 = median_iqr(defined["ratio"])
+        row = dict(zip(keys, key, strict=True), n_pairs=len(defined), median=med, q25=q25, q75=q75)
+        rows.append(
+            {**row, "unconverged_pairs": int(defined["unconverged"].sum()), "undefined_pairs": len(grp) - len(defined)}
+        )
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -1,0 +1,192 @@
+"""The columns of the tidy DataFrame: one job's config.json and metrics.json flattened into a row.
+
+Every reader here takes parsed JSON of any shape: a missing or misshapen key gives None, never an exception
+(whether the run is usable is decided in `checks`). `tidy_types` then gives each column one type, so that
+junk in an excluded run cannot turn a numeric column into text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sympscale.recipe import effective_train
+
+# model options that make a different method when changed from their defaults (symp and rk4)
+VARIANT_OPTIONS = {"kinetic": "auto", "spectral_norm": False, "exact_part": True, "method": "yoshida4"}
+TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
+TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
+TEXT += ("computation",)
+INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
+INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test")
+FLAGS = ("bounded", "converged", "exceeds_ground_truth")  # true / false / None (not judged)
+
+
+def _get(d, keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _obj(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def model_label(model: dict) -> str:
+    """The method a run belongs to: symp, symp+multi, symp(kinetic=mlp, spectral_norm=True)+single, ..."""
+    name, projection = model.get("name"), model.get("projection") or "none"
+    changed = [f"{k}={model[k]}" for k, v in VARIANT_OPTIONS.items() if k in model and model[k] != v]
+    if name == "rk4":  # rk4 has no `method` (it is the method)
+        changed = [c for c in changed if not c.startswith("method=")]
+    label = f"{name}({', '.join(changed)})" if changed else str(name)
+    return label if projection == "none" else f"{label}+{projection}"
+
+
+def horizon_schedule_label(train: dict) -> str:
+    """'geometric 1→10 (ramp 0.5)' or 'constant 10': the free-running horizon protocol of a run."""
+    horizon = train.get("horizon")
+    if train.get("curriculum", "constant") == "constant" or horizon is None:
+        return f"constant {horizon}"
+    start, ramp = train.get("horizon_start", 1), train.get("ramp_fraction", 0.5)
+    if not all(isinstance(v, (int, float)) for v in (start, horizon, ramp)):  # a hand-edited config
+        return f"geometric {start}→{horizon} (ramp {ramp})"
+    return f"geometric {min(start, horizon)}→{horizon} (ramp {ramp:g})"
+
+
+def _train(cfg: dict) -> dict:
+    """The train settings as the model ran them (its recipe applied); {} for a config without them."""
+    train = _obj(cfg.get("train"))
+    recipes = {k: v for k, v in _obj(train.get("recipes")).items() if isinstance(v, dict)}
+    return effective_train({**train, "recipes": recipes}, str(_get(cfg, ("model", "name"))))
+
+
+def config_fields(cfg: dict) -> dict:
+    """The config keys that identify a run in the study (train settings as the model ran them: its recipe)."""
+    g = lambda *keys: _get(cfg, keys)  # noqa: E731
+    train, window, overrides = _train(cfg), g("bptt_window", "name"), g("_hydra", "overrides")
+    return {
+        "system": g("system", "name"),
+        "D": g("D"),
+        # a variant or a projected model is its own method in every table and figure
+        "model": model_label(_obj(g("model"))),
+        "model_name": g("model", "name"),
+        "seed": g("seed"),
+        "data_seed": g("data_seed"),
+        "bptt_window": str(window) if window is not None else None,
+        "train_preset": g("train", "preset"),
+        "train_steps": g("train", "steps"),
+        "train_horizon": train.get("horizon"),
+        "lr": train.get("lr"),
+        # the training-horizon protocol is part of the method: kept visible in every table
+        "horizon_schedule": horizon_schedule_label(train),
+        "batch_size": g("train", "batch_size"),
+        "memory": g("train", "memory"),
+        "width": g("capacity", "width"),
+        "depth": g("capacity", "depth"),
+        "projection": _get(cfg, ("model", "projection"), "none"),
+        "experiment": g("_hydra", "choices", "experiment"),
+        "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else "",
+    }
+
+
+def metric_fields(m: dict) -> dict:
+    """The metrics of a finished run, one column each (conservation: one column per invariant)."""
+    ev = lambda *keys: _get(m, ("eval", *keys))  # noqa: E731
+    tr = lambda *keys: _get(m, ("train", *keys))  # noqa: E731
+    row = {
+        "params": m.get("params"),
+        "capacity_ratio": m.get("capacity_ratio"),
+        "final_loss": tr("final_loss"),
+        "steps_trained": tr("steps_trained"),
+        "selected_step": tr("selected_step"),
+        # None: not judged (no parameters, or no validation); False: the run is not a result yet
+        "converged": tr("converged"),
+        "convergence_improvement": tr("convergence", "improvement"),
+        "mean_train_horizon": tr("curriculum", "mean_horizon"),
+        "one_step_mse": ev("one_step_mse"),
+        "train_wall_s": tr("wall_s"),
+        "last100_mse": ev("last100_mse"),
+        "bounded": ev("bounded"),
+        "prediction_horizon": ev("prediction_horizon"),
+        "prediction_horizon_lyap": ev("prediction_horizon_lyapunov"),
+        "vpt_lyap_0.3": ev("vpt_lyapunov", "0.3"),
+        "vpt_lyap_0.5": ev("vpt_lyapunov", "0.5"),
+        "lyapunov_exponent": _get(m, ("dataset", "lyapunov_exponent")),
+        "dt_obs": _get(m, ("dataset", "dt_obs")),
+        "exceeds_ground_truth": ev("exceeds_ground_truth"),
+        "model_energy_residual": ev("model_energy_residual"),
+        "eval_horizon": ev("horizon"),
+        "n_test": ev("n_trajectories"),
+        "platform": _get(m, ("env", "platform")),
+        "device": _get(m, ("env", "device")),
+    }
+    for kind in ("conservation", "conservation_projected"):
+        for name, value in _obj(ev(kind)).items():
+            row[f"{kind}_{name}"] = value
+    return row
+
+
+def log_fields(path: Path) -> dict:
+    """Mean and last logged cosine between the truncated-window and the full-horizon gradient."""
+    values = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError):
+        return {}
+    for line in lines:
+        try:
+            values.append(float(json.loads(line)["grad_cosine_full"]))
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+            continue  # a record without the cosine, or a torn line
+    if not values:
+        return {}
+    return {"grad_cosine_full": sum(values) / len(values), "grad_cosine_full_last": values[-1]}
+
+
+COLUMNS = ["job_dir", "job", "status", "error", "problem", "ok", *config_fields({}), *metric_fields({})]
+
+
+def _optional_bool(v):
+    return v if isinstance(v, bool) else None
+
+
+def _text(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def tidy_types(df: pd.DataFrame) -> pd.DataFrame:
+    """Every standard column present; text as str, flags as True/False/None, the rest numeric (integers: Int64)."""
+    df = df.reindex(columns=[*COLUMNS, *[c for c in df.columns if c not in COLUMNS]])
+    for col in df.columns:
+        if col == "ok":
+            df[col] = df[col].fillna(False).astype(bool)
+        elif col in FLAGS:
+            df[col] = df[col].map(_optional_bool).astype(object)
+        elif col in TEXT:
+            df[col] = df[col].map(_text).astype(object)
+        else:
+            df[col] = _numeric(df[col], integer=col in INTEGERS)
+    return df
+
+
+def _numeric(col: pd.Series, integer: bool) -> pd.Series:
+    """Numbers as float (anything else: NaN); Int64 for an integer column whose values are all whole."""
+    num = pd.Series([_number(v) for v in col], index=col.index, dtype=float)
+    vals = num.dropna()
+    whole = integer and np.isfinite(vals).all() and (vals == vals.round()).all()
+    return num.astype("Int64") if whole else num
+
+
+def _number(v) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return math.nan
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond float range
+        return math.inf if v > 0 else -math.inf
