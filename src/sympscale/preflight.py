@@ -87,7 +87,7 @@ def group_choice_errors(loader: Any, overrides: list[str]) -> list[str]:
             continue
         options = [o for o in loader.get_group_options(group) if not o.startswith("base_")]
         values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
-        for value in values:
+        for value in (v.strip("'\"") for v in values):  # numeric choices arrive quoted (sympscale.seeds)
             if value not in options:
                 errors.append(f"{group}={value!r} is not an option of {group}; valid: {', '.join(sorted(options))}")
     return errors

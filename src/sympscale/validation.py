@@ -96,8 +96,9 @@ def config_errors(cfg: Any) -> list[str]:
     data_errors = _data_errors(cfg.data)
     errors += data_errors + _schedule_errors(tr, None if data_errors else cfg.data)
     errors += _optimiser_errors(tr) + _eval_errors(cfg.eval)
-    if cfg.capacity.width < 1 or cfg.capacity.depth < 1:
-        errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth} must be >= 1")
+    for key in ("width", "depth"):
+        if cfg.capacity[key] < 1:
+            errors.append(f"capacity.{key}={cfg.capacity[key]} must be >= 1")
     return errors
 
 
