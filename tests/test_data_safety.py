@@ -60,7 +60,7 @@ def test_a_single_run_never_replaces_a_different_finished_run(tmp_path, env):
 def test_an_edited_experiment_file_does_not_overwrite_the_sweep(tmp_path, env):
     sweep, exp = tmp_path / "sweep", tmp_path / "extra" / "experiment"
     exp.mkdir(parents=True)
-    args = ["-m", "--config-dir", str(tmp_path / "extra"), "+experiment=mine", *TINY, f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "--config-dir", str(tmp_path / "extra"), "experiment=mine", *TINY, f"hydra.sweep.dir={sweep}"]
     (exp / "mine.yaml").write_text("# @package _global_\ntrain:\n  lr: 1e-3\n")
     assert train(args, env, tmp_path).returncode == 0
     (done,) = [p.parent for p in sweep.glob("*/metrics.json")]

@@ -226,7 +226,11 @@ def folder_errors(folder: Path, cfg: DictConfig) -> list[str]:
     old = identity.finished_config(folder)
     if old is None:
         return []
-    new = OmegaConf.to_container(cfg, resolve=True)
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    try:
+        new = OmegaConf.to_container(task, resolve=True)
+    except Exception as e:
+        return [f"the job config cannot be resolved: {_first_line(e)}"]
     if identity.digest(old) == identity.digest(new):
         return []
     changed = "; ".join(identity.differences(old, new))
