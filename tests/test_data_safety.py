@@ -79,7 +79,9 @@ def test_reporting_settings_neither_split_nor_rerun_a_sweep(tmp_path, env):
     (folder,) = [p.parent for p in sweep.glob("*/metrics.json")]
     before = (folder / "metrics.json").read_bytes()
     other_cache = tmp_path / "elsewhere"
-    again = train([*base, "train.log_every=2", "train.checkpoint_every=3", f"data.cache_dir={other_cache}"], env, tmp_path)
+    again = train(
+        [*base, "train.log_every=2", "train.checkpoint_every=3", f"data.cache_dir={other_cache}"], env, tmp_path
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert [p.parent for p in sweep.glob("*/metrics.json")] == [folder]  # no new folder
     assert (folder / "metrics.json").read_bytes() == before  # not rerun

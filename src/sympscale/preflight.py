@@ -121,7 +121,11 @@ def added_key_errors(overrides: list[str], cfg: DictConfig) -> list[str]:
         if not key.startswith(("train.recipes.", "hydra.")):
             parent = key.rsplit(".", 1)[0] if "." in key else ""
             node = OmegaConf.select(cfg, parent) if parent else cfg
-            valid = ", ".join(sorted(k for k in node if k not in ("hydra", key.rsplit(".", 1)[-1]))) if isinstance(node, DictConfig) else "none"
+            valid = (
+                ", ".join(sorted(k for k in node if k not in ("hydra", key.rsplit(".", 1)[-1])))
+                if isinstance(node, DictConfig)
+                else "none"
+            )
             errors.append(f"{ov}: {key!r} is not a setting of this tool; valid keys here: {valid}")
     return errors
 
