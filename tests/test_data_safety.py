@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
-TINY = [
-    "train=smoke",
-    "train.steps=10",
-    "train.log_every=5",
-    "data.n_trajectories=6",
-    "data.n_obs=160",
-    "eval.horizon=100",
-    "capacity.width=16",
-    "capacity.depth=2",
-    "D=8",
-]
+from test_cli import TINY as CLI_TINY
+
+TINY = [*CLI_TINY, "D=8"]
 
 
 @pytest.fixture(scope="module")
