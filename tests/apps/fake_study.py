@@ -1,7 +1,7 @@
 """A trivial task over SympScale's real configs, for launcher tests: records what device it saw and when.
 
 FAKE_FAULTS="raise:3,exit:4,nan:5" makes the job with that seed raise, exit hard, or hit a non-finite
-training loss (through the real trainer). FAKE_SLEEP sets how long a job works.
+training loss (through the real trainer, which stops and flags the run diverged: a finished job, not a crash). FAKE_SLEEP sets how long a job works.
 """
 
 import json
@@ -19,7 +19,7 @@ from sympscale.train import config_dir
 VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "JAX_PLATFORMS", "SYMPSCALE_DEVICE")
 
 
-def nan_loss() -> None:
+def nan_loss() -> str | None:
     import jax
     import numpy as np
 
@@ -30,7 +30,8 @@ def nan_loss() -> None:
     traj = rng.normal(size=(2, 20, 4))
     model, _ = build("gru", D=4, dt=0.5, mean=np.zeros(4), std=np.ones(4), capacity=Capacity(width=16, depth=2))
     spec = TrainSpec(steps=20, batch_size=4, horizon=3, lr=1e300, warmup=1, log_every=1)
-    fit(model, model.init(jax.random.key(0)), traj, np.ones(4), spec, key=jax.random.key(1))
+    _, summary = fit(model, model.init(jax.random.key(0)), traj, np.ones(4), spec, key=jax.random.key(1))
+    return summary["divergence"]
 
 
 def task(cfg) -> int:
@@ -44,9 +45,9 @@ def task(cfg) -> int:
         raise ValueError(f"injected failure for seed {cfg.seed}")
     if fault == "exit":
         os._exit(3)
-    if fault == "nan":
-        nan_loss()
     rec = {k: os.environ.get(k) for k in VARS}
+    if fault == "nan":
+        rec["diverged"] = nan_loss()
     rec.update(start=start, end=time.time(), seed=cfg.seed, system=cfg.system.name, D=cfg.D, pid=os.getpid())
     (out / "fake.json").write_text(json.dumps(rec))
     with open(out / "completions", "a") as f:

@@ -4,15 +4,20 @@
 
 Options (hydra.launcher.*): platform (auto|cuda|rocm|cpu), devices, cpu_workers, jobs_per_device, fail_fast,
 max_retries, resume, dry_run, progress_every, compilation_cache, shard. The work is done by
-`sympscale.launcher` (devices, scheduler, child); this class turns Hydra's job list into processes and back.
+`sympscale.launcher` (options, lock, devices, scheduler, wire, child); this class turns Hydra's job list into
+processes and back.
+
+Each job's process gets its composed config (YAML) and the task function's import path as JSON on its stdin
+and returns a JSON result (`sympscale.launcher.wire`): nothing in the sweep folder is executed or unpickled.
+One launcher at a time owns a sweep folder (`.launcher/lock`).
 """
 
+import copy
 import hashlib
 import inspect
 import json
 import logging
 import os
-import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +25,9 @@ from typing import Any, List, Optional, Sequence  # noqa: UP035 (Hydra reads the
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -61,41 +65,44 @@ def _cost(cfg: DictConfig) -> float:
         return 0.0
 
 
+def _task_config(cfg: DictConfig) -> DictConfig:
+    """The job's config without the hydra node (what the task function receives)."""
+    task_cfg = copy.deepcopy(cfg)
+    with read_write(task_cfg), open_dict(task_cfg):
+        task_cfg.pop("hydra", None)
+    return task_cfg
+
+
 def _job_key(cfg: DictConfig, task_function: Any) -> str:
-    """What a finished job must match to be skipped: its task config (unresolved) and the task's code."""
-    task_cfg = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=False)
+    """What a finished job must match to be skipped: what it computes (`sympscale.identity.digest` of its
+    resolved task config, so where it logs or caches does not count) and the task function's name and code."""
+    from sympscale.identity import digest
+
+    task_cfg = _task_config(cfg)
     try:
-        code = inspect.getsource(task_function)
+        config_id = digest(OmegaConf.to_container(task_cfg, resolve=True))
+    except Exception as e:
+        log.debug(f"job key: cannot resolve the task config ({type(e).__name__}: {e}); using it unresolved")
+        try:
+            config_id = digest(OmegaConf.to_container(task_cfg, resolve=False))
+        except Exception as e2:
+            log.debug(f"job key: {type(e2).__name__}: {e2}; using the config's YAML text")
+            config_id = OmegaConf.to_yaml(task_cfg, resolve=False)
+    fn = task_function if hasattr(task_function, "__qualname__") else type(task_function)
+    try:
+        code = inspect.getsource(fn)
     except (OSError, TypeError):
         code = ""
-    name = f"{getattr(task_function, '__module__', '')}.{getattr(task_function, '__qualname__', '')}"
-    return hashlib.sha256("\0".join([task_cfg, name, code]).encode()).hexdigest()[:20]
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+    return hashlib.sha256("\0".join([config_id, name, code]).encode()).hexdigest()[:20]
 
 
-def _finished(job_dir: Path, key: str) -> bool:
-    """Finished earlier with the same key, and (for SympScale jobs) its own status file says done."""
-    status, marker = job_dir / "status.json", job_dir / "launcher.json"
-    try:
-        rec = json.loads(marker.read_text()) if marker.exists() else {}
-        if rec.get("status") != "done" or rec.get("key") != key:
-            return False
-        return not status.exists() or json.loads(status.read_text()).get("status") == "done"
-    except (OSError, ValueError):
-        return False
+def _version_base() -> Optional[str]:  # noqa: UP045
+    from hydra import version
+    from packaging.version import Version
 
-
-def _resolvers() -> dict:
-    import cloudpickle
-    from omegaconf.basecontainer import BaseContainer
-
-    out = {}
-    for name, fn in BaseContainer._resolvers.items():
-        try:
-            cloudpickle.dumps(fn)
-            out[name] = fn
-        except Exception:
-            pass
-    return out
+    base = version.getbase()
+    return str(base) if isinstance(base, Version) else None
 
 
 class LocalDevicesLauncher(Launcher):
@@ -109,22 +116,81 @@ class LocalDevicesLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import cloudpickle
+        from sympscale.launcher.lock import SweepLock, SweepLocked
+        from sympscale.launcher.options import launcher_option_errors
 
-        from sympscale.jobdir import write_json
-        from sympscale.launcher.devices import child_env, plan_devices
-        from sympscale.launcher.scheduler import Job, Scheduler, summary_table
-        from sympscale.launcher.sharding import in_shard, parse_shard
-
+        errors = launcher_option_errors(self.options)
+        if errors:
+            raise ValueError("invalid launcher options:\n  " + "\n  ".join(f"hydra.launcher.{e}" for e in errors))
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        opt = self.options
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        work = sweep_dir / ".launcher"
-        work.mkdir(exist_ok=True)
+        if self.options["dry_run"]:  # runs and writes nothing: no need to own the folder
+            return self._launch(sweep_dir, job_overrides, initial_job_idx)
+        try:
+            lock = SweepLock(sweep_dir / ".launcher" / "lock").acquire()
+        except SweepLocked as e:
+            print(f"sympscale: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        try:
+            return self._launch(sweep_dir, job_overrides, initial_job_idx)
+        finally:
+            lock.release()
+
+    def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+        from sympscale.launcher import records
+        from sympscale.launcher.child import JobFailure
+        from sympscale.launcher.devices import plan_devices
+        from sympscale.launcher.scheduler import Scheduler, summary_table
+        from sympscale.launcher.sharding import parse_shard
+
+        opt = self.options
         plan = plan_devices(opt["platform"], opt["devices"], opt["cpu_workers"])
         shard = parse_shard(opt["shard"])
+        jobs, configs, keys = self._compose(job_overrides, initial_job_idx, shard)
+        n_run = sum(j.status == "queued" for j in jobs)
+        log.info(
+            f"local_devices: {len(jobs)} jobs ({n_run} to run, {len(jobs) - n_run} already finished)"
+            f"{f' [shard {shard[0]}/{shard[1]}]' if shard else ''} on {plan.platform} devices "
+            f"{', '.join(plan.devices)} ({plan.source}), {opt['jobs_per_device']} per device; sweep dir {sweep_dir}"
+        )
+        if opt["dry_run"]:
+            print(summary_table(jobs))
+            print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
+            return []
+        scheduler = Scheduler(
+            list(plan.devices),
+            jobs_per_device=opt["jobs_per_device"],
+            max_retries=opt["max_retries"],
+            fail_fast=opt["fail_fast"],
+            progress_every=opt["progress_every"],
+            echo=lambda m: print(m, flush=True),
+        )
+        command = [sys.executable, "-m", "sympscale.launcher.child"]
+        try:
+            scheduler.run(
+                jobs,
+                lambda job: command,
+                self._env_maker(plan),
+                lambda job: records.record_end(job, keys[job.idx]),
+                stdin_for=self._spec_maker(configs),
+            )
+        finally:  # also on SIGINT/SIGTERM (SystemExit) and on an error of the launcher itself
+            try:
+                records.write_summary(sweep_dir, jobs, plan.platform, list(plan.devices))
+            finally:
+                print(summary_table(jobs), flush=True)
+        first = scheduler.first_failure
+        if opt["fail_fast"] and first is not None:
+            where = f"; log: {first.log_path}" if first.log_path.is_file() else ""
+            raise JobFailure(f"fail_fast: job #{first.idx} ({first.label}) failed first: {first.cause}{where}")
+        return [self._job_return(job, configs[job.idx]) for job in jobs]
+
+    def _compose(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, shard: Any) -> tuple:
+        """This node's jobs (queued, or skipped when they finished earlier), their configs and resume keys."""
+        from sympscale.launcher import records
+        from sympscale.launcher.scheduler import Job
+        from sympscale.launcher.sharding import in_shard
 
         jobs, configs, keys = [], {}, {}
         for i, overrides in enumerate(job_overrides):
@@ -136,128 +202,91 @@ class LocalDevicesLauncher(Launcher):
                 cfg.hydra.job.id = f"{cfg.hydra.job.name}_{idx}"
                 cfg.hydra.job.num = idx
             job = Job(idx=idx, overrides=list(filter_overrides(overrides)), job_dir=_job_dir(cfg), cost=_cost(cfg))
-            job.log_path, job.result_path = job.job_dir / "launcher.log", work / f"{idx}.result"
+            job.log_path = job.job_dir / "launcher.log"
             keys[idx] = _job_key(cfg, self.task_function)
-            if opt["resume"] and _finished(job.job_dir, keys[idx]):
+            if self.options["resume"] and records.finished(job.job_dir, keys[idx]):
                 job.status, job.cause = "skipped", "finished in an earlier run"
             jobs.append(job)
             configs[idx] = cfg
-        n_run = sum(j.status == "queued" for j in jobs)
-        log.info(
-            f"local_devices: {len(jobs)} jobs ({n_run} to run, {len(jobs) - n_run} already finished)"
-            f"{f' [shard {shard[0]}/{shard[1]}]' if shard else ''} on {plan.platform} devices "
-            f"{', '.join(plan.devices)} ({plan.source}), {opt['jobs_per_device']} per device; sweep dir {sweep_dir}"
-        )
-        if opt["dry_run"]:
-            print(summary_table(jobs))
-            print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
-            return []
+        return jobs, configs, keys
 
-        cwd = os.getcwd()
-        for job in jobs:
-            if job.status != "queued":
-                continue
-            with open(work / f"{job.idx}.payload", "wb") as f:
-                pickle.dump(list(sys.path), f)
-                cloudpickle.dump(
-                    {
-                        "singletons": Singleton.get_state(),
-                        "resolvers": _resolvers(),
-                        "config": configs[job.idx],
-                        "hydra_context": self.hydra_context,
-                        "task_function": self.task_function,
-                        "cwd": cwd,
-                    },
-                    f,
-                )
-        extra_env = {"PYTHONUNBUFFERED": "1"}
-        if opt["compilation_cache"]:
-            extra_env["JAX_COMPILATION_CACHE_DIR"] = str(opt["compilation_cache"])
-            extra_env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    def _env_maker(self, plan: Any):
+        """device -> the environment of a job on it (device mask, shared compilation cache)."""
+        from sympscale.launcher.devices import child_env
 
-        def command(job: Job) -> List[str]:  # noqa: UP006
-            return [
-                sys.executable,
-                "-m",
-                "sympscale.launcher.child",
-                str(work / f"{job.idx}.payload"),
-                str(job.result_path),
-            ]
+        extra = {"PYTHONUNBUFFERED": "1"}
+        if self.options["compilation_cache"]:
+            extra["JAX_COMPILATION_CACHE_DIR"] = str(self.options["compilation_cache"])
+            extra["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        per_device = self.options["jobs_per_device"]
+        return lambda device: {**child_env(plan, device, jobs_per_device=per_device), **extra}
 
-        def env_for(device: str) -> dict:
-            return {**child_env(plan, device, jobs_per_device=opt["jobs_per_device"]), **extra_env}
+    def _spec_maker(self, configs: dict):
+        """job -> its spec (wire.encode_job): the config as YAML, the task by name (pickled only if it must be)."""
+        from omegaconf.basecontainer import BaseContainer
 
-        def on_finish(job: Job, code: int) -> None:
-            ret = None
-            if job.result_path.exists():
-                with open(job.result_path, "rb") as f:
-                    ret = pickle.load(f)
-            if ret is not None and ret.status == JobStatus.COMPLETED:
-                job.status, job.result, job.cause = "done", ret, None
-            else:
-                job.status, job.result = "failed", ret
-                job.cause = str(ret._return_value) if ret is not None else None
-            job.job_dir.mkdir(parents=True, exist_ok=True)
-            record = {k: getattr(job, k) for k in ("status", "cause", "device", "attempts", "overrides")}
-            record.update(key=keys[job.idx], started=job.started, seconds=job.duration, exit_code=code)
-            write_json(job.job_dir / "launcher.json", record)
+        from sympscale.launcher import wire
 
-        scheduler = Scheduler(
-            list(plan.devices),
-            jobs_per_device=opt["jobs_per_device"],
-            max_retries=opt["max_retries"],
-            fail_fast=opt["fail_fast"],
-            progress_every=opt["progress_every"],
-            echo=lambda m: print(m, flush=True),
-        )
-        try:
-            scheduler.run(jobs, command, env_for, on_finish)
-        finally:
-            self._write_summary(sweep_dir, jobs, plan)
-        print(summary_table(jobs), flush=True)
-        return [self._job_return(job, configs[job.idx]) for job in jobs]
+        cwd, version_base = os.getcwd(), _version_base()
+        shipped: dict = {}
+        resolvers: dict = {}
 
-    @staticmethod
-    def _write_summary(sweep_dir: Path, jobs: list, plan: Any) -> None:
-        rows = [
-            {
-                "idx": j.idx,
-                "overrides": j.overrides,
-                "status": j.status,
-                "device": j.device,
-                "seconds": j.duration,
-                "attempts": j.attempts,
-                "cause": j.cause,
-                "job_dir": str(j.job_dir),
-                "log": str(j.log_path),
+        def spec(job: Any) -> bytes:
+            if "task" not in shipped:
+                try:
+                    shipped["task"] = wire.ship_task(self.task_function)
+                except TypeError as e:
+                    shipped["task"] = e
+            if isinstance(shipped["task"], Exception):
+                raise shipped["task"]
+            cfg = configs[job.idx]
+            text = OmegaConf.to_yaml(cfg, resolve=False)
+            for name in wire.referenced_resolvers(text):
+                if name not in resolvers and name in BaseContainer._resolvers:
+                    try:
+                        resolvers[name] = wire.pickled(BaseContainer._resolvers[name], f"resolver {name!r}")
+                    except TypeError as e:  # the child may register it by importing the task
+                        log.debug(str(e))
+                        resolvers[name] = None
+            flags = {
+                "struct": bool(OmegaConf.is_struct(cfg)),
+                "readonly": bool(OmegaConf.is_readonly(cfg)),
+                "hydra_readonly": bool(OmegaConf.is_readonly(cfg.hydra)),
             }
-            for j in sorted(jobs, key=lambda j: j.idx)
-        ]
-        from sympscale.jobdir import write_json
+            return wire.encode_job(
+                config_yaml=text,
+                flags=flags,
+                task_ref=shipped["task"][0],
+                pickled_task=shipped["task"][1],
+                pickled_resolvers={n: resolvers[n] for n in wire.referenced_resolvers(text) if resolvers.get(n)},
+                cwd=cwd,
+                version_base=version_base,
+            )
 
-        write_json(
-            sweep_dir / "launcher_summary.json",
-            {"platform": plan.platform, "devices": list(plan.devices), "jobs": rows},
-        )
+        return spec
 
     def _job_return(self, job: Any, cfg: DictConfig) -> JobReturn:
-        if job.status == "done":
-            return job.result
         from sympscale.launcher.child import JobFailure
+        from sympscale.launcher.wire import value_of
 
+        result = job.result or {}
+        hydra_cfg = OmegaConf.masked_copy(cfg, ["hydra"])
+        with read_write(hydra_cfg.hydra.runtime), open_dict(hydra_cfg.hydra.runtime):
+            hydra_cfg.hydra.runtime.output_dir = result.get("output_dir") or os.path.abspath(job.job_dir)
         ret = JobReturn(
-            overrides=job.overrides,
-            cfg=OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if isinstance(cfg, DictConfig) else cfg,
-            hydra_cfg=cfg,
-            working_dir=str(job.job_dir),
-            task_name=cfg.hydra.job.name,
-            status=JobStatus.COMPLETED if job.status == "skipped" else JobStatus.FAILED,
+            overrides=list(OmegaConf.to_container(cfg.hydra.overrides.task)),
+            cfg=_task_config(cfg),
+            hydra_cfg=hydra_cfg,
+            working_dir=result.get("working_dir") or str(job.job_dir),
+            task_name=result.get("task_name") or cfg.hydra.job.name,
+            status=JobStatus.COMPLETED if job.status in ("done", "skipped") else JobStatus.FAILED,
         )
-        if job.status == "skipped":
+        if job.status == "done":
+            ret._return_value = value_of(result)
+        elif job.status == "skipped":
             metrics = job.job_dir / "metrics.json"
             ret._return_value = json.loads(metrics.read_text()) if metrics.exists() else None
         else:
-            ret._return_value = JobFailure(
-                f"job #{job.idx} ({job.label}) {job.status}: {job.cause}; log: {job.log_path}"
-            )
+            where = f"; log: {job.log_path}" if job.log_path.is_file() else ""
+            ret._return_value = JobFailure(f"job #{job.idx} ({job.label}) {job.status}: {job.cause}{where}")
         return ret

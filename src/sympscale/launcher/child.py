@@ -1,20 +1,23 @@
-"""Child-process entry: `python -m sympscale.launcher.child PAYLOAD RESULT`.
+"""Child-process entry: `python -m sympscale.launcher.child` (started by the launcher, one per job).
 
-Runs one Hydra job with Hydra's own `run_job` (so output dirs, .hydra/ files and logging behave as with any
-launcher) and writes the pickled JobReturn to RESULT. A task that raises gives a FAILED JobReturn whose value
-carries the formatted traceback; a hard crash leaves no RESULT, and the parent reports the exit status.
+Reads its job spec (JSON, `sympscale.launcher.wire`) from stdin, runs the job with Hydra's own `run_job` (so
+output dirs, .hydra/ files and logging behave as with any launcher) and writes a JSON result to the file
+descriptor named by SYMPSCALE_RESULT_FD. Nothing is read from the sweep folder. A task that raises gives a
+FAILED result carrying "Type: message" (the traceback goes to the job's log); a hard crash or a SystemExit
+leaves no result, and the launcher reports the exit status.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 import traceback
 
+from hydra.errors import CompactHydraException
 
-class JobFailure(RuntimeError):
-    """A job's exception, carried across the process boundary as text."""
+
+class JobFailure(CompactHydraException, RuntimeError):
+    """A job's failure, carried across the process boundary as text (Hydra prints it without a traceback)."""
 
 
 def die_with_parent() -> None:
@@ -36,57 +39,116 @@ def die_with_parent() -> None:
         sys.exit(143)
 
 
-def _restore(payload_path: str):
-    with open(payload_path, "rb") as f:
-        sys_path = pickle.load(f)  # first, so the task function's module can be imported
-        sys.path[:0] = [p for p in sys_path if p not in sys.path]
-        import cloudpickle  # noqa: F401  (registers nothing, but must be importable for the load)
+def _result_writer():
+    """Where the result goes: the launcher's descriptor (kept from the task's own subprocesses), else stdout."""
+    fd = os.environ.pop("SYMPSCALE_RESULT_FD", None)
+    if fd is None:
+        return lambda data: print(data.decode(), flush=True)
+    fd = int(fd)
+    os.set_inheritable(fd, False)
 
-        return pickle.load(f)
+    def write(data: bytes) -> None:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    return write
 
 
-def main(payload_path: str, result_path: str) -> int:
-    die_with_parent()
-    payload = _restore(payload_path)
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.singleton import Singleton
-    from hydra.core.utils import JobStatus, run_job, setup_globals
+def _read_spec() -> dict:
+    from sympscale.launcher.wire import decode_job
+
+    data = sys.stdin.buffer.read()
+    null = os.open(os.devnull, os.O_RDONLY)  # the task sees an empty stdin, as before
+    os.dup2(null, 0)
+    os.close(null)
+    return decode_job(data)
+
+
+def _prepare(spec: dict):
+    """Set up this process as Hydra's would be for the job; returns (task function, config, hydra context)."""
+    from hydra.core.utils import JobRuntime, setup_globals
+    from hydra.types import HydraContext
+    from omegaconf import OmegaConf
     from omegaconf.basecontainer import BaseContainer
 
-    Singleton.set_state(payload["singletons"])
+    from sympscale.launcher.wire import load_task, unpickle
+
+    os.chdir(spec["cwd"])
+    sys.path[:0] = [p for p in spec["sys_path"] if p not in sys.path]
+    if spec.get("version_base"):
+        from hydra import version
+        from packaging.version import Version
+
+        version.VersionBase.instance().setbase(Version(spec["version_base"]))
     setup_globals()
-    for name, fn in payload["resolvers"].items():  # resolvers the parent registered at run time
-        BaseContainer._resolvers.setdefault(name, fn)
-    config = payload["config"]
-    HydraConfig.instance().set_config(config)
-    os.chdir(payload["cwd"])
+    task = load_task(spec["task"]) if spec.get("task") else unpickle(spec["pickled"]["task"])
+    for name, text in spec["pickled"].get("resolvers", {}).items():  # only those the import did not register
+        if not OmegaConf.has_resolver(name):
+            BaseContainer._resolvers[name] = unpickle(text)
+    config = _config(spec["config"])
+    flags = spec["flags"]
+    OmegaConf.set_struct(config, bool(flags.get("struct")))
+    OmegaConf.set_readonly(config.hydra, bool(flags.get("hydra_readonly")) or None)
+    OmegaConf.set_readonly(config, bool(flags.get("readonly")) or None)
+    JobRuntime.instance().set("name", config.hydra.job.name)
+    from hydra._internal.callbacks import Callbacks
+
+    # run_job uses only the callbacks of its context; the config was composed by the launcher
+    return task, config, HydraContext(config_loader=None, callbacks=Callbacks(config))
+
+
+def _config(text: str):
+    """The job config from its YAML, with the hydra node typed again (Hydra's HydraConfig insists on it)."""
+    from hydra.conf import HydraConf
+    from omegaconf import OmegaConf, open_dict
+
+    config = OmegaConf.create(text)
+    schema = OmegaConf.structured(HydraConf)
+    OmegaConf.set_struct(schema, False)  # groups such as hydra/env add keys the schema does not declare
+    with open_dict(config):
+        config.hydra = OmegaConf.merge(schema, config.hydra)
+    return config
+
+
+def main() -> int:
+    die_with_parent()
+    write = _result_writer()
+    from sympscale.launcher.wire import encode_result
+
+    try:
+        spec = _read_spec()
+        task, config, context = _prepare(spec)
+    except Exception as e:
+        traceback.print_exc()
+        write(encode_result(completed=False, error=f"could not set up the job: {type(e).__name__}: {e}"))
+        return 1
+    from hydra.core.utils import JobStatus, run_job
+
     ret = run_job(
-        hydra_context=payload["hydra_context"],
-        task_function=payload["task_function"],
+        hydra_context=context,
+        task_function=task,
         config=config,
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
-    if ret.status == JobStatus.FAILED:
+    completed = ret.status == JobStatus.COMPLETED
+    error = None
+    if not completed:
         exc = ret._return_value
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        print(text, file=sys.stderr, flush=True)
-        ret._return_value = JobFailure(f"{type(exc).__name__}: {exc}")
-    import cloudpickle
-
-    tmp = f"{result_path}.tmp"
-    with open(tmp, "wb") as f:
-        try:
-            cloudpickle.dump(ret, f)
-        except Exception as e:  # an unpicklable return value must not lose the job's status
-            f.seek(0)
-            f.truncate()
-            ret._return_value = repr(ret._return_value) if ret.status != JobStatus.FAILED else ret._return_value
-            print(f"return value not picklable ({e}); stored its repr", file=sys.stderr)
-            cloudpickle.dump(ret, f)
-    os.replace(tmp, result_path)
-    return 0 if ret.status == JobStatus.COMPLETED else 1
+        print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), file=sys.stderr, flush=True)
+        error = f"{type(exc).__name__}: {exc}"
+    write(
+        encode_result(
+            completed=completed,
+            value=ret._return_value if completed else None,
+            error=error,
+            task_name=ret.task_name,
+            output_dir=str(config.hydra.runtime.output_dir),
+            working_dir=ret.working_dir,
+        )
+    )
+    return 0 if completed else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main())

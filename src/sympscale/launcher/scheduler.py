@@ -1,20 +1,29 @@
 """A queue of jobs over device slots: one fresh process per job, failures isolated, progress printed.
 
-Generic over what a job runs: it only needs a command line, an environment per device, a log file and a
-result file. SIGINT/SIGTERM to the parent stop every child (each runs in its own process group).
+Generic over what a job runs: it needs a command line, an environment per device, the bytes to write to the
+job's stdin, and a log file. The job writes its result record (`sympscale.launcher.wire`) to the descriptor
+named by SYMPSCALE_RESULT_FD: an unlinked temporary file only the launcher and that job can reach.
+
+Nothing one job does can stop the others: an error while starting a job (an unwritable job folder, a task
+that cannot be shipped) or while recording its end fails that job, with the reason, and the queue goes on.
+SIGINT/SIGTERM to the parent stop every child (each runs in its own process group); the jobs it killed are
+'interrupted', those never started 'cancelled', and `run` raises SystemExit(128 + signal).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import signal
 import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from sympscale.launcher.process import StartError, kill_group, signal_name, spawn
+from sympscale.launcher.wire import decode_result
 
 
 @dataclasses.dataclass
@@ -29,10 +38,13 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cause: str | None = None
-    result: object = None
+    result: dict | None = None  # the job's result record (wire.decode_result), when it wrote one
+    exit_code: int | None = None
+    stopped: str | None = None  # why the launcher killed it, when it did
+    stopped_as: str = "interrupted"  # the status a job the launcher killed gets (fail_fast: cancelled)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
-    result_path: Path | None = None
+    result_file: IO[bytes] | None = None
 
     @property
     def duration(self) -> float | None:
@@ -43,20 +55,6 @@ class Job:
     @property
     def label(self) -> str:
         return " ".join(self.overrides) or "(no overrides)"
-
-
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
-
-
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class Scheduler:
@@ -72,13 +70,19 @@ class Scheduler:
         poll: float = 0.1,
     ):
         self.slots = [(d, k) for d in devices for k in range(jobs_per_device)]
+        if not self.slots:
+            raise ValueError(
+                f"no worker slots: devices={list(devices)!r}, jobs_per_device={jobs_per_device!r}; "
+                f"need at least one device and jobs_per_device >= 1"
+            )
         self.devices = devices
         self.max_retries = max_retries
         self.fail_fast = fail_fast
         self.progress_every = progress_every
         self.echo = echo
         self.poll = poll
-        self._stop_signal: int | None = None
+        self.stop_signal: int | None = None
+        self.first_failure: Job | None = None  # the job that failed first (after its retries)
 
     # ----------------------------------------------------------------------------------------------------
     def run(
@@ -86,92 +90,160 @@ class Scheduler:
         jobs: list[Job],
         command: Callable[[Job], list[str]],
         env_for: Callable[[str], dict],
-        on_finish: Callable[[Job, int], None],
+        on_finish: Callable[[Job], None],
+        stdin_for: Callable[[Job], bytes | None] = lambda job: None,
     ) -> list[Job]:
-        """Run every queued job; `on_finish(job, returncode)` sets job.status / cause / result."""
+        """Run every queued job. `on_finish(job)` records a job's final status (it may raise: the job fails)."""
         queue = deque(sorted((j for j in jobs if j.status == "queued"), key=lambda j: (-j.cost, j.idx)))
         running: dict[tuple[str, int], Job] = {}
         t0, last_progress = time.time(), 0.0
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while queue or running:
-                if self._stop_signal is not None:
-                    self._stop_all(running, queue, "interrupted")
-                    raise SystemExit(128 + self._stop_signal)
+                if self.stop_signal is not None:
+                    name = signal.Signals(self.stop_signal).name
+                    self._stop_all(running, queue, "interrupted", f"launcher stopped by {name}", on_finish)
+                    raise SystemExit(128 + self.stop_signal)
                 for slot, job in list(running.items()):
                     code = job.proc.poll()
                     if code is None:
                         continue
                     del running[slot]
                     self._finish(job, code, on_finish)
-                    if job.status == "failed" and job.attempts <= self.max_retries:
-                        self.echo(f"[launcher] retrying #{job.idx} (attempt {job.attempts + 1}): {job.cause}")
-                        job.status = "queued"
-                        queue.appendleft(job)
-                    elif job.status == "failed" and self.fail_fast:
-                        self.echo(f"[launcher] fail_fast: #{job.idx} failed, stopping the sweep")
-                        self._stop_all(running, queue, "cancelled")
+                    if self._settle(job, queue, running, on_finish):
                         return jobs
                 for slot in self.slots:
-                    if slot not in running and queue:
+                    while slot not in running and queue and self.stop_signal is None:
                         job = queue.popleft()
-                        self._start(job, slot[0], command, env_for)
-                        running[slot] = job
+                        if self._start(job, slot[0], command, env_for, stdin_for, on_finish):
+                            running[slot] = job
+                        elif self._settle(job, queue, running, on_finish):
+                            return jobs
                 now = time.time()
                 if now - last_progress >= self.progress_every:
                     self.echo(self.progress_line(jobs, running, t0))
                     last_progress = now
                 time.sleep(self.poll)
+        except BaseException as e:  # an error of the launcher itself: no job may outlive it unrecorded
+            if running or queue:
+                self._stop_all(running, queue, "interrupted", f"launcher failed: {type(e).__name__}: {e}", on_finish)
+            raise
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
         return jobs
 
     def _on_signal(self, signum, frame) -> None:
-        self._stop_signal = signum
+        self.stop_signal = signum
 
-    def _start(self, job: Job, device: str, command, env_for) -> None:
+    def _settle(self, job: Job, queue: deque, running: dict, on_finish) -> bool:
+        """After a job ended: retry it, or (fail_fast) stop the sweep. True when the sweep must end now."""
+        if job.status != "failed":
+            return False
+        if job.attempts <= self.max_retries:
+            self.echo(f"[launcher] retrying #{job.idx} (attempt {job.attempts + 1}): {job.cause}")
+            job.status = "queued"
+            queue.appendleft(job)
+            return False
+        if self.first_failure is None:
+            self.first_failure = job
+        if self.fail_fast:
+            self.echo(f"[launcher] fail_fast: #{job.idx} failed, stopping the sweep")
+            self._stop_all(running, queue, "cancelled", f"cancelled by fail_fast after #{job.idx} failed", on_finish)
+            return True
+        return False
+
+    # ----------------------------------------------------------------------------------------------------
+    def _start(self, job: Job, device: str, command, env_for, stdin_for, on_finish) -> bool:
+        """Start a job's process; on any error the job is failed with the reason (and False returned)."""
         job.attempts += 1
         job.status, job.device, job.started, job.finished = "running", device, time.time(), None
-        job.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if job.result_path.exists():
-            job.result_path.unlink()
-        with open(job.log_path, "ab") as log:
-            job.proc = subprocess.Popen(
-                command(job),
-                env={**env_for(device), "SYMPSCALE_LAUNCHER_PID": str(os.getpid())},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: the parent forwards signals to all of it
+        job.cause, job.result, job.exit_code, job.stopped, job.proc = None, None, None, None, None
+        try:
+            try:
+                data = stdin_for(job)
+            except Exception as e:
+                raise StartError(f"could not prepare the job: {type(e).__name__}: {e}") from e
+            job.proc, job.result_file = spawn(
+                command(job), env_for(device), job_dir=job.job_dir, log_path=job.log_path, stdin=data
             )
+        except Exception as e:
+            job.status, job.finished = "failed", time.time()
+            job.cause = str(e) if isinstance(e, StartError) else f"could not start the job: {type(e).__name__}: {e}"
+            self._close(job)
+            self._record(job, on_finish, quiet=True)  # the folder may be what failed: keep the first cause
+            self.echo(f"[launcher] FAILED #{job.idx:<4} on {device:<6} {job.label} — {job.cause}")
+            return False
         self.echo(f"[launcher] start  #{job.idx:<4} on {device:<6} {job.label}")
+        return True
 
     def _finish(self, job: Job, code: int, on_finish) -> None:
-        job.finished = time.time()
-        on_finish(job, code)
-        if job.status == "failed" and job.cause is None:
-            job.cause = f"killed by {_signal_name(code)}" if code < 0 else f"exited with code {code}"
-        word = "done  " if job.status == "done" else "FAILED"
+        """Read what a job left behind, decide its status, record it, print one line."""
+        job.finished, job.exit_code = time.time(), code
+        try:
+            job.result_file.seek(0)
+            job.result = decode_result(job.result_file.read())
+            unreadable = None
+        except Exception as e:
+            job.result, unreadable = None, str(e)
+        finally:
+            self._close(job)
+        if job.result is not None and job.result["status"] == "COMPLETED":
+            job.status, job.cause = "done", None
+        elif job.stopped:
+            job.status, job.cause = job.stopped_as, job.stopped
+        else:
+            job.status = "failed"
+            if job.result is not None:
+                job.cause = job.result.get("error") or "the job reported a failure without a reason"
+            elif code < 0:
+                job.cause = f"killed by {signal_name(code)}"
+            elif code != 0:
+                job.cause = f"exited with code {code}"
+            else:
+                job.cause = f"exited with code 0 but left no result ({unreadable})"
+        self._record(job, on_finish)
+        word = {"done": "done  ", "failed": "FAILED"}.get(job.status, job.status.upper())
         tail = "" if job.status == "done" else f" — {job.cause} (log: {job.log_path})"
         self.echo(f"[launcher] {word} #{job.idx:<4} on {job.device:<6} {job.duration:7.1f}s {job.label}{tail}")
 
-    def _stop_all(self, running: dict, queue: deque, status: str) -> None:
-        procs = [j.proc for j in running.values()]
-        for p in procs:
-            _kill_group(p, signal.SIGTERM)
+    def _record(self, job: Job, on_finish, quiet: bool = False) -> None:
+        try:
+            on_finish(job)
+        except Exception as e:
+            if quiet:
+                return
+            reason = f"could not record the job's end: {type(e).__name__}: {e}"
+            if job.status == "done":
+                job.status, job.cause = "failed", reason
+            else:
+                job.cause = f"{job.cause}; {reason}" if job.cause else reason
+
+    @staticmethod
+    def _close(job: Job) -> None:
+        if job.result_file is not None:
+            job.result_file.close()
+            job.result_file = None
+
+    def _stop_all(self, running: dict, queue: deque, status: str, reason: str, on_finish) -> None:
+        """Stop every running job (SIGTERM, then SIGKILL after 10 s); record them and the never-started ones."""
+        jobs = list(running.values())
+        for job in jobs:
+            job.stopped, job.stopped_as = reason, status
+            kill_group(job.proc, signal.SIGTERM)
         deadline = time.time() + 10
-        for p in procs:
+        for job in jobs:
             try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
+                job.proc.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                _kill_group(p, signal.SIGKILL)
-                p.wait()
-        for job in running.values():
-            job.status, job.finished, job.cause = status, time.time(), f"{status} by the launcher"
-        for job in queue:
-            job.status, job.cause = "cancelled" if status == "cancelled" else "queued", None
+                kill_group(job.proc, signal.SIGKILL)
+                job.proc.wait()
         running.clear()
+        for job in jobs:
+            self._finish(job, job.proc.returncode, on_finish)
+        for job in queue:
+            job.status, job.cause = "cancelled", f"not started: {reason}"
+        queue.clear()
 
     # ----------------------------------------------------------------------------------------------------
     def progress_line(self, jobs: list[Job], running: dict, t0: float) -> str:
@@ -202,6 +274,8 @@ def summary_table(jobs: list[Job]) -> str:
     rows = [f"{'#':>4}  {'status':<11} {'device':<8} {'time':>8}  job"]
     for j in sorted(jobs, key=lambda j: j.idx):
         t = f"{j.duration:.1f}s" if j.duration is not None else "-"
-        cause = f"  <- {j.cause}; log {j.log_path}" if j.status in ("failed", "interrupted") else ""
+        cause = ""
+        if j.status in ("failed", "interrupted", "cancelled") and j.cause:
+            cause = f"  <- {j.cause}" + (f"; log {j.log_path}" if j.attempts else "")
         rows.append(f"{j.idx:>4}  {j.status:<11} {j.device or '-':<8} {t:>8}  {j.label}{cause}")
     return "\n".join(rows)

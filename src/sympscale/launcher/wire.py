@@ -1,0 +1,226 @@
+"""What passes between the launcher and a job process: data only, never through the sweep folder.
+
+Job spec (launcher -> child), JSON on the child's stdin pipe (format "sympscale-job/1")::
+
+    {"format": "sympscale-job/1",
+     "config": "<the composed job config, hydra node included, as unresolved YAML>",
+     "flags": {"struct": true, "readonly": false, "hydra_readonly": true},
+     "task": {"module": "sympscale.train", "qualname": "_task", "file": null, "unwrap": false} | null,
+     "sys_path": [...], "cwd": "/where/the/sweep/was/started", "version_base": "1.3" | null,
+     "pickled": {"task": "<base64>" | null, "resolvers": {"name": "<base64>"}}}
+
+The task function travels by name: its module (or, for a script run as `__main__`, its file) and qualified
+name, imported by the child, which re-registers the module's config-store entries and resolvers as a side
+effect. Only what cannot be imported by name (a closure, a callable object, a resolver registered at run
+time) is cloudpickled, and only into this pipe, which the launcher alone writes: a file planted in the sweep
+folder is never executed or unpickled. The child unpickles a resolver only when importing the task did not
+register one of that name.
+
+Result (child -> launcher), JSON written to an unlinked temporary file the launcher opened and passed to the
+child as a file descriptor (format "sympscale-result/1")::
+
+    {"format": "sympscale-result/1", "status": "COMPLETED" | "FAILED",
+     "value": <the return value as JSON> | null, "value_repr": "<repr when not JSON-able>" | null,
+     "error": "<ExceptionType: message>" | null, "task_name": "...", "output_dir": "...", "working_dir": "..."}
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import importlib.util
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+
+JOB_FORMAT, RESULT_FORMAT = "sympscale-job/1", "sympscale-result/1"
+MAIN_ALIAS = "__mp_main__"  # a script's module in the child, as multiprocessing names it (its main guard is off)
+_RESOLVER_USE = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
+_BUILTIN_RESOLVERS = ("hydra",)  # registered by Hydra's setup_globals in every process
+
+
+# ---------------------------------------------------------------------------------------------- task by name
+def task_reference(fn: Callable) -> dict | None:
+    """How the child can import `fn` by name, or None when it cannot (closure, lambda, callable object)."""
+    module_name, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not isinstance(module_name, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None
+    module = sys.modules.get(module_name)
+    obj = _lookup(module, qualname) if module is not None else None
+    if obj is None or not (obj is fn or getattr(obj, "__wrapped__", None) is fn):
+        return None
+    ref = {"module": module_name, "qualname": qualname, "file": None, "unwrap": obj is not fn}
+    if module_name in ("__main__", MAIN_ALIAS):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.name and spec.name not in ("__main__", MAIN_ALIAS):  # python -m pkg.mod
+            ref["module"] = spec.name
+        elif getattr(module, "__file__", None):  # python path/to/app.py
+            ref["module"], ref["file"] = None, os.path.abspath(module.__file__)
+        else:  # an interactive session: nothing to import
+            return None
+    return ref
+
+
+def load_task(ref: Mapping) -> Callable:
+    """Import the task function a `task_reference` names (in the child)."""
+    if ref.get("file"):
+        module = sys.modules.get(MAIN_ALIAS)
+        if module is None or getattr(module, "__file__", None) != ref["file"]:
+            spec = importlib.util.spec_from_file_location(MAIN_ALIAS, ref["file"])
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import the task's script {ref['file']}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[MAIN_ALIAS] = module
+            spec.loader.exec_module(module)
+        sys.modules["__main__"] = module  # so pickles that name __main__ find the script's objects
+    else:
+        module = importlib.import_module(ref["module"])
+    obj = _lookup(module, ref["qualname"])
+    if obj is None:
+        where = ref.get("file") or ref["module"]
+        raise ImportError(f"task function {ref['qualname']} not found in {where}")
+    return obj.__wrapped__ if ref.get("unwrap") else obj
+
+
+def _lookup(module, qualname: str):
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def referenced_resolvers(config_yaml: str) -> list[str]:
+    """Names of the resolvers an (unresolved) config calls, except those every Hydra process registers."""
+    names = set(_RESOLVER_USE.findall(config_yaml))
+    return sorted(n for n in names if n not in _BUILTIN_RESOLVERS and not n.startswith("oc."))
+
+
+# ---------------------------------------------------------------------------------------------- job spec
+def ship_task(task: Callable) -> tuple[dict | None, str | None]:
+    """(reference, None) when the child can import `task` by name, else (None, its cloudpickle as base64).
+
+    Raises TypeError naming the task when it can be neither imported nor pickled.
+    """
+    ref = task_reference(task)
+    return (ref, None) if ref is not None else (None, pickled(task, "the task function"))
+
+
+def encode_job(
+    *,
+    config_yaml: str,
+    flags: Mapping,
+    task_ref: Mapping | None,
+    pickled_task: str | None,
+    pickled_resolvers: Mapping[str, str],
+    cwd: str,
+    version_base: str | None,
+) -> bytes:
+    """The job spec as JSON bytes (see the module docstring)."""
+    spec = {
+        "format": JOB_FORMAT,
+        "config": config_yaml,
+        "flags": dict(flags),
+        "task": None if task_ref is None else dict(task_ref),
+        "sys_path": [p for p in sys.path if isinstance(p, str)],
+        "cwd": cwd,
+        "version_base": version_base,
+        "pickled": {"task": pickled_task, "resolvers": dict(pickled_resolvers)},
+    }
+    return json.dumps(spec).encode()
+
+
+def decode_job(data: bytes) -> dict:
+    """Parse a job spec (JSON only) and check its shape."""
+    spec = json.loads(data.decode())
+    if not isinstance(spec, dict) or spec.get("format") != JOB_FORMAT:
+        raise ValueError(f"not a {JOB_FORMAT} job spec")
+    for key, kind in (("config", str), ("flags", dict), ("sys_path", list), ("cwd", str), ("pickled", dict)):
+        if not isinstance(spec.get(key), kind):
+            raise ValueError(f"job spec: {key!r} missing or not a {kind.__name__}")
+    return spec
+
+
+def unpickle(text: str):
+    """Load an object the launcher pickled into the job spec (called only for what could not be imported)."""
+    import pickle
+
+    import cloudpickle  # noqa: F401  (cloudpickled closures need it importable)
+
+    return pickle.loads(base64.b64decode(text))
+
+
+def pickled(obj, what: str) -> str:
+    """`obj` cloudpickled, as base64 text; TypeError naming `what` when it cannot be pickled."""
+    try:
+        import cloudpickle
+
+        return base64.b64encode(cloudpickle.dumps(obj)).decode()
+    except Exception as e:
+        raise TypeError(f"{what} ({obj!r}) can neither be imported by name nor pickled: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------- result
+def plain(value):
+    """A JSON-able copy of `value` (NumPy scalars and arrays, OmegaConf containers converted), or raise TypeError."""
+
+    def default(o):
+        if hasattr(o, "tolist") and callable(o.tolist):  # NumPy / JAX arrays and scalars
+            return o.tolist()
+        try:
+            from omegaconf import Container, OmegaConf
+
+            if isinstance(o, Container):
+                return OmegaConf.to_container(o, resolve=True)
+        except ImportError:
+            pass
+        if isinstance(o, set | frozenset | tuple):
+            return list(o)
+        raise TypeError(f"{type(o).__name__} is not JSON-able")
+
+    return json.loads(json.dumps(value, default=default, allow_nan=True))
+
+
+def encode_result(
+    *, completed: bool, value=None, error: str | None = None, task_name=None, output_dir=None, working_dir=None
+) -> bytes:
+    """The result record as JSON bytes; a return value that is not JSON-able is kept as its repr."""
+    rec = {
+        "format": RESULT_FORMAT,
+        "status": "COMPLETED" if completed else "FAILED",
+        "value": None,
+        "value_repr": None,
+        "error": error,
+        "task_name": task_name,
+        "output_dir": output_dir,
+        "working_dir": working_dir,
+    }
+    if completed:
+        try:
+            rec["value"] = plain(value)
+        except (TypeError, ValueError, RecursionError):
+            rec["value_repr"] = repr(value)
+    return json.dumps(rec, allow_nan=True).encode()
+
+
+def decode_result(data: bytes) -> dict:
+    """Parse a result record (JSON only); ValueError when it is missing, truncated or malformed."""
+    if not data:
+        raise ValueError("the job wrote no result")
+    rec = json.loads(data.decode(errors="replace"))
+    if not isinstance(rec, dict) or rec.get("format") != RESULT_FORMAT:
+        raise ValueError(f"not a {RESULT_FORMAT} record")
+    if rec.get("status") not in ("COMPLETED", "FAILED"):
+        raise ValueError(f"result status {rec.get('status')!r} is neither COMPLETED nor FAILED")
+    for key in ("error", "value_repr", "task_name", "output_dir", "working_dir"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            raise ValueError(f"result field {key!r} is not a string")
+    return rec
+
+
+def value_of(rec: Mapping):
+    """The job's return value from a result record (its repr string when it was not JSON-able)."""
+    return rec["value_repr"] if rec.get("value_repr") is not None else rec.get("value")

@@ -1,0 +1,80 @@
+"""A tiny Hydra app for the launcher's fault tests: no training, a SympScale-style job folder, injected faults.
+
+Job folders are `<sweep>/<job number>`. Each job appends "<seed> <pid>" to `<sweep>/starts.log`, writes
+started.json and a status.json of "running" (as the real pipeline does), sleeps, then finishes "done".
+TOY_FAULTS="2:raise,3:exit0,4:hang" picks a fault per seed (hang: sleep TOY_HANG seconds, default 60);
+TOY_SLEEP sets the normal work time; TOY_PLANT=<marker> makes every job plant malicious pickles named like
+the old launcher's payload and result files in `<sweep>/.launcher/` (unpickling one creates the marker).
+"""
+
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+
+ConfigStore.instance().store(
+    name="toy",
+    node={
+        "defaults": [{"override hydra/launcher": "local_devices"}, "_self_"],
+        "seed": 0,
+        "name": "toy",
+        "data": {"cache_dir": "cache"},
+        "train": {"log_every": 10},
+        "hydra": {"sweep": {"dir": "toy_sweep", "subdir": "${hydra.job.num}"}, "job": {"chdir": False}},
+    },
+)
+
+
+class Planted:
+    """Unpickling this creates a marker file: proof that someone loaded a pickle."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "a"))
+
+
+def plant(sweep: Path, marker: str) -> None:
+    work = sweep / ".launcher"
+    work.mkdir(parents=True, exist_ok=True)
+    blob = pickle.dumps(Planted(marker))
+    for n in range(10):
+        for name in (f"{n}.payload", f"{n}.result", f"{n}.result.json", f"{n}.json"):
+            (work / name).write_bytes(blob)
+
+
+def task(cfg):
+    from sympscale.jobdir import JobDir
+
+    out = Path(HydraConfig.get().runtime.output_dir)
+    sweep = Path(HydraConfig.get().sweep.dir)
+    with open(sweep / "starts.log", "a") as f:
+        f.write(f"{cfg.seed} {os.getpid()}\n")
+    job = JobDir(out)
+    job.write_config({"seed": cfg.seed})
+    job.set_status("running")
+    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "seed": cfg.seed}))
+    if os.environ.get("TOY_PLANT"):
+        plant(sweep, os.environ["TOY_PLANT"])
+    faults = dict(f.split(":") for f in os.environ.get("TOY_FAULTS", "").split(",") if f)
+    fault = faults.get(str(cfg.seed))
+    time.sleep(
+        float(os.environ.get("TOY_HANG", "60")) if fault == "hang" else float(os.environ.get("TOY_SLEEP", "0.1"))
+    )
+    if fault == "raise":
+        raise ValueError(f"injected failure for seed {cfg.seed}")
+    if fault == "exit0":
+        os._exit(0)
+    job.write_metrics({"seed": cfg.seed})
+    job.set_status("done")
+    return {"seed": cfg.seed}
+
+
+if __name__ == "__main__":
+    hydra.main(config_path=None, config_name="toy", version_base="1.3")(task)()
