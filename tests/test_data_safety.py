@@ -78,3 +78,4 @@ def test_reporting_settings_neither_split_nor_rerun_a_sweep(tmp_path, env):
     assert [p.parent for p in sweep.glob("*/metrics.json")] == [folder]  # no new folder
     assert (folder / "metrics.json").read_bytes() == before  # not rerun
     assert "already finished" in again.stdout + again.stderr
+    assert len(list(sweep.glob("multirun*.yaml"))) == 2  # the first launch's record moved aside, not replaced

@@ -51,7 +51,19 @@ class SympScaleSweeper(BasicSweeper):
             job for b in BasicSweeper.split_arguments(parser.parse_overrides(params + arguments), None) for job in b
         ]
         self._check(grid)
+        self._keep_previous_record()
         return super().sweep(arguments)
+
+    def _keep_previous_record(self) -> None:
+        """Hydra rewrites <sweep>/multirun.yaml on every launch: an earlier launch's record moves aside, not lost."""
+        import os
+        import time
+        from pathlib import Path
+
+        record = Path(str(self.config.hydra.sweep.dir)) / "multirun.yaml"
+        if record.exists():
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(record.stat().st_mtime))
+            os.replace(record, record.with_name(f"multirun.{stamp}.yaml"))
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Already done for the whole grid in sweep(); composing every job again would only cost time."""
