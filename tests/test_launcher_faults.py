@@ -326,6 +326,19 @@ def test_a_second_launcher_on_the_same_sweep_is_refused(tmp_path):
     assert sorted(seeds) == ["1", "2", "3"], seeds  # every job ran exactly once
 
 
+def test_the_shards_of_a_node_array_share_a_sweep_side_by_side(tmp_path):
+    """Each share of the grid has its own owner and its own summary: node-array tasks are not refused."""
+    a = toy_popen(tmp_path, "seed=1,2,3,4", "hydra.launcher.shard=0/2", env={"TOY_SLEEP": "4"})
+    b = toy_popen(tmp_path, "seed=1,2,3,4", "hydra.launcher.shard=1/2", env={"TOY_SLEEP": "4"})
+    (_, err_a), (_, err_b) = a.communicate(timeout=SLOW_MACHINE), b.communicate(timeout=SLOW_MACHINE)
+    assert (a.returncode, b.returncode) == (0, 0), (err_a[-2000:], err_b[-2000:])
+    seeds = [line.split()[0] for line in (tmp_path / "sweep" / "starts.log").read_text().splitlines()]
+    assert sorted(seeds) == ["1", "2", "3", "4"], seeds
+    for i in (0, 1):
+        rows = json.loads((tmp_path / "sweep" / f"launcher_summary.shard{i}of2.json").read_text())["jobs"]
+        assert [r["status"] for r in rows] == ["done", "done"]
+
+
 def test_a_lock_left_by_a_dead_launcher_does_not_block(tmp_path):
     path = tmp_path / "sweep" / ".launcher" / "lock"
     path.parent.mkdir(parents=True)

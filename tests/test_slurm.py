@@ -38,6 +38,7 @@ def test_submitit_preset_sbatch_text():
         "#SBATCH --job-name=sympscale",
         "#SBATCH --array=0-79%64",  # the 80-job grid, at most 64 tasks at once
         "#SBATCH --signal=USR2@120",  # submitit's preemption / time-out signal -> checkpoint() -> requeue
+        "#SBATCH --requeue",  # requeueable even where a site sets JobRequeue=0
         "export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0",
     ]:
         assert line in text, f"{line!r} missing from:\n{text}"

@@ -134,3 +134,27 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     _trim_log(log, 20)  # the checkpoint was written after 20 updates
     kept = [json.loads(line) for line in log.read_text().splitlines()]
     assert kept == [recs[0], recs[1], recs[2], recs[5]]
+
+
+def test_a_run_resumed_from_its_final_checkpoint_trains_no_further(setup, tmp_path):
+    """Stopped after its last checkpoint (while evaluating: a preempted Slurm job): the rerun finishes, not fails."""
+    from sympscale import checkpoint
+    from sympscale.training import Resume, make_optimizer
+
+    s, traj, mean, std, *_ = setup
+    model, _ = build("gru", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2))
+    spec = TrainSpec(steps=20, batch_size=8, horizon=4, warmup=5, log_every=10, checkpoint_every=10)
+    init = model.init(jax.random.key(5))
+    path = tmp_path / "ckpt.npz"
+
+    def save(step, state, meta):
+        checkpoint.save(path, step, state, tag="run", meta=meta)
+
+    reference, _ = fit(model, init, traj, std, spec, key=jax.random.key(6), checkpoint=save)
+    template = (init, make_optimizer(spec).init(init), init)
+    step, (params, opt_state, best), meta = checkpoint.load(path, template, tag="run")
+    assert step == spec.steps
+    resume = Resume(step, opt_state, best, meta.get("history", []))
+    again, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=resume)
+    assert summary["steps_trained"] == spec.steps and summary["resumed_from_step"] == spec.steps
+    assert max_rel_diff(again, reference) == 0.0

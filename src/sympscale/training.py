@@ -323,8 +323,8 @@ def fit(
 
     resume = resume or Resume(0, opt.init(params))
     start, opt_state = resume.step, resume.opt_state
-    if start >= spec.steps:
-        raise ValueError(f"nothing to train: resumed at step {start} of {spec.steps}")
+    if start > spec.steps:
+        raise ValueError(f"resumed at step {start}, past the run's {spec.steps} steps")
     selector = _Selector(params, resume.history, resume.best_params)
     t0 = time.perf_counter()
 
@@ -336,10 +336,12 @@ def fit(
     if validate is not None and spec.val_every and start == 0:
         validation(0, horizon_at(schedule, 0))
     loss, step, first, diverged = jnp.asarray(math.nan), start, None, None
+    trained = start  # stays so when resumed from the final checkpoint (stopped while evaluating): nothing to do
     for step in range(start, spec.steps):
         horizon = horizon_at(schedule, step)
         update = warm_update if step < warm_steps else main_update
         params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step), horizon)
+        trained = step + 1
         if step % spec.log_every == 0 or step == spec.steps - 1:
             loss_f = float(loss)
             first = loss_f if first is None else first
@@ -371,8 +373,7 @@ def fit(
                 break
         if checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0:
             checkpoint(done, (params, opt_state, selector.best_params), {"history": selector.history})
-    final = float(loss)
-    trained = step + 1
+    final = float(loss) if trained > start else None  # None: no step ran in this process
     summary = {
         "diverged": diverged is not None,
         "divergence": diverged,

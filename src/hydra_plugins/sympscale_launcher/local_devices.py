@@ -127,8 +127,14 @@ class LocalDevicesLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         if self.options["dry_run"]:  # runs and writes nothing: no need to own the folder
             return self._launch(sweep_dir, job_overrides, initial_job_idx)
+        from sympscale.launcher.records import shard_suffix
+        from sympscale.launcher.sharding import parse_shard
+
+        # one owner per sweep folder, or per share of it: a node array's tasks run disjoint jobs side by side
         try:
-            lock = SweepLock(sweep_dir / ".launcher" / "lock").acquire()
+            lock = SweepLock(
+                sweep_dir / ".launcher" / f"lock{shard_suffix(parse_shard(self.options['shard']))}"
+            ).acquire()
         except SweepLocked as e:
             print(f"sympscale: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
@@ -177,7 +183,7 @@ class LocalDevicesLauncher(Launcher):
             )
         finally:  # also on SIGINT/SIGTERM (SystemExit) and on an error of the launcher itself
             try:
-                records.write_summary(sweep_dir, jobs, plan.platform, list(plan.devices))
+                records.write_summary(sweep_dir, jobs, plan.platform, list(plan.devices), shard)
             finally:
                 print(summary_table(jobs), flush=True)
         first = scheduler.first_failure

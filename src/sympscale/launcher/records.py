@@ -60,8 +60,16 @@ def settle_status_file(job: Job) -> None:
     write_json(path, rec)
 
 
-def write_summary(sweep_dir: Path, jobs: list[Job], platform: str, devices: list[str]) -> None:
-    """`launcher_summary.json`: one row per job of this launcher, with its final status and cause."""
+def shard_suffix(shard: tuple[int, int] | None) -> str:
+    """'' for a whole grid; '.shard<i>of<n>' for one node's share (a node array's tasks share the sweep dir)."""
+    return "" if shard is None else f".shard{shard[0]}of{shard[1]}"
+
+
+def write_summary(
+    sweep_dir: Path, jobs: list[Job], platform: str, devices: list[str], shard: tuple[int, int] | None = None
+) -> None:
+    """`launcher_summary.json` (one shard of a node array: `launcher_summary.shard<i>of<n>.json`): one row per job
+    of this launcher, with its final status and cause."""
     rows = [
         {
             "idx": j.idx,
@@ -77,4 +85,5 @@ def write_summary(sweep_dir: Path, jobs: list[Job], platform: str, devices: list
         }
         for j in sorted(jobs, key=lambda j: j.idx)
     ]
-    write_json(sweep_dir / SUMMARY, {"platform": platform, "devices": list(devices), "jobs": rows})
+    name = SUMMARY.replace(".json", f"{shard_suffix(shard)}.json")
+    write_json(sweep_dir / name, {"platform": platform, "devices": list(devices), "jobs": rows})

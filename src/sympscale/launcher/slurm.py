@@ -5,7 +5,8 @@
 
 A node array gives each node a whole machine; every array task runs the `local_devices` launcher over its
 share of the grid (`hydra.launcher.shard=slurm`: shard index and count from the job-array variables), one
-process per GPU. All tasks use the same sweep dir, so a rerun of the array resumes where it stopped.
+process per GPU (`--platform cpu`: CPU worker slots, no GPU request). All tasks use the same sweep dir, so a
+rerun of the array resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def submitit_sbatch_preview(launcher: dict, command: str, folder: str, n_jobs: i
     params = {_RENAME.get(k, k): v for k, v in launcher.items() if k not in _NOT_SBATCH and v is not None}
     if launcher.get("mem_gb"):
         params["mem"] = f"{launcher['mem_gb']}GB"
-    params.update(launcher.get("additional_parameters") or {})
+    if launcher.get("additional_parameters"):  # submitit's own argument: raw sbatch options, e.g. requeue: true
+        params["additional_parameters"] = dict(launcher["additional_parameters"])
     params["array_parallelism"] = launcher.get("array_parallelism", 256)
     return _make_sbatch_string(command=command, folder=folder, map_count=n_jobs, **params)
 
@@ -45,7 +47,7 @@ def node_array_script(
     overrides: list[str],
     *,
     nodes: int,
-    gpus_per_node: int = 8,
+    gpus_per_node: int | None = None,
     platform: str = "cuda",
     partition: str | None = None,
     account: str | None = None,
@@ -53,34 +55,44 @@ def node_array_script(
     sweep_dir: str = "outputs/${name}",
     python: str = "python",
 ) -> str:
-    """An sbatch script: `nodes` array tasks, each a whole node running local_devices over its shard."""
-    if nodes < 1 or gpus_per_node < 1:
-        raise ValueError("need nodes >= 1 and gpus_per_node >= 1")
-    if platform not in ("cuda", "rocm"):
-        raise ValueError(f"platform={platform!r}: node arrays are for cuda or rocm nodes")
-    gres = [f"#SBATCH --partition={partition}"] if partition else []
+    """An sbatch script: `nodes` array tasks, each a whole node running local_devices over its shard.
+
+    `gpus_per_node` defaults to 8 on cuda / rocm nodes; `platform="cpu"` requests no GPU (a CPU partition's
+    sbatch rejects any GPU request: "Invalid generic resource (gres) specification").
+    """
+    if platform not in ("cuda", "rocm", "cpu"):
+        raise ValueError(f"platform={platform!r}: node arrays are for cuda, rocm or cpu nodes")
+    if gpus_per_node is None:
+        gpus_per_node = 0 if platform == "cpu" else 8
+    if nodes < 1:
+        raise ValueError("need nodes >= 1")
+    if platform == "cpu" and gpus_per_node:
+        raise ValueError("platform=cpu jobs use no GPU: leave gpus_per_node unset (or 0)")
+    if platform != "cpu" and gpus_per_node < 1:
+        raise ValueError(f"platform={platform} needs gpus_per_node >= 1")
+    gres = [f"#SBATCH --gpus-per-node={gpus_per_node}"] if gpus_per_node else []
+    gres += [f"#SBATCH --partition={partition}"] if partition else []
     gres += [f"#SBATCH --account={account}"] if account else []
     args = " ".join(shlex.quote(o) for o in overrides)
-    mask = (
-        "# Slurm sets CUDA_VISIBLE_DEVICES for the allocation; local_devices honours it"
-        if platform == "cuda"
-        else "# ROCm: Slurm sets ROCR_VISIBLE_DEVICES; each job gets ROCR_VISIBLE_DEVICES=k, HIP_VISIBLE_DEVICES=0"
-    )
+    mask = {
+        "cuda": "# Slurm sets CUDA_VISIBLE_DEVICES for the allocation; local_devices honours it",
+        "rocm": "# ROCm: Slurm sets ROCR_VISIBLE_DEVICES; each job gets ROCR_VISIBLE_DEVICES=k, HIP_VISIBLE_DEVICES=0",
+        "cpu": "# CPU: hydra.launcher.cpu_workers jobs at a time (default: the node's cores // 2)",
+    }[platform]
     lines = [
         "#!/bin/bash",
         "#SBATCH --job-name=sympscale-sweep",
         f"#SBATCH --array=0-{nodes - 1}",
         "#SBATCH --nodes=1",
         "#SBATCH --exclusive",
-        f"#SBATCH --gpus-per-node={gpus_per_node}",
         f"#SBATCH --time={time}",
         "#SBATCH --output=slurm-%A_%a.out",
         *gres,
         "set -euo pipefail",
         mask,
-        f"{python} -m sympscale.train -m {args} \\",
+        f"{shlex.quote(python)} -m sympscale.train -m {args} \\",
         f"    hydra.launcher.platform={platform} hydra.launcher.shard=slurm \\",
-        f"    'hydra.sweep.dir={sweep_dir}'",
+        f"    {shlex.quote(f'hydra.sweep.dir={sweep_dir}')}",
         "",
     ]
     return "\n".join(lines)
@@ -95,16 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     na = sub.add_parser("node-array", help="print an sbatch script that spreads a grid over whole nodes")
     na.add_argument("--nodes", type=int, required=True)
-    na.add_argument("--gpus-per-node", type=int, default=8)
-    na.add_argument("--platform", choices=("cuda", "rocm"), default="cuda")
+    na.add_argument("--gpus-per-node", type=int, help="default: 8 (cuda, rocm), none (cpu)")
+    na.add_argument("--platform", choices=("cuda", "rocm", "cpu"), default="cuda")
     na.add_argument("--partition")
     na.add_argument("--account")
     na.add_argument("--time", default="24:00:00")
     na.add_argument("--sweep-dir", default="outputs/${name}")
+    na.add_argument("--python", default="python", help="the interpreter the tasks run (default: python on PATH)")
     na.add_argument("overrides", nargs="*", help="the sweep's overrides (after --)")
     a = p.parse_args(argv)
-    sys.stdout.write(
-        node_array_script(
+    try:
+        script = node_array_script(
             a.overrides,
             nodes=a.nodes,
             gpus_per_node=a.gpus_per_node,
@@ -113,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             account=a.account,
             time=a.time,
             sweep_dir=a.sweep_dir,
+            python=a.python,
         )
-    )
+    except ValueError as e:
+        p.error(str(e))
+    sys.stdout.write(script)
     return 0
 
 
