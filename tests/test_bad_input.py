@@ -41,11 +41,15 @@ CASES = [
     (["-m", "seed=a-b"], "a-b"),
     (["-m", "seed=10-1"], "10-1"),
     (["-m", "seed=1-1000000000"], "1-1000000000"),
+    (["-m", "seed=range(0,100000000)"], "100,000,000 jobs"),
     (["-m", "data_seed=-3"], "data_seed=-3"),
     # keys that do not exist
     (["trian.steps=3"], "trian.steps"),
     (["+foo=1"], "+foo=1"),
     (["+train.setps=3"], "train.setps"),
+    (["++foo=1"], "++foo=1"),
+    (["~D"], "'D'"),
+    (["D=8", "D=16"], "D is given twice"),
     (["model=gru", "+train.recipes.gru.steps=3"], "train.recipes.gru.steps"),
     # training values
     (["train.steps=0"], "train.steps=0"),
@@ -78,6 +82,7 @@ CASES = [
     (["-m", "bptt_window=4,32", "train=smoke"], "bptt_window=32"),
     # model options
     (["model.substeps=0"], "model.substeps=0"),
+    (["model=oracle", "model.substeps=1000000000"], "model.substeps=1000000000"),
     (["model.method=euler"], "model.method='euler'"),
     (["model.activation=relu9"], "model.activation='relu9'"),
     (["model.kinetic=nope"], "model.kinetic='nope'"),
@@ -119,6 +124,7 @@ CASES = [
     (["-m", "hydra.launcher.platform=tpu"], "hydra.launcher.platform='tpu'"),
     (["-m", "hydra.launcher.shard=4/2"], "4/2"),
     (["-m", "hydra.launcher.max_retries=-1"], "hydra.launcher.max_retries=-1"),
+    (["-m", "hydra.launcher.max_retries=1000000000000"], "hydra.launcher.max_retries=1000000000000"),
     (["-m", "hydra.launcher.progress_every=0"], "hydra.launcher.progress_every=0"),
 ]
 

@@ -62,29 +62,37 @@ RESULT_FILES = ("config.json", "metrics.json", "status.json", "train_log.jsonl",
 
 
 def finished_config(folder: str | os.PathLike) -> dict | None:
-    """The config of the finished run in `folder`, or None when there is none (or it cannot be read)."""
+    """The config of the finished run in `folder`; {} when it finished but its config.json cannot be read (it may
+    hold any computation); None when no run finished there."""
     folder = Path(folder)
     if not (folder / "metrics.json").exists():
         return None
     try:
         old = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
+def conflict(folder: str | os.PathLike, cfg: Mapping) -> str | None:
+    """Why `folder` cannot take `cfg`'s run without replacing another computation's finished result, or None."""
+    old = finished_config(folder)
+    if old is None or (old and digest(old) == digest(cfg)):
         return None
-    return old if isinstance(old, dict) else None
+    if not old:
+        return f"{folder} holds a finished run whose config.json cannot be read (it may be any computation)"
+    return f"{folder} holds a finished run of a different computation ({'; '.join(differences(old, cfg))})"
 
 
 def claim(folder: str | os.PathLike, cfg: Mapping, if_changed: str = "stop") -> Path | None:
     """Make `folder` safe to write `cfg`'s run into: a finished run of another computation stops the job
     (FolderConflict) or, with if_changed="move_aside", moves into a subfolder (returned)."""
     folder = Path(folder)
-    old = finished_config(folder)
-    if old is None or digest(old) == digest(cfg):
+    why = conflict(folder, cfg)
+    if why is None:
         return None
     if if_changed != "move_aside":
-        raise FolderConflict(
-            f"{folder} holds a finished run of a different computation ({'; '.join(differences(old, cfg))}): "
-            f"choose another name=... or hydra.sweep.dir=..., or pass if_changed=move_aside"
-        )
+        raise FolderConflict(f"{why}: choose another name=... or hydra.sweep.dir=..., or pass if_changed=move_aside")
     aside = folder / time.strftime("replaced-%Y%m%dT%H%M%S")
     aside.mkdir()
     for name in RESULT_FILES:

@@ -41,7 +41,7 @@ def command_errors(argv: list[str], primary_dir: str) -> list[str]:
     loader = make_loader(primary_dir, args.config_dir)
     if isinstance(loader, str):
         return [loader]
-    errors = group_choice_errors(loader, args.overrides)
+    errors = duplicate_errors(args.overrides) or group_choice_errors(loader, args.overrides)
     if errors:
         return errors
     try:
@@ -93,6 +93,17 @@ def group_choice_errors(loader: Any, overrides: list[str]) -> list[str]:
     return errors
 
 
+def duplicate_errors(overrides: list[str]) -> list[str]:
+    """`D=8 D=16`: Hydra keeps the last; a command line that says two things is refused instead."""
+    seen: dict[str, str] = {}
+    for ov in overrides:
+        key = ov.lstrip("+~").split("=")[0]
+        if key in seen:
+            return [f"{key} is given twice ({seen[key]} and {ov}): give it once (a comma list sweeps values, with -m)"]
+        seen[key] = ov
+    return []
+
+
 def composition_error(e: Exception, overrides: list[str]) -> str:
     """One line from a composition exception: Hydra's first line and, where it wraps one, the cause's."""
     lines = [_first_line(e)]
@@ -115,9 +126,9 @@ def added_key_errors(overrides: list[str], cfg: DictConfig) -> list[str]:
     """`+key=value` may only add entries where the schema is open (per-model recipes); a typo must not pass."""
     errors = []
     for ov in overrides:
-        if not ov.startswith("+") or ov.startswith("++") or "=" not in ov:
+        if not ov.startswith("+") or "=" not in ov:
             continue
-        key = ov[1:].split("=")[0]
+        key = ov.lstrip("+").split("=")[0]
         if not key.startswith(("train.recipes.", "hydra.")):
             parent = key.rsplit(".", 1)[0] if "." in key else ""
             node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -160,6 +171,11 @@ def name_error(name: Any) -> str | None:
         return (
             f"name={text!r} must be a folder name under outputs/: letters, digits and ._+=,- , optionally nested "
             f"with '/', not absolute and without '..' (for another place use hydra.sweep.dir=...)"
+        )
+    root = os.path.realpath("outputs")
+    if not os.path.realpath(os.path.join("outputs", text)).startswith(root + os.sep):
+        return (
+            f"name={text!r} leads out of outputs/ through a symbolic link (for another place use hydra.sweep.dir=...)"
         )
     return None
 
@@ -225,20 +241,19 @@ def job_folder(cfg: DictConfig, dir_key: str, subdir_key: str | None) -> Path | 
 
 def folder_errors(folder: Path, cfg: DictConfig) -> list[str]:
     """A folder holding a finished run of a different computation is never silently overwritten."""
-    if cfg.get("if_changed", "stop") == "move_aside":
-        return []
-    old = identity.finished_config(folder)
-    if old is None:
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            return [f"the job folder {folder} cannot be made: {parent} is a file (check name= and hydra.*.dir=)"]
+    if cfg.get("if_changed", "stop") == "move_aside" or identity.finished_config(folder) is None:
         return []
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     try:
         new = OmegaConf.to_container(task, resolve=True)
     except Exception as e:
         return [f"the job config cannot be resolved: {_first_line(e)}"]
-    if identity.digest(old) == identity.digest(new):
+    why = identity.conflict(folder, new)
+    if why is None:
         return []
-    changed = "; ".join(identity.differences(old, new))
     return [
-        f"{folder} holds a finished run of a different computation ({changed}): choose another name=... or "
-        f"hydra.sweep.dir=..., or pass if_changed=move_aside to move the old result into a subfolder"
+        f"{why}: choose another name=... or hydra.sweep.dir=..., or pass if_changed=move_aside to move the old result into a subfolder"
     ]

@@ -90,7 +90,10 @@ def main() -> None:
         _refuse([str(e)])
     from sympscale.preflight import command_errors
 
-    errors = command_errors(sys.argv[1:], config_dir())
+    try:
+        errors = command_errors(sys.argv[1:], config_dir())
+    except Exception as e:  # a config the checks themselves cannot read (e.g. `~D` removed a required key)
+        errors = [f"the command line cannot be checked: {type(e).__name__}: {str(e).strip().splitlines()[0]}"]
     if errors:
         _refuse(errors)
     hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")(_task)()

@@ -22,6 +22,8 @@ from sympscale.recipe import effective_train, recipe_errors
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
+MAX_SUBSTEPS = 256  # integrator substeps per observation (the presets use 4)
+
 
 def config_errors(cfg: Any) -> list[str]:
     """Every problem with a job config, each naming the key, the bad value and what would be valid."""
@@ -51,8 +53,8 @@ def config_errors(cfg: Any) -> list[str]:
     activation = cfg.model.get("activation", "softplus")
     if activation not in ACTIVATIONS:
         errors.append(f"model.activation={activation!r} is unknown; valid: {', '.join(ACTIVATIONS)}")
-    if cfg.model.get("substeps", 1) < 1:
-        errors.append(f"model.substeps={cfg.model.substeps} must be >= 1")
+    if not 1 <= cfg.model.get("substeps", 1) <= MAX_SUBSTEPS:
+        errors.append(f"model.substeps={cfg.model.substeps} must be in 1..{MAX_SUBSTEPS}")
     if cfg.model.name not in MODELS:
         errors.append(f"model={cfg.model.name!r} is unknown; valid: {', '.join(MODELS)}")
     elif cfg.model.name in ("gru", "freeform") and cfg.capacity.width >= 1 and cfg.capacity.depth >= 1:

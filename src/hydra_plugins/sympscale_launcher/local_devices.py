@@ -138,6 +138,9 @@ class LocalDevicesLauncher(Launcher):
         except SweepLocked as e:
             print(f"sympscale: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        except OSError as e:  # `.launcher` is a file, `lock` a folder, ...
+            print(f"sympscale: cannot take the sweep folder's lock in {sweep_dir}: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         try:
             return self._launch(sweep_dir, job_overrides, initial_job_idx)
         finally:

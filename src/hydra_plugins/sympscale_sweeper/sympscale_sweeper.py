@@ -47,12 +47,52 @@ class SympScaleSweeper(BasicSweeper):
         # validate the whole grid before Hydra writes anything (multirun.yaml) or launches a job
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = [f"{k}={v}" for k, v in (self.params or {}).items()]
-        grid = [
-            job for b in BasicSweeper.split_arguments(parser.parse_overrides(params + arguments), None) for job in b
-        ]
+        parsed = parser.parse_overrides(params + arguments)
+        self._check_size(parsed)
+        grid = [job for b in BasicSweeper.split_arguments(parsed, None) for job in b]
         self._check(grid)
+        self._check_owner()
         self._keep_previous_record()
         return super().sweep(arguments)
+
+    def _check_size(self, parsed: Sequence[Any]) -> None:
+        """The grid's size from its sweeps' lengths, before anything expands them (`seed=range(0,10**9)`)."""
+        import math
+
+        from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+        from sympscale.preflight import MAX_JOBS
+
+        size = 1
+        for ov in parsed:
+            value = ov.value() if ov.is_sweep_override() else None
+            if isinstance(value, RangeSweep):
+                size *= max(0, math.ceil((value.stop - value.start) / value.step)) if value.step else 0
+            elif isinstance(value, ChoiceSweep):
+                size *= len(value.list)
+        if size > MAX_JOBS:
+            self._refuse([f"the sweep grid has {size:,} jobs; at most {MAX_JOBS:,} in one command (split it)"])
+
+    def _check_owner(self) -> None:
+        """Another launcher owning this sweep folder (or this share of it) refuses the sweep before it writes."""
+        from pathlib import Path
+
+        from omegaconf import OmegaConf
+
+        launcher = OmegaConf.select(self.config, "hydra.launcher")
+        if launcher is None or "local_devices" not in str(launcher.get("_target_", "")) or launcher.get("dry_run"):
+            return
+        from sympscale.launcher.lock import SweepLock, SweepLocked
+        from sympscale.launcher.records import shard_suffix
+        from sympscale.launcher.sharding import parse_shard
+
+        path = Path(str(self.config.hydra.sweep.dir)) / ".launcher" / f"lock{shard_suffix(parse_shard(launcher.shard))}"
+        try:
+            SweepLock(path).acquire().release()
+        except SweepLocked as e:
+            self._refuse([str(e)])
+        except OSError as e:
+            self._refuse([f"hydra.sweep.dir: cannot take the sweep folder's lock {path}: {e.strerror or e}"])
 
     def _keep_previous_record(self) -> None:
         """Hydra rewrites <sweep>/multirun.yaml on every launch: an earlier launch's record moves aside, not lost."""

@@ -19,6 +19,10 @@ CONFIG_KEYS = {("system", "name"): str, ("model", "name"): str, ("D",): int, ("s
 
 def load_json(path: Path) -> tuple[object, str | None]:
     """(the parsed value, None), or (None, why not): 'missing', 'empty', 'not valid JSON'."""
+    if not path.exists():
+        return None, "missing"
+    if not path.is_file():  # a named pipe or a device would block the read forever
+        return None, "not a regular file"
     try:
         text = path.read_text()
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from sympscale.launcher.devices import PLATFORMS
 from sympscale.launcher.sharding import parse_shard
 
 BOOLEANS = ("resume", "fail_fast", "dry_run")
+MAX_RETRIES = 100  # a failure that repeats forever must not keep the launcher busy forever
 
 
 def launcher_option_errors(options: Mapping) -> list[str]:
@@ -41,8 +42,10 @@ def launcher_option_errors(options: Mapping) -> list[str]:
         bad("cpu_workers", "null (half the cores) or an integer >= 1")
     if "jobs_per_device" in options and not _int_at_least(options["jobs_per_device"], 1):
         bad("jobs_per_device", "an integer >= 1")
-    if "max_retries" in options and not _int_at_least(options["max_retries"], 0):
-        bad("max_retries", "an integer >= 0")
+    if "max_retries" in options and not (
+        _int_at_least(options["max_retries"], 0) and options["max_retries"] <= MAX_RETRIES
+    ):
+        bad("max_retries", f"an integer in 0..{MAX_RETRIES}")
     if "progress_every" in options:
         p = options["progress_every"]
         if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p) or p <= 0:
