@@ -72,10 +72,43 @@ def test_claim_refuses_a_different_finished_run_and_moves_it_aside_on_request(tm
     assert not (job / "metrics.json").exists() and (aside / "metrics.json").exists()
 
 
-def test_unfinished_or_unreadable_folders_are_not_conflicts(tmp_path):
+def test_an_unfinished_folder_is_not_a_conflict(tmp_path):
     (tmp_path / "running").mkdir()
     (tmp_path / "running" / "config.json").write_text(json.dumps(CFG))
     assert identity.claim(tmp_path / "running", _with("train.lr", 2e-3)) is None
-    _finished(tmp_path / "junk", CFG)
-    (tmp_path / "junk" / "config.json").write_text("[1, 2]")
-    assert identity.claim(tmp_path / "junk", _with("train.lr", 2e-3)) is None
+
+
+def test_a_finished_run_whose_config_cannot_be_read_is_a_conflict(tmp_path):
+    job = tmp_path / "job"
+    _finished(job, CFG)
+    (job / "config.json").write_text("[1, 2")
+    with pytest.raises(identity.FolderConflict, match="cannot be read"):
+        identity.claim(job, CFG)
+    assert (identity.claim(job, CFG, "move_aside") / "metrics.json").exists()
+
+
+def test_preflight_refuses_folders_under_files_and_names_through_links(tmp_path, monkeypatch):
+    import os
+
+    from omegaconf import OmegaConf
+
+    from sympscale.preflight import folder_errors, name_error
+
+    (tmp_path / "afile").write_text("")
+    (line,) = folder_errors(tmp_path / "afile" / "job", OmegaConf.create({"if_changed": "stop"}))
+    assert "is a file" in line and str(tmp_path / "afile") in line
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "outputs" / "link")
+    assert "symbolic link" in name_error("link/x")
+    assert name_error("plain/x") is None and "'..'" in name_error("../x")
+
+
+def test_analysis_never_blocks_on_a_named_pipe(tmp_path):
+    import os
+
+    from sympscale.analysis.checks import load_json
+
+    os.mkfifo(tmp_path / "metrics.json")
+    assert load_json(tmp_path / "metrics.json") == (None, "not a regular file")
