@@ -75,7 +75,8 @@ def test_a_damaged_cache_entry_is_detected_and_regenerated(tmp_path, damage):
     s = make_system("fput", 8)
     msgs: list[str] = []
     a = load_or_generate(s, SPEC, data_seed=0, cache_dir=tmp_path, log=msgs.append)
-    entry = tmp_path / a.key
+    entry, expected = tmp_path / a.key, np.array(a.test)  # a copy: damaging the file in place voids its mapping
+    del a
     recorded = json.loads((entry / "meta.json").read_text())["files"]["trajectories.npy"]
     traj = entry / "trajectories.npy"
     assert recorded["bytes"] == traj.stat().st_size and len(recorded["sha256"]) == 64
@@ -93,7 +94,7 @@ def test_a_damaged_cache_entry_is_detected_and_regenerated(tmp_path, damage):
     b = load_or_generate(s, SPEC, data_seed=0, cache_dir=tmp_path, log=msgs.append)
     warnings = [m for m in msgs if m.startswith("WARNING")]
     assert len(warnings) == 1 and str(entry) in warnings[0] and "regenerating" in warnings[0], msgs
-    np.testing.assert_array_equal(np.asarray(a.test), np.asarray(b.test))
+    np.testing.assert_array_equal(expected, np.asarray(b.test))
     msgs.clear()
     load_or_generate(s, SPEC, data_seed=0, cache_dir=tmp_path, log=msgs.append)  # repaired: a plain hit
     assert not any("WARNING" in m or "generating" in m for m in msgs)
