@@ -110,7 +110,7 @@ def test_option_errors_name_the_key_the_value_and_what_is_valid():
         "devices": ([], "non-empty list"),
         "cpu_workers": (-1, ">= 1"),
         "jobs_per_device": (0, ">= 1"),
-        "max_retries": (-1, ">= 0"),
+        "max_retries": (-1, "0..100"),
         "progress_every": (float("inf"), "finite"),
         "shard": ("4/4", "0 <= i < n"),
         "resume": ("yes", "true | false"),
