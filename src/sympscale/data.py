@@ -11,8 +11,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -267,9 +267,9 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
         "dtype": str(traj.dtype),
         **record,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+    tmp = final.parent / f".{key}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.mkdir()  # the kernel applies the umask (mkdtemp's private 0700 would keep a lab sharing a node out)
     try:
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700: a lab sharing a node shares the cache
         np.save(tmp / "trajectories.npy", traj)
         np.savez(tmp / "stats.npz", mean=mean, std=std)
         meta["files"] = {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in DATA_FILES}
@@ -278,8 +278,3 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
