@@ -277,4 +277,3 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
         os.replace(tmp, final)  # atomic publish: readers see all files or none
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
