@@ -39,8 +39,10 @@ def one(strategy: str, size: dict) -> dict:
     import numpy as np
 
     import sympscale  # noqa: F401  (x64)
+    from sympscale.assembly import Assembly
     from sympscale.models import Capacity, build
     from sympscale.profiling import measure_step, predicted_memory
+    from sympscale.systems import make_system
     from sympscale.training import TrainSpec
 
     D = size["D"]
@@ -53,8 +55,9 @@ def one(strategy: str, size: dict) -> dict:
         capacity=Capacity(width=size["width"], depth=size["depth"]),
     )
     spec = TrainSpec(batch_size=size["batch"], horizon=size["horizon"], memory=strategy)
-    pred = predicted_memory(model, np.ones(D), spec, strategy)
-    meas = measure_step(model, np.ones(D), spec, strategy)
+    run = Assembly(make_system("fput", D), None, model, info, spec, projector=None, warmup=None)  # shapes only
+    pred = predicted_memory(run, strategy)
+    meas = measure_step(run, strategy)
     flops = analytic_flops(size["batch"], D, size["horizon"], size["width"], size["depth"], model.substeps, strategy)
     return {**pred, **meas, "params": info["params"], "analytic_flops": flops, "tflops": flops / meas["step_s"] / 1e12}
 

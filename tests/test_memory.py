@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sympscale import profiling
+from sympscale.assembly import Assembly
 from sympscale.models import Capacity, build
 from sympscale.systems import make_system
 from sympscale.training import TrainSpec, fit, make_loss, sample_windows
@@ -24,6 +25,11 @@ def data():
 def model_of(name, data, width=16):
     s, _, mean, std = data
     return build(name, D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=width, depth=2))[0]
+
+
+def run_of(model, data, spec):
+    """An assembled run without data (the profiler needs shapes only)."""
+    return Assembly(data[0], None, model, {}, spec, projector=None, warmup=None)
 
 
 @pytest.mark.parametrize("name", ["symp", "gru"])
@@ -50,7 +56,7 @@ def test_predicted_temp_memory_scaling(data):
     model = model_of("symp", data, width=32)
     state = 8 * s.D * 8  # batch 8, float64
     temp = {
-        (m, T): profiling.predicted_memory(model, std, TrainSpec(batch_size=8, horizon=T), m)["temp"]
+        (m, T): profiling.predicted_memory(run_of(model, data, TrainSpec(batch_size=8, horizon=T)), m)["temp"]
         for m in ("none", "remat")
         for T in (100, 400)
     }
@@ -60,17 +66,16 @@ def test_predicted_temp_memory_scaling(data):
 
 
 def test_auto_picks_the_cheapest_strategy_that_fits(data, monkeypatch):
-    model, std = model_of("symp", data), data[3]
-    spec = TrainSpec(batch_size=8, horizon=50)
-    chosen, tried = profiling.choose_memory(model, std, spec)
+    run = run_of(model_of("symp", data), data, TrainSpec(batch_size=8, horizon=50))
+    chosen, tried = profiling.choose_memory(run)
     assert chosen == "none" and len(tried) == 1  # plenty of host memory
-    peaks = {m: profiling.predicted_memory(model, std, spec, m)["peak"] for m in ("none", "remat")}
+    peaks = {m: profiling.predicted_memory(run, m)["peak"] for m in ("none", "remat")}
     budget = (peaks["remat"] + peaks["none"]) / 2  # fits remat, not none
     monkeypatch.setattr(profiling, "device_budget", lambda: (int(budget / 0.9), "test"))
-    assert profiling.choose_memory(model, std, spec)[0] == "remat"
+    assert profiling.choose_memory(run)[0] == "remat"
     monkeypatch.setattr(profiling, "device_budget", lambda: (10, "test"))
     with pytest.raises(MemoryError, match="no memory strategy fits"):
-        profiling.choose_memory(model, std, spec)
+        profiling.choose_memory(run)
 
 
 def test_gradient_cosine_is_logged_for_truncated_windows(data):

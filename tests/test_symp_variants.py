@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sympscale.models import Capacity, SympModel, build, param_count
-from sympscale.models.nn import dense_init, spectral_normalise
+from sympscale.models.nn import spectral_normalise
 from sympscale.systems import make_system
 
 CR3BP = make_system("cr3bp", 4)
@@ -110,11 +110,23 @@ def test_exact_rotation_split_is_fourth_order_and_keeps_jacobi():
 
 
 def test_spectral_normalisation_gives_unit_spectral_norm():
-    layer = dense_init(jax.random.key(0), 24, 40, scale=3.0)
-    w = spectral_normalise(layer)["w"]
+    w = jax.random.normal(jax.random.key(0), (24, 40), dtype=jnp.float64) * (3.0 / np.sqrt(24))
+    layer = {"kernel": w, "bias": jnp.linspace(-1.0, 1.0, 40, dtype=jnp.float64)}
+    w = spectral_normalise(layer)["kernel"]
     # 20 power iterations: σ is estimated from below, to ~1e-4 here (σ₂/σ₁ = 0.92, a hard case)
     assert 1.0 <= float(np.linalg.svd(np.asarray(w), compute_uv=False)[0]) < 1.001
-    np.testing.assert_array_equal(np.asarray(spectral_normalise(layer)["b"]), np.asarray(layer["b"]))
+    np.testing.assert_array_equal(np.asarray(spectral_normalise(layer)["bias"]), np.asarray(layer["bias"]))
+
+
+def test_spectral_norm_reaches_every_layer_of_the_models_networks():
+    options = {"kinetic": "mlp", "spectral_norm": True}
+    kw = dict(D=8, dt=0.5, mean=np.zeros(8), std=np.ones(8), capacity=Capacity(width=16, depth=2), options=options)
+    model, _ = build("symp", **kw)
+    net = model._networks(perturbed(model, jax.random.key(0)))
+    kernels = [layer["kernel"] for k in ("V", "T") for layer in net[k].values()]
+    assert len(kernels) == 6  # 3 layers each in V and T
+    for w in kernels:
+        assert 0.999 < float(np.linalg.svd(np.asarray(w), compute_uv=False)[0]) < 1.02
 
 
 @pytest.mark.parametrize(

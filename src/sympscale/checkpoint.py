@@ -23,20 +23,47 @@ def save(path: str | os.PathLike, step: int, state, *, tag: str, meta: dict | No
     os.replace(tmp, path)
 
 
+class Unusable(ValueError):
+    """A checkpoint exists but cannot resume this run: `why` says what differs."""
+
+    def __init__(self, why: str, meta: dict | None = None):
+        super().__init__(why)
+        self.why, self.meta = why, meta or {}
+
+    def reason(self, computation: dict | None = None) -> str:
+        """`why`, with the settings that differ when the checkpoint recorded its run's computation."""
+        old = self.meta.get("computation")
+        if computation is None or not isinstance(old, dict):
+            return self.why
+        from sympscale.identity import differences
+
+        changed = differences(old, computation)
+        return f"{self.why}: {'; '.join(changed)}" if changed else f"{self.why} (same settings: other data or code)"
+
+
 def load(path: str | os.PathLike, template, *, tag: str):
-    """(step, state, meta) with state shaped like `template`, or None when there is no usable checkpoint for this run."""
+    """(step, state, meta) with state shaped like `template`; None when there is no checkpoint. A checkpoint of
+    another run, of other shapes, or that cannot be read raises `Unusable` with the reason."""
     path = Path(path)
     if not path.exists():
         return None
-    with np.load(path) as z:
-        if str(z["__tag__"]) != tag:
-            return None
-        leaves_t, treedef = jax.tree_util.tree_flatten(template)
-        leaves = [z[f"arr_{i}"] for i in range(len(leaves_t))]
-        if any(a.shape != np.shape(b) for a, b in zip(leaves, leaves_t, strict=True)):
-            return None
-        state = jax.tree_util.tree_unflatten(
-            treedef, [jax.numpy.asarray(a, dtype=np.asarray(b).dtype) for a, b in zip(leaves, leaves_t, strict=True)]
-        )
-        meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
-        return int(z["__step__"]), state, meta
+    try:
+        with np.load(path) as z:
+            meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+            if str(z["__tag__"]) != tag:
+                raise Unusable("it belongs to another run", meta)
+            leaves_t, treedef = jax.tree_util.tree_flatten(template)
+            names = [f"arr_{i}" for i in range(len(leaves_t))]
+            if any(n not in z.files for n in names) or any(
+                z[n].shape != np.shape(b) for n, b in zip(names, leaves_t, strict=True)
+            ):
+                raise Unusable("its arrays do not have this model's shapes", meta)
+            state = jax.tree_util.tree_unflatten(
+                treedef,
+                [jax.numpy.asarray(z[n], dtype=np.asarray(b).dtype) for n, b in zip(names, leaves_t, strict=True)],
+            )
+            return int(z["__step__"]), state, meta
+    except Unusable:
+        raise
+    except (OSError, ValueError, KeyError, EOFError) as e:  # truncated, not an .npz, a member missing
+        raise Unusable(f"it cannot be read ({type(e).__name__}: {e})") from e

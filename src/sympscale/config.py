@@ -1,168 +1,86 @@
-"""Typed config schemas, registered in Hydra's ConfigStore (entrypoint side: library code never sees them).
+"""Hydra's structured-config schemas, derived from the library's own dataclasses (entry-point side only).
 
-YAML files under conf/ name a schema in their defaults list, so a misspelt key or a wrong type fails at
-composition, before any job runs.
+Nothing here declares an option: a system's schema is its `System` dataclass (all fields but D), a model's is its
+registered options dataclass, `train` is `TrainSpec` (but the BPTT window, its own group), `data` is `DataSpec`,
+`capacity` is `Capacity`. YAML files under conf/ name a schema in their defaults list and set only what differs
+from it, so a misspelt key or a wrong type fails at composition, before any job runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict  # noqa: UP035  (OmegaConf's structured configs want typing.Dict)
+from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf's structured configs want typing's names)
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-@dataclass
-class SystemConf:
-    name: str = MISSING
-    dt_obs: float = 0.5
-
-
-@dataclass
-class LatticeConf(SystemConf):
-    energy_density: float = 1.0
-    ref_method: str = "yoshida8"
-    ref_substeps: int = 20
+from sympscale.data import DataSpec
+from sympscale.models import Capacity
+from sympscale.registry import MODELS, SYSTEMS, Entry
+from sympscale.training import TrainSpec
 
 
-@dataclass
-class FPUTConf(LatticeConf):
-    alpha: float = 0.0
-    beta: float = 1.0
-    boundary: str = "periodic"
+def _hydra_type(hint: Any) -> Any:
+    """A type OmegaConf accepts for a field annotated `hint` (tuples become lists, `X | None` Optional[X])."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return Optional[_hydra_type(rest[0])] if len(rest) == 1 else Any  # noqa: UP045
+    if origin in (tuple, list):
+        return List[args[0] if args else Any]  # noqa: UP006
+    if origin is dict:
+        return Dict[str, Any]  # noqa: UP006
+    return hint if hint in (int, float, str, bool) else Any
 
 
-@dataclass
-class TodaConf(LatticeConf):
-    pass
+def _default(value: Any):
+    if isinstance(value, tuple | list):
+        return field(default_factory=lambda v=list(value): list(v))
+    return field(default=value)
 
 
-@dataclass
-class NBodyConf(SystemConf):
-    dt_obs: float = 0.005
-    softening: float = 0.5
-    escape_radius: float = 4.0
-    velocity_cap: float = 0.8
-    ref_method: str = "yoshida6"
-    ref_substeps: int = 1
+def schema(cls: type, name: str, *, drop: tuple[str, ...] = (), extra: tuple = (), group: str = "") -> type:
+    """A Hydra node with `cls`'s fields (but `drop`) and defaults, plus `extra` fields; `group` adds a `name` key."""
+    hints = typing.get_type_hints(cls)
+    fields: list[tuple] = [("name", str, field(default=group))] if group else []
+    for f in dataclasses.fields(cls):
+        if f.name in drop:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        fields.append((f.name, _hydra_type(hints[f.name]), _default(default)))
+    node = dataclasses.make_dataclass(name, [*fields, *extra])
+    node.__module__ = __name__
+    globals()[name] = node  # importable by name: a pickled config (the Slurm launcher) refers to its node's class
+    return node
 
 
-@dataclass
-class CR3BPConf(SystemConf):
-    dt_obs: float = 0.1
-    mu: float = 0.01215
-    rtol: float = 1e-13
-    atol: float = 1e-15
-    C_range: list[float] = field(default_factory=lambda: [3.189, 3.20])
-    x0_range: list[float] = field(default_factory=lambda: [0.75, 0.82])
-    r_min_reject: float = 0.05
-    r_escape: float = 2.0
-    max_steps: int = 1_000_000
-
-
-@dataclass
-class KSConf(SystemConf):
-    dt_obs: float = 1.0
-    L: float = 22.0
-    h: float = 0.05
-    transient: float = 300.0
-    ic_modes: int = 4
-    ic_amplitude: float = 0.5
-
-
-@dataclass
-class ModelConf:
-    name: str = MISSING
-    projection: str = "none"  # none | single | multi: Newton projection onto the invariants after every step
-
-
-@dataclass
-class SympConf(ModelConf):
-    substeps: int = 4
-    method: str = "yoshida4"
-    activation: str = "softplus"
-    kinetic: str = "auto"  # auto | quadratic | mlp | none (auto: none where the system has an exact part)
-    spectral_norm: bool = False
-    exact_part: bool = True  # integrate the system's known quadratic part exactly (false: learn it, ablation)
-    warmup_steps: int = 0  # train with leapfrog for this many steps before switching to `method`
-
-
-@dataclass
-class GRUConf(ModelConf):
-    pass
-
-
-@dataclass
-class RK4Conf(ModelConf):
-    substeps: int = 4
-    activation: str = "softplus"
-    kinetic: str = "auto"
-    spectral_norm: bool = False
-    exact_part: bool = True
-
-
-@dataclass
-class FreeformConf(ModelConf):
-    substeps: int = 4
-    activation: str = "softplus"
-
-
-@dataclass
-class OracleConf(ModelConf):
-    substeps: int = 4  # the integrator of symp: the ceiling at symp's own step size
-    method: str = "yoshida4"
+def entry_schema(entry: Entry, kind: str) -> type:
+    """The config node of a registered system (its dataclass but D) or model (its options)."""
+    drop = ("D",) if kind == "system" else ()
+    return schema(entry.options, f"{entry.options.__name__}Node", drop=drop, group=entry.name)
 
 
 @dataclass
 class BPTTConf:
     name: str = MISSING
-    window: int | None = None  # None = full horizon
+    window: Optional[int] = None  # noqa: UP045  (None: full horizon)
 
 
-@dataclass
-class CapacityConf:
-    width: int = 64
-    depth: int = 3
-
-
-@dataclass
-class DataConf:
-    n_trajectories: int = 50
-    n_obs: int = 1200
-    train_fraction: float = 0.7
-    val_fraction: float = 0.1
-    lyapunov_trajectories: int = 4
-    lyapunov_intervals: int = 0  # 0: the dataset horizon n_obs
-    ground_truth_trajectories: int = 4
-    cache_dir: str = "outputs/cache"
-
-
-@dataclass
-class TrainConf:
-    preset: str = MISSING
-    steps: int = 2000
-    batch_size: int = 64
-    horizon: int = 20
-    lr: float = 3e-3
-    warmup: int = 100
-    min_lr_ratio: float = 0.05
-    decay_fraction: float = 1.0  # cosine decay ends here (fraction of steps); then the final lr is held
-    clip: float = 1.0
-    memory: str = "remat"  # none | remat | blocked | auto
-    log_every: int = 100
-    checkpoint_every: int = 500
-    grad_cosine_every: int = 0  # truncated windows: log cos(truncated, full gradient) every N steps (0: off)
-    curriculum: str = "geometric"  # geometric | constant: the free-running horizon doubles from horizon_start
-    horizon_start: int = 1
-    ramp_fraction: float = 0.5  # the horizon reaches `horizon` after this fraction of the steps
-    val_every: int = 100  # validate (and keep the best parameters) every N steps; 0: keep the last parameters
-    val_horizon: int = 200  # validation rollouts stop here (steps)
-    val_starts: int = 8  # validation windows per validation trajectory
-    patience: int = 0  # early stopping after N validations without improvement (0: off)
-    plateau_tol: float = 0.05  # converged: best validation VPT gained < 5 % over the last quarter of training
-    # per-model departures from the settings above (lr, horizon curriculum): sympscale/recipe.py
-    recipes: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+CapacityConf = schema(Capacity, "CapacityConf")
+DataConf = schema(DataSpec, "DataConf", extra=(("cache_dir", str, field(default="outputs/cache")),))
+TrainConf = schema(
+    TrainSpec,
+    "TrainConf",
+    drop=("window",),  # the bptt_window group sets it
+    extra=(
+        ("preset", str, field(default=MISSING)),
+        # per-model departures from the settings above (lr, horizon curriculum): sympscale/recipe.py
+        ("recipes", Dict[str, Any], field(default_factory=dict)),  # noqa: UP006
+    ),
+)
 
 
 @dataclass
@@ -189,15 +107,9 @@ class Config:
 
 
 def register() -> None:
+    """Store the primary schema and one `base_<name>` node per registered system and model."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="system", name="base_fput", node=FPUTConf)
-    cs.store(group="system", name="base_toda", node=TodaConf)
-    cs.store(group="system", name="base_nbody", node=NBodyConf)
-    cs.store(group="system", name="base_cr3bp", node=CR3BPConf)
-    cs.store(group="system", name="base_ks", node=KSConf)
-    cs.store(group="model", name="base_symp", node=SympConf)
-    cs.store(group="model", name="base_gru", node=GRUConf)
-    cs.store(group="model", name="base_rk4", node=RK4Conf)
-    cs.store(group="model", name="base_freeform", node=FreeformConf)
-    cs.store(group="model", name="base_oracle", node=OracleConf)
+    for group, registry in (("system", SYSTEMS), ("model", MODELS)):
+        for name, entry in registry.items():
+            cs.store(group=group, name=f"base_{name}", node=entry_schema(entry, group))

@@ -67,9 +67,6 @@ class Dataset:
     key: str
     meta: dict
 
-    def normalise(self, x):
-        return (x - self.mean) / self.std
-
 
 def dataset_key(system: System, spec: DataSpec, data_seed: int) -> str:
     """Stable hash of everything that defines a dataset."""

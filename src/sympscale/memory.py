@@ -16,8 +16,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-
 CPU_NOTE = (
     "note: this is a CPU compile. CPU compiles overestimate GPU memory (by ~30 % for the seed config, DESIGN §4);"
     " run this on the GPU node to size a GPU run."
@@ -34,25 +32,13 @@ def _compose(overrides: list[str]):
         return compose(config_name="config", overrides=rewrite_args(overrides))
 
 
-def _model_and_spec(cfg):
-    from sympscale.models import Capacity, build
+def _assembled(cfg):
+    """The run of this config as it trains (`sympscale.assembly.assemble`), for its shapes: no data generated."""
+    from sympscale.assembly import assemble
     from sympscale.pipeline import JobSpec
-    from sympscale.systems import make_system
 
     spec = JobSpec.from_config(cfg)
-    system = make_system(spec.system, spec.D, **spec.system_params)
-    ones = np.ones(spec.D)  # normalisation constants only scale values; shapes and memory do not depend on them
-    model, info = build(
-        spec.model,
-        D=spec.D,
-        dt=float(cfg.system.dt_obs),
-        mean=np.zeros(spec.D),
-        std=ones,
-        capacity=Capacity(**dict(cfg.capacity)),
-        options=spec.model_options,
-        exact=system.exact_quadratic(),
-    )
-    return model, spec, ones, info
+    return assemble(spec), spec
 
 
 def _gib(b) -> str:
@@ -80,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         print("sympscale.memory: invalid config:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 2
-    model, spec, std, info = _model_and_spec(cfg)
+    run, spec = _assembled(cfg)
+    info = run.info
     if a.measure_one:
-        print(json.dumps(measure_step(model, std, spec.train, a.measure_one)))
+        print(json.dumps(measure_step(run, a.measure_one)))
         return 0
 
     budget, what = device_budget()
@@ -94,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {dev.platform} {getattr(dev, 'device_kind', '')}; budget {_gib(budget).strip()} GiB ({what})")
     rows = []
     for memory in a.strategies.split(","):
-        row = predicted_memory(model, std, spec.train, memory)
+        row = predicted_memory(run, memory)
         row["fits"] = None if budget is None or row["peak"] is None else bool(row["peak"] <= budget)
         if a.run:
             r = subprocess.run(

@@ -16,16 +16,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from sympscale import checkpoint, identity
-from sympscale.data import DataSpec, load_or_generate
+from sympscale import checkpoint, identity, provenance
+from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
+from sympscale.data import DataSpec
 from sympscale.evaluation import one_step_mse, rollout_metrics
 from sympscale.jobdir import JobDir
-from sympscale.models import Capacity, build, param_count
+from sympscale.models import Capacity
 from sympscale.projection import make_projector
 from sympscale.recipe import effective_train
 from sympscale.selection import make_validator
-from sympscale.systems import make_system
-from sympscale.training import Resume, TrainSpec, fit, make_optimizer
+from sympscale.training import Resume, TrainSpec, fit
 
 SCHEMA_VERSION = 1
 CHECKPOINT = "checkpoint.npz"
@@ -102,17 +102,15 @@ def environment() -> dict:
 
 def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=print) -> dict:
     """Run the job and write its folder; on an exception the status file records the cause, then it re-raises."""
-    record = resolved if resolved is not None else dataclasses.asdict(spec)
+    record = resolved if resolved is not None else spec_record(spec)
     aside = identity.claim(out_dir, record, record.get("if_changed", "stop"))
     if aside is not None:
         echo(f"moved the earlier run of another computation in {out_dir} to {aside}")
     job = JobDir(out_dir)
     job.write_config(record)
     job.set_status("running")
-    if not (job.path / CHECKPOINT).exists():
-        job.start_log()  # a resumed run keeps appending to its log
     try:
-        metrics = _execute(spec, job, echo)
+        metrics = _execute(spec, job, echo, identity.computation(record))
     except BaseException as e:
         job.set_status("failed", error=f"{type(e).__name__}: {e}", log=str(job.path / JobDir.LOG))
         raise
@@ -121,38 +119,51 @@ def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=
     return metrics
 
 
-def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
+def spec_record(spec: JobSpec) -> dict:
+    """A spec as a config-shaped record (the cache folder under `data`, as `identity` expects it)."""
+    record = dataclasses.asdict(spec)
+    record["data"]["cache_dir"] = record.pop("cache_dir")
+    return record
+
+
+UNTRAINED = {
+    "steps": 0,
+    "steps_trained": 0,
+    "selected_step": 0,
+    "converged": None,
+    "convergence": {"reason": "no parameters: nothing to train"},
+    "diverged": False,
+    "divergence": None,
+    "final_loss": None,
+    "wall_s": 0.0,
+    "memory": None,
+    "memory_auto": None,
+}
+
+
+def _execute(spec: JobSpec, job: JobDir, echo, computation: dict) -> dict:
     t_start = time.perf_counter()
-    system = make_system(spec.system, spec.D, **spec.system_params)
-    data = load_or_generate(system, spec.data, data_seed=spec.data_seed, cache_dir=spec.cache_dir, log=echo)
-    options = dict(spec.model_options)
-    kw = dict(
-        D=spec.D, dt=system.dt_obs, mean=data.mean, std=data.std, capacity=spec.capacity, exact=system.exact_quadratic()
-    )
-    model, info = build(spec.model, **kw, options=options, system=system)
-    init_key, train_key = jax.random.split(jax.random.key(spec.seed))
-    params = model.init(init_key)
-    assert param_count(params) == info["params"], "declared and actual parameter counts disagree"
+    system = build_system(spec)
+    run = assemble(spec, system=system, data=load_data(spec, system, log=echo))
+    params, train_key = init_params(run, spec.seed)
     echo(
-        f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {info['params']:,} parameters "
-        f"(capacity ratio {info['capacity_ratio']:.5f}), {spec.train.steps} steps, window={spec.bptt_window or 'full'}"
+        f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {run.info['params']:,} parameters "
+        f"(capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, window={spec.bptt_window or 'full'}"
     )
-    if info["params"]:
-        params, train_summary = _train(spec, job, echo, system, data, model, kw, options, params, train_key)
+    if run.info["params"]:
+        params, train_summary = _train(job, echo, run, params, train_key, computation)
     else:  # the oracle: nothing to learn
-        train_summary = {
-            "steps": 0,
-            "steps_trained": 0,
-            "selected_step": 0,
-            "converged": None,
-            "convergence": {"reason": "no parameters: nothing to train"},
-            "diverged": False,
-            "divergence": None,
-            "final_loss": None,
-            "wall_s": 0.0,
-            "memory": None,
-            "memory_auto": None,
-        }
+        job.start_log()
+        train_summary = dict(UNTRAINED)
+    ev = _evaluate(spec, run, params, echo)
+    np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
+    (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
+    return {**_record(spec, run, train_summary), "eval": ev, "wall_s": time.perf_counter() - t_start}
+
+
+def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> dict:
+    """The held-out rollout metrics (plain and projected), the one-step error and the ground-truth horizon."""
+    data, system = run.data, run.system
     gt_obs = data.meta["ground_truth"]["horizon_obs"]
     if spec.eval_horizon > gt_obs:
         echo(
@@ -162,7 +173,7 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         )
     t_eval = time.perf_counter()
     ev = rollout_metrics(
-        model,
+        run.model,
         params,
         system,
         data.test,
@@ -174,12 +185,16 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         lyapunov=data.meta["lyapunov"]["lambda1"],
         dt_obs=system.dt_obs,
     )
-    ev["one_step_mse"] = one_step_mse(model, params, data.test, data.std)
+    ev["one_step_mse"] = one_step_mse(run.model, params, data.test, data.std)
     ev["ground_truth_horizon_obs"] = gt_obs
     ev["exceeds_ground_truth"] = spec.eval_horizon > gt_obs
     ev["wall_s"] = time.perf_counter() - t_eval
-    np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
-    (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
+    return ev
+
+
+def _record(spec: JobSpec, run: Assembly, train_summary: dict) -> dict:
+    """metrics.json but the evaluation: what ran, on which data, with which code, and how training went."""
+    meta, info = run.data.meta, run.info
     return {
         "schema_version": SCHEMA_VERSION,
         "system": spec.system,
@@ -196,77 +211,96 @@ def _execute(spec: JobSpec, job: JobDir, echo) -> dict:
         "model_sizes": info["sizes"],
         "status": "diverged" if train_summary["diverged"] else "done",
         "dataset": {
-            "key": data.key,
-            "dt_obs": system.dt_obs,
-            "reference_invariant_drift": data.meta["reference_invariant_drift"],
-            "lyapunov_exponent": data.meta["lyapunov"]["lambda1"],
-            "ground_truth_horizon_obs": gt_obs,
-            "initial_conditions": data.meta["initial_conditions"],
+            "key": run.data.key,
+            "dt_obs": run.system.dt_obs,
+            "reference_invariant_drift": meta["reference_invariant_drift"],
+            "lyapunov_exponent": meta["lyapunov"]["lambda1"],
+            "ground_truth_horizon_obs": meta["ground_truth"]["horizon_obs"],
+            "initial_conditions": meta["initial_conditions"],
         },
         "train": train_summary,
-        "eval": ev,
-        "wall_s": time.perf_counter() - t_start,
+        "code": provenance.record(),
         "env": environment(),
     }
 
 
-def _train(spec: JobSpec, job: JobDir, echo, system, data, model, kw, options, params, train_key):
+def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dict):
     """Fit the model with validation-based selection, resuming from the job's checkpoint when it matches."""
-    warmup = None
-    if spec.warmup_steps:  # leapfrog -> Yoshida-4: same parameters, cheaper integrator first
-        warmup = (build(spec.model, **kw, options={**options, "method": "leapfrog"})[0], spec.warmup_steps)
-    train_spec, memory_choice = spec.train, None
-    if train_spec.memory == "auto":
-        from sympscale.profiling import choose_memory
-
-        chosen, tried = choose_memory(model, data.std, train_spec)
-        train_spec = dataclasses.replace(train_spec, memory=chosen)
-        memory_choice = {"chosen": chosen, "predicted_peak_bytes": {p["memory"]: p["peak"] for p in tried}}
-        echo(f"memory=auto chose {chosen!r} (predicted peaks: {memory_choice['predicted_peak_bytes']})")
-    tag = _run_tag(spec, data.key)
+    run, memory_choice = _resolve_memory(run, echo)
+    tag = _run_tag(computation, run.data.key)
     ckpt_path = job.path / CHECKPOINT
-    template = (params, make_optimizer(train_spec).init(params), params)
-    restored = checkpoint.load(ckpt_path, template, tag=tag)
-    resume = None
-    if restored is not None:
-        step, (params, opt_state, best), meta = restored
-        resume = Resume(step, opt_state, best, meta.get("history", []))
-        _trim_log(job.path / JobDir.LOG, step)
-        echo(f"resuming from the checkpoint at step {step} ({ckpt_path})")
-    else:
-        job.start_log()
+    resume = _resume(ckpt_path, run, params, tag, computation, job, echo)
     validate = None
-    if train_spec.val_every:
+    if run.train.val_every:
         validate = make_validator(
-            model, data.val, data.std, horizon=train_spec.val_horizon, starts=train_spec.val_starts
+            run.model, run.data.val, run.data.std, horizon=run.train.val_horizon, starts=run.train.val_starts
         )
         echo(
-            f"validation every {train_spec.val_every} steps: {validate.n_windows} windows of <= {validate.horizon} steps"
+            f"validation every {run.train.val_every} steps: {validate.n_windows} windows of <= {validate.horizon} steps"
         )
+    lyap_per_step = run.data.meta["lyapunov"]["lambda1"] * run.system.dt_obs
 
     def log(rec: dict) -> None:
         job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
-        echo(_progress_line(rec, data.meta["lyapunov"]["lambda1"] * system.dt_obs))
+        echo(_progress_line(rec, lyap_per_step))
+
+    def save(step, state, meta):
+        checkpoint.save(ckpt_path, step, state, tag=tag, meta={**meta, "computation": computation})
 
     params, summary = fit(
-        model,
+        run.model,
         params,
-        data.train,
-        data.std,
-        train_spec,
+        run.data.train,
+        run.data.std,
+        run.train,
         key=train_key,
         log=log,
         resume=resume,
-        checkpoint=lambda step, state, meta: checkpoint.save(ckpt_path, step, state, tag=tag, meta=meta),
-        projector=make_projector(system, spec.projection),
-        warmup=warmup,
+        checkpoint=save,
+        projector=run.projector,
+        warmup=run.warmup,
         validate=validate,
     )
     verdict = "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
     if summary["diverged"]:
         verdict = f"DIVERGED ({summary['divergence']}): not a result"
     echo(f"selected the parameters of step {summary['selected_step']} (best validation VPT); {verdict}")
-    return params, {**summary, "memory": train_spec.memory, "memory_auto": memory_choice}
+    return params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice}
+
+
+def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:
+    """train.memory=auto: the cheapest strategy whose compiled training program (this run's) fits the device."""
+    if run.train.memory != "auto":
+        return run, None
+    from sympscale.profiling import choose_memory
+
+    chosen, tried = choose_memory(run)
+    choice = {"chosen": chosen, "predicted_peak_bytes": {p["memory"]: p["peak"] for p in tried}}
+    echo(f"memory=auto chose {chosen!r} (predicted peaks: {choice['predicted_peak_bytes']})")
+    return run.with_train(dataclasses.replace(run.train, memory=chosen)), choice
+
+
+def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job: JobDir, echo) -> Resume | None:
+    """The checkpoint's state when it belongs to this run; otherwise a fresh log (and an unusable checkpoint is
+    reported with its reason and kept beside, never silently dropped)."""
+    template = (params, run.optimiser().init(params), params)
+    try:
+        restored = checkpoint.load(path, template, tag=tag)
+    except checkpoint.Unusable as e:
+        kept = path.with_name(time.strftime("checkpoint.unused-%Y%m%dT%H%M%S.npz"))
+        os.replace(path, kept)
+        why = e.reason(computation)
+        echo(
+            f"WARNING: the checkpoint in {path.parent} cannot be used ({why}); training starts at step 0 (kept as {kept.name})"
+        )
+        restored = None
+    if restored is None:
+        job.start_log()
+        return None
+    step, (params, opt_state, best), meta = restored
+    _trim_log(job.path / JobDir.LOG, step)
+    echo(f"resuming from the checkpoint at step {step} ({path})")
+    return Resume(step, opt_state, best, meta.get("history", []))
 
 
 def _progress_line(rec: dict, lyap_per_step: float) -> str:
@@ -300,15 +334,10 @@ def _trim_log(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _run_tag(spec: JobSpec, data_key: str) -> str:
-    """Identifies a run for checkpoint reuse: same computation and same data, or start afresh (log and
-    checkpoint cadence and the cache location do not change the computation)."""
-    record = dataclasses.asdict(spec)
-    record.pop("cache_dir")
-    for key in ("log_every", "checkpoint_every"):
-        record["train"].pop(key)
-    text = json.dumps(record, sort_keys=True, default=str) + data_key
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _run_tag(computation: dict, data_key: str) -> str:
+    """Identifies a run for checkpoint reuse: the same computation (`identity.digest`: log and checkpoint cadence
+    and the cache location do not count) on the same data, or start afresh."""
+    return hashlib.sha256(f"{identity.digest(computation)}:{data_key}".encode()).hexdigest()[:16]
 
 
 def headline(metrics: dict) -> str:

@@ -8,7 +8,6 @@ fresh process). CPU compiles overestimate GPU memory (DESIGN §4: ~30 %): size a
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import resource
 import time
@@ -17,14 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sympscale.training import TrainSpec, make_loss
-
 STRATEGY_ORDER = ("none", "remat", "blocked")  # cheapest compute first: what `auto` tries in turn
 
 
-def _grad_fn(model, std, spec: TrainSpec, memory: str):
-    loss = make_loss(model, std, dataclasses.replace(spec, memory=memory))
-    return jax.jit(jax.value_and_grad(loss))
+def _grad_fn(run, memory: str):
+    """The run's own training gradient (`Assembly.loss`: its model, its projection) with strategy `memory`."""
+    return jax.jit(jax.value_and_grad(run.loss(memory)))
 
 
 def _shapes(model, batch_size: int, horizon: int):
@@ -34,10 +31,12 @@ def _shapes(model, batch_size: int, horizon: int):
     return params, x0, targets
 
 
-def predicted_memory(model, std, spec: TrainSpec, memory: str) -> dict:
-    """XLA's memory analysis (bytes) and FLOP estimate of one gradient step, compiled for the default backend."""
+def predicted_memory(run, memory: str) -> dict:
+    """XLA's memory analysis (bytes) and FLOP estimate of one gradient step of `run` (a `sympscale.assembly.Assembly`)
+    at its full training horizon, compiled for the default backend."""
     t0 = time.perf_counter()
-    compiled = _grad_fn(model, std, spec, memory).lower(*_shapes(model, spec.batch_size, spec.horizon)).compile()
+    spec = run.train
+    compiled = _grad_fn(run, memory).lower(*_shapes(run.model, spec.batch_size, spec.horizon)).compile()
     ma = compiled.memory_analysis()
     out = {"memory": memory, "compile_s": time.perf_counter() - t0}
     if ma is None:
@@ -72,12 +71,12 @@ def device_budget() -> tuple[int | None, str]:
         return None, "unknown"
 
 
-def choose_memory(model, std, spec: TrainSpec, *, headroom: float = 0.9) -> tuple[str, list[dict]]:
+def choose_memory(run, *, headroom: float = 0.9) -> tuple[str, list[dict]]:
     """`auto`: the first of none → remat → blocked whose predicted peak fits the device (with headroom)."""
     budget, _ = device_budget()
     tried = []
     for memory in STRATEGY_ORDER:
-        pred = predicted_memory(model, std, spec, memory)
+        pred = predicted_memory(run, memory)
         tried.append(pred)
         if budget is None or pred["peak"] is None or pred["peak"] <= headroom * budget:
             return memory, tried
@@ -88,13 +87,14 @@ def choose_memory(model, std, spec: TrainSpec, *, headroom: float = 0.9) -> tupl
     )
 
 
-def measure_step(model, std, spec: TrainSpec, memory: str, *, repeats: int = 3, seed: int = 0) -> dict:
-    """Run one gradient step (compile, then `repeats` timed calls); peak memory from the device or the process."""
+def measure_step(run, memory: str, *, repeats: int = 3, seed: int = 0) -> dict:
+    """Run one gradient step of `run` (compile, then `repeats` timed calls); peak memory from the device or the process."""
+    model, spec = run.model, run.train
     rng = np.random.default_rng(seed)
     params = model.init(jax.random.key(seed))
     x0 = jnp.asarray(rng.normal(size=(spec.batch_size, model.D)) * 0.5)
     targets = jnp.asarray(rng.normal(size=(spec.horizon, spec.batch_size, model.D)) * 0.5)
-    fn = _grad_fn(model, std, spec, memory)
+    fn = _grad_fn(run, memory)
     t0 = time.perf_counter()
     jax.block_until_ready(fn(params, x0, targets))
     compile_and_first = time.perf_counter() - t0

@@ -5,18 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from sympscale.curriculum import CURRICULA
 from sympscale.data import DataSpec
-from sympscale.integrators import METHODS
-from sympscale.models import (
-    MODELS,
-    Capacity,
-    solve_freeform_widths,
-    solve_gru_sizes,
-    target_params,
-)
-from sympscale.models.nn import ACTIVATIONS
-from sympscale.models.symp import KINETICS
+from sympscale.models import MODELS, Capacity, context
+from sympscale.models import check as check_model
+from sympscale.models import options_of as model_options
 from sympscale.projection import KINDS as PROJECTIONS
 from sympscale.recipe import effective_train, recipe_errors
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
@@ -30,42 +25,16 @@ def config_errors(cfg: Any) -> list[str]:
     errors: list[str] = []
     system = dict(cfg.system)
     name = system.pop("name")
-    exact = None
+    made = None
     errors += system_value_errors(system)
     if name not in SYSTEMS:
-        errors.append(f"system={name!r} is unknown; valid: {', '.join(sorted(SYSTEMS))}")
+        errors.append(f"system={name!r} is unknown; valid: {', '.join(SYSTEMS)}")
     elif not errors:
         try:
-            exact = make_system(name, cfg.D, **system).exact_quadratic()
+            made = make_system(name, cfg.D, **system)
         except InvalidSystemError as e:
             errors.append(str(e))
-    kinetic = cfg.model.get("kinetic", "auto")
-    if kinetic not in ("auto", *KINETICS):
-        errors.append(f"model.kinetic={kinetic!r} is unknown; valid: auto, {', '.join(KINETICS)}")
-    elif kinetic == "none" and (exact is None or not cfg.model.get("exact_part", True)) and name in SYSTEMS:
-        errors.append(
-            f"model.kinetic=none needs the known quadratic part of a system that has one (cr3bp) to carry ½|p|², "
-            f"and {name} with exact_part={cfg.model.get('exact_part', True)} has none: use auto, quadratic or mlp"
-        )
-    method = cfg.model.get("method", "yoshida4")
-    if method not in METHODS:
-        errors.append(f"model.method={method!r} is unknown; valid: {', '.join(METHODS)}")
-    activation = cfg.model.get("activation", "softplus")
-    if activation not in ACTIVATIONS:
-        errors.append(f"model.activation={activation!r} is unknown; valid: {', '.join(ACTIVATIONS)}")
-    if not 1 <= cfg.model.get("substeps", 1) <= MAX_SUBSTEPS:
-        errors.append(f"model.substeps={cfg.model.substeps} must be in 1..{MAX_SUBSTEPS}")
-    if cfg.model.name not in MODELS:
-        errors.append(f"model={cfg.model.name!r} is unknown; valid: {', '.join(MODELS)}")
-    elif cfg.model.name in ("gru", "freeform") and cfg.capacity.width >= 1 and cfg.capacity.depth >= 1:
-        target = target_params(cfg.D, Capacity(cfg.capacity.width, cfg.capacity.depth), exact)
-        try:
-            if cfg.model.name == "gru":
-                solve_gru_sizes(cfg.D, target)
-            else:
-                solve_freeform_widths(cfg.D, target, cfg.capacity.depth)
-        except ValueError as e:
-            errors.append(f"capacity.width={cfg.capacity.width}, depth={cfg.capacity.depth}: {e}; use a larger width")
+    errors += _model_errors(cfg, made)
     projection = cfg.model.get("projection", "none")
     if projection not in PROJECTIONS:
         errors.append(f"model.projection={projection!r} is unknown; valid: {', '.join(PROJECTIONS)}")
@@ -76,7 +45,7 @@ def config_errors(cfg: Any) -> list[str]:
         errors.append(f"model.warmup_steps={warm} must be between 0 and train.steps={cfg.train.steps}")
     if cfg.seed < 0 or cfg.data_seed < 0:
         errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
-    errors += recipe_errors(cfg.train, MODELS)
+    errors += recipe_errors(cfg.train, tuple(MODELS))
     tr, n_obs = _Attrs(effective_train(cfg.train, cfg.model.name)), cfg.data.n_obs
     window = cfg.bptt_window.window
     if window is not None and not 1 <= window <= tr.horizon:
@@ -101,6 +70,23 @@ def config_errors(cfg: Any) -> list[str]:
     for key in ("width", "depth"):
         if cfg.capacity[key] < 1:
             errors.append(f"capacity.{key}={cfg.capacity[key]} must be >= 1")
+    return errors
+
+
+def _model_errors(cfg: Any, system: Any) -> list[str]:
+    """The model's own checks (its registered `check`), with what every model shares: substeps, projection."""
+    name = cfg.model.name
+    if name not in MODELS:
+        return [f"model={name!r} is unknown; valid: {', '.join(MODELS)}"]
+    opts = model_options(name, cfg.model)
+    errors = []
+    if not 1 <= getattr(opts, "substeps", 1) <= MAX_SUBSTEPS:
+        errors.append(f"model.substeps={opts.substeps} must be in 1..{MAX_SUBSTEPS}")
+    if cfg.capacity.width >= 1 and cfg.capacity.depth >= 1 and system is not None:
+        capacity = Capacity(cfg.capacity.width, cfg.capacity.depth)
+        shapes = np.zeros(cfg.D), np.ones(cfg.D)  # normalisation does not change what can be built
+        ctx = context(cfg.D, system.dt_obs, *shapes, capacity, system.exact_quadratic(), system)
+        errors += check_model(name, opts, ctx)
     return errors
 
 

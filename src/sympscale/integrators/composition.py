@@ -9,11 +9,14 @@ Hamiltonian, `quadratic_flow`) composes with a learned V(q) into an explicit sym
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from sympscale.registry import INTEGRATORS
 
 Array = jnp.ndarray
 
@@ -27,12 +30,50 @@ def _symmetric(outer_to_inner: list[float]) -> np.ndarray:
 
 _CBRT2 = 2.0 ** (1.0 / 3.0)
 
+
+@dataclasses.dataclass(frozen=True)
+class Composition:
+    """A symmetric composition method: its leapfrog weights and its order of accuracy."""
+
+    weights: tuple[float, ...]
+    order: int
+
+
+def _register(name: str, weights: np.ndarray, order: int) -> None:
+    INTEGRATORS.register(name, options=Composition, make=lambda: Composition(tuple(map(float, weights)), order))
+
+
+class _Weights(Mapping):
+    """name -> leapfrog weights of every registered composition method."""
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in INTEGRATORS:
+            raise KeyError(name)
+        return np.asarray(INTEGRATORS[name].make().weights, dtype=np.float64)
+
+    def __iter__(self):
+        return iter(INTEGRATORS)
+
+    def __len__(self) -> int:
+        return len(INTEGRATORS)
+
+
+class _Orders(_Weights):
+    """name -> order of accuracy of every registered composition method."""
+
+    def __getitem__(self, name: str) -> int:
+        if name not in INTEGRATORS:
+            raise KeyError(name)
+        return INTEGRATORS[name].make().order
+
+
 # Leapfrog weights per method. Yoshida 6 "solution A" and 8 "solution D" (SCIENCE §6).
-METHODS: dict[str, np.ndarray] = {
-    "leapfrog": np.array([1.0]),
-    "yoshida4": _symmetric([1.0 / (2.0 - _CBRT2)]),
-    "yoshida6": _symmetric([0.78451361047755726382, 0.23557321335935813368, -1.17767998417887100695]),
-    "yoshida8": _symmetric(
+_register("leapfrog", np.array([1.0]), 2)
+_register("yoshida4", _symmetric([1.0 / (2.0 - _CBRT2)]), 4)
+_register("yoshida6", _symmetric([0.78451361047755726382, 0.23557321335935813368, -1.17767998417887100695]), 6)
+_register(
+    "yoshida8",
+    _symmetric(
         [
             0.914844246229740,
             0.253693336566229,
@@ -43,8 +84,11 @@ METHODS: dict[str, np.ndarray] = {
             0.102799849391985,
         ]
     ),
-}
-ORDERS: dict[str, int] = {"leapfrog": 2, "yoshida4": 4, "yoshida6": 6, "yoshida8": 8}
+    8,
+)
+# views of the registry (a method registered later appears in them too)
+METHODS: Mapping[str, np.ndarray] = _Weights()
+ORDERS: Mapping[str, int] = _Orders()
 
 
 def kick_drift_coefficients(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 
 from sympscale.integrators import rk4_step
-from sympscale.models.nn import Array, StateCarry, mlp, mlp_init, mlp_param_count
+from sympscale.models.base import Context, ModelOptions, capacity_problem, choice_problem
+from sympscale.models.nn import ACTIVATIONS, F64, MLP, Array, StateCarry, init_params, mlp_param_count
+from sympscale.registry import MODELS
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -38,12 +41,18 @@ class FreeformModel(StateCarry):
     def count(D: int, width: int, last_width: int, depth: int) -> int:
         return mlp_param_count(FreeformModel.sizes(D, width, last_width, depth))
 
+    @property
+    def mlp(self) -> MLP:
+        """The vector field's network; a small last layer starts the field near zero."""
+        features = self.sizes(self.D, self.width, self.last_width, self.depth)[1:]
+        return MLP(features=tuple(features), activation=self.activation, last_scale=0.1)
+
     def init(self, key: Array) -> dict:
-        return {"f": mlp_init(key, self.sizes(self.D, self.width, self.last_width, self.depth), last_scale=0.1)}
+        return {"f": init_params(self.mlp, key, jnp.zeros((self.D,), dtype=F64))}
 
     def field(self, params, x: Array) -> Array:
         z = (x - self.mean) / self.std
-        return self.std * mlp(params["f"], z, self.activation) / self.time_scale
+        return self.std * self.mlp.apply({"params": params["f"]}, z) / self.time_scale
 
     def step(self, params, x: Array) -> Array:
         h = self.dt / self.substeps
@@ -68,3 +77,35 @@ def solve_freeform_widths(D: int, target: int, depth: int, *, rtol: float = 1e-3
     if best is None or best_key[0]:
         raise ValueError(f"no free-form widths match {target} parameters within {rtol:.1%} at D={D}")
     return best
+
+
+@dataclasses.dataclass(frozen=True)
+class FreeformOptions(ModelOptions):
+    """Ablation: an unstructured MLP vector field integrated with RK4 (no Hamiltonian structure at all)."""
+
+    substeps: int = 4  # RK4 steps per observation interval
+    activation: str = "softplus"
+
+
+def make(options: FreeformOptions, ctx: Context) -> tuple[FreeformModel, dict]:
+    w, w2 = solve_freeform_widths(ctx.D, ctx.target, ctx.capacity.depth)
+    model = FreeformModel(
+        D=ctx.D,
+        width=w,
+        last_width=w2,
+        depth=ctx.capacity.depth,
+        dt=ctx.dt,
+        substeps=options.substeps,
+        activation=options.activation,
+        mean=np.asarray(ctx.mean),
+        std=np.asarray(ctx.std),
+    )
+    return model, {"width": w, "last_width": w2}
+
+
+def check(options: FreeformOptions, ctx: Context) -> list[str]:
+    errors = choice_problem("activation", options.activation, tuple(ACTIVATIONS))
+    return errors + capacity_problem(ctx, solve_freeform_widths, ctx.D, ctx.target, ctx.capacity.depth)
+
+
+MODELS.register("freeform", options=FreeformOptions, make=make, check=check)

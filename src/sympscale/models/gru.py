@@ -1,7 +1,8 @@
 """Free-form GRU world model (DreamerV3-style core in float64; DreamerV3 itself computes in bfloat16).
 
 h₀ = tanh(W_enc z₀) encodes the first observation; each step feeds the model's own previous prediction
-through an embedding into a GRU cell, and a residual decoder adds the predicted change:
+through an embedding into a GRU cell (flax.linen.GRUCell: biases on the input side and on the candidate's
+recurrent term, 3HE + 3H² + 4H parameters), and a residual decoder adds the predicted change:
 z_{t+1} = z_t + dec(h_{t+1}), all in normalised units z = (x − μ) / σ. The decoder is linear, or an MLP with
 one hidden layer of K units when that is needed to hit the parameter budget. The widths (hidden H, embedding E,
 decoder K) are solved so that the parameter count matches the symplectic model's within 0.1 %.
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sympscale.models.nn import Array, dense, dense_init, mlp, mlp_init
+from sympscale.models.base import Context, ModelOptions, capacity_problem
+from sympscale.models.nn import F64, MLP, Array, Dense, init_params, lecun_normal
+from sympscale.registry import MODELS
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -33,32 +37,36 @@ class GRUModel:
     def count(D: int, hidden: int, embed: int, decoder_hidden: int = 0) -> int:
         H, E, K = hidden, embed, decoder_hidden
         decoder = (H * D + D) if K == 0 else (H * K + K + K * D + D)
-        return (D * H + H) + (D * E + E) + (3 * H * E + 3 * H * H + 6 * H) + decoder
+        return (D * H + H) + (D * E + E) + (3 * H * E + 3 * H * H + 4 * H) + decoder
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        """Encoder, embedding, GRU cell and decoder (LeCun-normal kernels, recurrent ones too; zero biases)."""
+        H, K = self.hidden, self.decoder_hidden
+        cell = nn.GRUCell(
+            H, kernel_init=lecun_normal(), recurrent_kernel_init=lecun_normal(), dtype=F64, param_dtype=F64
+        )
+        dec = (self.D,) if K == 0 else (K, self.D)
+        # small last layer of the decoder: start near persistence
+        return {"enc": Dense(H), "emb": Dense(self.embed), "cell": cell, "dec": MLP(dec, "tanh", last_scale=0.1)}
 
     def init(self, key: Array) -> dict:
-        k = jax.random.split(key, 6)
-        H, E, K = self.hidden, self.embed, self.decoder_hidden
-        dec_sizes = [H, self.D] if K == 0 else [H, K, self.D]
+        k = jax.random.split(key, 4)
+        nets = self.networks
+        x, h, e = (jnp.zeros((n,), dtype=F64) for n in (self.D, self.hidden, self.embed))
         return {
-            "enc": dense_init(k[0], self.D, H),
-            "emb": dense_init(k[1], self.D, E),
-            "w_i": dense_init(k[2], E, 3 * H),
-            "w_h": dense_init(k[3], H, 3 * H),
-            "dec": mlp_init(k[4], dec_sizes, last_scale=0.1),  # small last layer: start near persistence
+            "enc": init_params(nets["enc"], k[0], x),
+            "emb": init_params(nets["emb"], k[1], x),
+            "cell": init_params(nets["cell"], k[2], h, e),
+            "dec": init_params(nets["dec"], k[3], h),
         }
 
-    def _cell(self, params, h: Array, e: Array) -> Array:
-        gi, gh = dense(params["w_i"], e), dense(params["w_h"], h)
-        ir, iz, in_ = jnp.split(gi, 3, axis=-1)
-        hr, hz, hn = jnp.split(gh, 3, axis=-1)
-        r = jax.nn.sigmoid(ir + hr)
-        z = jax.nn.sigmoid(iz + hz)
-        n = jnp.tanh(in_ + r * hn)
-        return (1.0 - z) * n + z * h
+    def _apply(self, params, name: str, *inputs):
+        return self.networks[name].apply({"params": params[name]}, *inputs)
 
     def encode(self, params, x0: Array) -> tuple[Array, Array]:
         z0 = (x0 - self.mean) / self.std
-        return jnp.tanh(dense(params["enc"], z0)), z0
+        return jnp.tanh(self._apply(params, "enc", z0)), z0
 
     def observe(self, carry) -> Array:
         return carry[1] * self.std + self.mean
@@ -68,8 +76,8 @@ class GRUModel:
 
     def step(self, params, carry):
         h, z = carry
-        h = self._cell(params, h, jnp.tanh(dense(params["emb"], z)))
-        return h, z + mlp(params["dec"], h, "tanh")
+        h, _ = self._apply(params, "cell", h, jnp.tanh(self._apply(params, "emb", z)))
+        return h, z + self._apply(params, "dec", h)
 
 
 def solve_gru_sizes(D: int, target: int, *, rtol: float = 1e-3, max_decoder_hidden: int = 32) -> tuple[int, int, int]:
@@ -93,3 +101,21 @@ def solve_gru_sizes(D: int, target: int, *, rtol: float = 1e-3, max_decoder_hidd
     if best is None or best_key[0]:
         raise ValueError(f"no GRU widths match {target} parameters within {rtol:.1%} at D={D}")
     return best
+
+
+@dataclasses.dataclass(frozen=True)
+class GRUOptions(ModelOptions):
+    """Free-form GRU world model; hidden, embedding and decoder widths solved to match the symp model's count."""
+
+
+def make(options: GRUOptions, ctx: Context) -> tuple[GRUModel, dict]:
+    H, E, K = solve_gru_sizes(ctx.D, ctx.target)
+    model = GRUModel(D=ctx.D, hidden=H, embed=E, decoder_hidden=K, mean=np.asarray(ctx.mean), std=np.asarray(ctx.std))
+    return model, {"hidden": H, "embed": E, "decoder_hidden": K}
+
+
+def check(options: GRUOptions, ctx: Context) -> list[str]:
+    return capacity_problem(ctx, solve_gru_sizes, ctx.D, ctx.target)
+
+
+MODELS.register("gru", options=GRUOptions, make=make, check=check)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 
 from sympscale.integrators import METHODS
+from sympscale.models.base import Context, ModelOptions, choice_problem
 from sympscale.models.nn import Array, StateCarry
+from sympscale.registry import MODELS
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -37,3 +39,25 @@ class OracleModel(StateCarry):
         for _ in range(self.substeps):
             x = self.system.step_with(x, h, method=self.method)
         return x
+
+
+@dataclasses.dataclass(frozen=True)
+class OracleOptions(ModelOptions):
+    """The ceiling: the system's true dynamics stepped by symp's own integrator at symp's own step."""
+
+    substeps: int = 4  # the integrator of symp: the ceiling at symp's own step size
+    method: str = "yoshida4"
+
+
+def make(options: OracleOptions, ctx: Context) -> tuple[OracleModel, dict]:
+    if ctx.system is None:
+        raise ValueError("model oracle needs the system whose true dynamics it steps")
+    model = OracleModel(system=ctx.system, substeps=options.substeps, method=options.method)
+    return model, {"substeps": model.substeps, "method": model.method}
+
+
+def check(options: OracleOptions, ctx: Context) -> list[str]:
+    return choice_problem("method", options.method, tuple(METHODS))
+
+
+MODELS.register("oracle", options=OracleOptions, make=make, check=check)

@@ -25,7 +25,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from sympscale.integrators import METHODS, quadratic_flow, rk4_step, split_step
-from sympscale.models.nn import ACTIVATIONS, Array, StateCarry, mlp, mlp_init, mlp_param_count, spectral_normalise
+from sympscale.models.base import Context, ModelOptions, choice_problem
+from sympscale.models.nn import (
+    ACTIVATIONS,
+    F64,
+    MLP,
+    Array,
+    StateCarry,
+    init_params,
+    mlp_param_count,
+    spectral_normalise,
+)
+from sympscale.registry import MODELS
 
 _SOFTPLUS_INV_1 = float(np.log(np.expm1(1.0)))
 KINETICS = ("quadratic", "mlp", "none")
@@ -74,14 +85,20 @@ class SympModel(StateCarry):
         mlp_count = mlp_param_count([N] + [width] * depth + [1])
         return mlp_count + {"quadratic": N * (N + 1) // 2, "mlp": mlp_count, "none": 0}[kinetic]
 
+    @property
+    def mlp(self) -> MLP:
+        """The network of V (and of an MLP kinetic term): N inputs, `depth` hidden layers of `width`, one output."""
+        # a small last layer: V ≈ 0 (and T ≈ ½|p|²) at init, near-free motion
+        return MLP(features=(self.width,) * self.depth + (1,), activation=self.activation, last_scale=0.01)
+
     def init(self, key: Array) -> dict:
-        sizes = [self.N] + [self.width] * self.depth + [1]
-        params = {"V": mlp_init(key, sizes, last_scale=0.01)}  # V ≈ 0 at init: near-free motion
+        z = jnp.zeros((self.N,), dtype=F64)
+        params = {"V": init_params(self.mlp, key, z)}
         if self.kinetic == "quadratic":
-            params["T_diag"] = jnp.full((self.N,), _SOFTPLUS_INV_1, dtype=jnp.float64)
-            params["T_off"] = jnp.zeros((self.N * (self.N - 1) // 2,), dtype=jnp.float64)
+            params["T_diag"] = jnp.full((self.N,), _SOFTPLUS_INV_1, dtype=F64)
+            params["T_off"] = jnp.zeros((self.N * (self.N - 1) // 2,), dtype=F64)
         elif self.kinetic == "mlp":
-            params["T"] = mlp_init(jax.random.fold_in(key, 1), sizes, last_scale=0.01)
+            params["T"] = init_params(self.mlp, jax.random.fold_in(key, 1), z)
         return params
 
     # ----- the learned Hamiltonian ------------------------------------------------------------------------
@@ -90,11 +107,14 @@ class SympModel(StateCarry):
         """Parameters as the networks use them (spectrally normalised layers when asked)."""
         if not self.spectral_norm:
             return params
-        return {k: [spectral_normalise(layer) for layer in v] if k in ("V", "T") else v for k, v in params.items()}
+        return {
+            k: {name: spectral_normalise(layer) for name, layer in v.items()} if k in ("V", "T") else v
+            for k, v in params.items()
+        }
 
     def _cholesky(self, params) -> Array:
         rows, cols = np.tril_indices(self.N, k=-1)
-        L = jnp.zeros((self.N, self.N), dtype=jnp.float64).at[rows, cols].set(params["T_off"])
+        L = jnp.zeros((self.N, self.N), dtype=F64).at[rows, cols].set(params["T_off"])
         return L + jnp.diag(jax.nn.softplus(params["T_diag"]))
 
     def _mass_inverse(self, net) -> Array:
@@ -107,12 +127,12 @@ class SympModel(StateCarry):
             return 0.5 * jnp.sum(u * u, axis=-1)
         if self.kinetic == "mlp":
             z = (p - self.p_mean) / self.p_std
-            return 0.5 * jnp.sum(p * p, axis=-1) + self.energy_scale * mlp(net["T"], z, self.activation)[..., 0]
+            return 0.5 * jnp.sum(p * p, axis=-1) + self.energy_scale * self.mlp.apply({"params": net["T"]}, z)[..., 0]
         return jnp.zeros(p.shape[:-1], dtype=p.dtype)
 
     def _V(self, net, q: Array) -> Array:
         z = (q - self.q_mean) / self.q_std
-        return self.energy_scale * mlp(net["V"], z, self.activation)[..., 0]
+        return self.energy_scale * self.mlp.apply({"params": net["V"]}, z)[..., 0]
 
     def _H(self, net, x: Array) -> Array:
         q, p = x[..., : self.N], x[..., self.N :]
@@ -120,9 +140,6 @@ class SympModel(StateCarry):
         if self.exact is not None:
             H = H + 0.5 * jnp.sum((x @ jnp.asarray(self.exact)) * x, axis=-1)
         return H
-
-    def kinetic_energy(self, params, p: Array) -> Array:
-        return self._T(self._networks(params), p)
 
     def potential(self, params, q: Array) -> Array:
         return self._V(self._networks(params), q)
@@ -184,3 +201,73 @@ class SympModel(StateCarry):
             return q, p
 
         return flow
+
+
+# ----- options, constructor and registration -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RK4Options(ModelOptions):
+    """The learned Hamiltonian of symp integrated with RK4 (ablation: structure in the field, not the integrator)."""
+
+    substeps: int = 4  # integrator steps per observation interval (h = dt_obs / 4)
+    activation: str = "softplus"  # smooth, and grows linearly: V keeps confining outside the data
+    kinetic: str = "auto"  # quadratic (½|Lᵀp|², learned Cholesky) | mlp (½|p|² + MLP) | none; auto: none where H_A carries ½|p|²
+    spectral_norm: bool = False  # W / σ(W) in every layer of the Hamiltonian's MLPs
+    exact_part: bool = True  # integrate the system's known quadratic part exactly (cr3bp); false learns it (ablation)
+
+
+@dataclasses.dataclass(frozen=True)
+class SympOptions(RK4Options):
+    """Learned Hamiltonian H_A + T(p) + V(q) integrated by a symplectic composition method."""
+
+    method: str = "yoshida4"  # leapfrog | yoshida4 | yoshida6 | yoshida8
+    warmup_steps: int = 0  # train with leapfrog for this many steps, then `method` (same parameters)
+
+
+def default_kinetic(exact: np.ndarray | None) -> str:
+    """The kinetic term where kinetic=auto: none when the known quadratic part carries ½|p|², else quadratic."""
+    return "quadratic" if exact is None else "none"
+
+
+def make(options: RK4Options, ctx: Context) -> tuple[SympModel, dict]:
+    """symp (SympOptions) or rk4 (RK4Options): the model and its sizes."""
+    known = ctx.exact if options.exact_part else None
+    kinetic = default_kinetic(known) if options.kinetic == "auto" else options.kinetic
+    N = ctx.D // 2
+    model = SympModel(
+        D=ctx.D,
+        width=ctx.capacity.width,
+        depth=ctx.capacity.depth,
+        dt=ctx.dt,
+        substeps=options.substeps,
+        method=getattr(options, "method", "rk4"),
+        activation=options.activation,
+        kinetic=kinetic,
+        spectral_norm=options.spectral_norm,
+        exact=known,
+        q_mean=np.asarray(ctx.mean[:N]),
+        q_std=np.asarray(ctx.std[:N]),
+        p_mean=np.asarray(ctx.mean[N:]),
+        p_std=np.asarray(ctx.std[N:]),
+        energy_scale=float(0.5 * np.sum(ctx.std[N:] ** 2 + ctx.mean[N:] ** 2)),
+    )
+    return model, {"width": ctx.capacity.width, "depth": ctx.capacity.depth, "kinetic": kinetic}
+
+
+def check(options: RK4Options, ctx: Context) -> list[str]:
+    """Choices the constructor would refuse, named by their config keys."""
+    errors = choice_problem("kinetic", options.kinetic, ("auto", *KINETICS))
+    errors += choice_problem("activation", options.activation, tuple(ACTIVATIONS))
+    if isinstance(options, SympOptions):
+        errors += choice_problem("method", options.method, tuple(METHODS))
+    if options.kinetic == "none" and (ctx.exact is None or not options.exact_part):
+        errors.append(
+            f"model.kinetic=none needs the known quadratic part of a system that has one (cr3bp) to carry ½|p|², "
+            f"and this system with exact_part={options.exact_part} has none: use auto, quadratic or mlp"
+        )
+    return errors
+
+
+MODELS.register("symp", options=SympOptions, make=make, check=check)
+MODELS.register("rk4", options=RK4Options, make=make, check=check)

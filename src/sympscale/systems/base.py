@@ -38,7 +38,6 @@ class System(abc.ABC):
     dt_obs: float = 0.5  # time between observations
 
     name: ClassVar[str] = "base"
-    dissipative: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         problem = self.check_D(self.D)

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from sympscale.integrators import quadratic_flow, split_step
+from sympscale.registry import SYSTEMS
 from sympscale.systems.base import Array, InvalidSystemError, System
 
 FINE_SAVES = 8  # close-approach check: states per observation interval
@@ -236,3 +237,6 @@ def lagrange_points(mu: float) -> dict[str, dict[str, float]]:
     for k, y in (("L4", math.sqrt(3) / 2), ("L5", -math.sqrt(3) / 2)):
         out[k] = {"x": 0.5 - mu, "y": y, "C": 2 * omega(0.5 - mu, y)}
     return out
+
+
+SYSTEMS.register("cr3bp", options=CR3BP, make=CR3BP)

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
+from sympscale.registry import SYSTEMS
 from sympscale.systems.base import Array, InvalidSystemError, Lattice
 
 BOUNDARIES = ("periodic", "fixed")
@@ -79,3 +80,6 @@ class FPUT(Lattice):
         if self.boundary == "periodic":
             out["P"] = jnp.sqrt(jnp.sum(self.split(x)[1] ** 2, axis=-1))
         return out
+
+
+SYSTEMS.register("fput", options=FPUT, make=FPUT)

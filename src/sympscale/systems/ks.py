@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from sympscale.integrators import etdrk4_coefficients, etdrk4_step
+from sympscale.registry import SYSTEMS
 from sympscale.systems.base import Array, InvalidSystemError, System
 
 
@@ -31,7 +32,6 @@ class KS(System):
     ic_amplitude: float = 0.5
 
     name: ClassVar[str] = "ks"
-    dissipative: ClassVar[bool] = True
     min_points: ClassVar[int] = 16
 
     def __post_init__(self) -> None:
@@ -120,3 +120,6 @@ class KS(System):
             },
             "mean_u2": float(np.mean(np.asarray(traj) ** 2)),
         }
+
+
+SYSTEMS.register("ks", options=KS, make=KS)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sympscale.registry import SYSTEMS
 from sympscale.systems.base import Array, HamiltonianSystem, InvalidSystemError
 
 
@@ -149,3 +150,6 @@ class NBody(HamiltonianSystem):
 
 
 __all__ = ["NBody"]
+
+
+SYSTEMS.register("nbody", options=NBody, make=NBody)

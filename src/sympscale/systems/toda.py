@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sympscale.registry import SYSTEMS
 from sympscale.systems.base import Array, Lattice
 
 
@@ -95,3 +96,6 @@ class Toda(Lattice):
         out["I3"] = jnp.sum(jnp.abs(lam) ** 3, axis=-1) / 3.0
         out["I4"] = jnp.sum(lam**4, axis=-1) / 4.0
         return out
+
+
+SYSTEMS.register("toda", options=Toda, make=Toda)
