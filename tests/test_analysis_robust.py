@@ -181,7 +181,7 @@ def test_read_job_gives_the_reason_a_folder_is_excluded(tmp_path, spoil, reason)
     write_job(tmp_path, "gru", 1, last100=10.0)
     d = tmp_path / "job-gru-1-16"
     spoil(d)
-    row, got = read_job(d, tmp_path)
+    row, got, _ = read_job(d, tmp_path)
     assert got == reason
     assert row["job"] == "job-gru-1-16" and row["job_dir"] == str(d)
 
@@ -192,7 +192,7 @@ def test_read_job_accepts_a_good_run_and_junk_outside_the_headline(tmp_path):
     _edit_json(d / "metrics.json", lambda m: m.update(params="many", train=None, dataset=[1]))
     _edit_json(d / "metrics.json", _set_eval(vpt_lyapunov="x", conservation=[1, 2], horizon="long"))
     (d / "train_log.jsonl").write_bytes(JUNK)
-    row, reason = read_job(d, tmp_path)
+    row, reason, _ = read_job(d, tmp_path)
     assert reason is None and row["last100_mse"] == 10.0 and row["params"] == "many"  # typed later by collect
     df = collect(tmp_path)
     assert bool(df.loc[0, "ok"]) and pd.isna(df.loc[0, "params"]) and pd.isna(df.loc[0, "vpt_lyap_0.3"])

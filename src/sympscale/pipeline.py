@@ -22,6 +22,7 @@ from sympscale.data import DataSpec
 from sympscale.evaluation import one_step_mse, rollout_metrics
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity
+from sympscale.progress import Progress
 from sympscale.projection import make_projector
 from sympscale.recipe import effective_train
 from sympscale.selection import make_validator
@@ -239,28 +240,30 @@ def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dic
             f"validation every {run.train.val_every} steps: {validate.n_windows} windows of <= {validate.horizon} steps"
         )
     lyap_per_step = run.data.meta["lyapunov"]["lambda1"] * run.system.dt_obs
+    progress = Progress(run.train.steps, lyap_per_step=lyap_per_step, initial=resume.step if resume else 0)
 
     def log(rec: dict) -> None:
         job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
-        echo(_progress_line(rec, lyap_per_step))
+        progress.update(rec)
 
     def save(step, state, meta):
         checkpoint.save(ckpt_path, step, state, tag=tag, meta={**meta, "computation": computation})
 
-    params, summary = fit(
-        run.model,
-        params,
-        run.data.train,
-        run.data.std,
-        run.train,
-        key=train_key,
-        log=log,
-        resume=resume,
-        checkpoint=save,
-        projector=run.projector,
-        warmup=run.warmup,
-        validate=validate,
-    )
+    with progress:  # the bar closes also when training raises
+        params, summary = fit(
+            run.model,
+            params,
+            run.data.train,
+            run.data.std,
+            run.train,
+            key=train_key,
+            log=log,
+            resume=resume,
+            checkpoint=save,
+            projector=run.projector,
+            warmup=run.warmup,
+            validate=validate,
+        )
     verdict = "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
     if summary["diverged"]:
         verdict = f"DIVERGED ({summary['divergence']}): not a result"
@@ -301,19 +304,6 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     _trim_log(job.path / JobDir.LOG, step)
     echo(f"resuming from the checkpoint at step {step} ({path})")
     return Resume(step, opt_state, best, meta.get("history", []))
-
-
-def _progress_line(rec: dict, lyap_per_step: float) -> str:
-    step, h = rec["step"], rec.get("horizon")
-    if "loss" in rec:
-        return f"  step {step:>6}  h {h:>4}  loss {rec['loss']:.4e}  |g| {rec['grad_norm']:.2e}  {rec['wall_s']:.1f}s"
-    if "grad_cosine_full" in rec:
-        return f"  step {step:>6}  cos(truncated, full-horizon gradient) {rec['grad_cosine_full']:.4f}"
-    vpt = rec["val_vpt_steps"]
-    return (
-        f"  val  {step:>6}  h {h:>4}  VPT {vpt:.1f} steps ({vpt * lyap_per_step:.3f} Lyapunov times)  "
-        f"one-step {rec['val_one_step_mse']:.3e}  rollout(h) {rec['val_rollout_mse']:.3e}"
-    )
 
 
 def _trim_log(path: Path, step: int) -> None:

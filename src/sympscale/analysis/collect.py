@@ -21,7 +21,8 @@ from sympscale.analysis.checks import (
     metrics_problem,
     state_problem,
 )
-from sympscale.analysis.fields import config_fields, log_fields, metric_fields, model_label, tidy_types
+from sympscale.analysis.conditions import model_label, setting_labels
+from sympscale.analysis.fields import config_fields, log_fields, metric_fields, tidy_types
 from sympscale.identity import digest
 
 __all__ = ["collect", "job_dirs", "model_label", "read_job", "validation_curves"]
@@ -67,8 +68,9 @@ def _finished_at(status: dict, metrics_path: Path) -> float | None:
         return None
 
 
-def read_job(d: Path, root: Path) -> tuple[dict, str | None]:
-    """One job folder as a row (whatever of it could be read) and why it is excluded (None: usable)."""
+def read_job(d: Path, root: Path) -> tuple[dict, str | None, dict | None]:
+    """One job folder as a row (whatever of it could be read), why it is excluded (None: usable) and its config
+    (None when it cannot be used)."""
     (cfg, cfg_err), (metrics, m_err) = load_json(d / "config.json"), load_json(d / "metrics.json")
     (status, status_err), (launcher, _) = load_json(d / "status.json"), load_json(d / "launcher.json")
     status, launcher = (v if isinstance(v, dict) else {} for v in (status, launcher))
@@ -89,7 +91,7 @@ def read_job(d: Path, root: Path) -> tuple[dict, str | None]:
         or ("finished without metrics.json" if m_err == "missing" else file_problem("metrics.json", m_err))
         or metrics_problem(metrics)
     )
-    return row, reason
+    return row, reason, (cfg if bad_config is None else None)
 
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
@@ -99,10 +101,15 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
     headline metrics, or a second folder of the same computation (`sympscale.identity.digest`).
     """
     root = Path(sweep_dir)
-    rows = []
+    rows, configs = [], []
     for d in job_dirs(root):
-        row, reason = read_job(d, root)
+        row, reason, cfg = read_job(d, root)
         rows.append({**row, "problem": reason, "ok": reason is None})
+        configs.append(cfg)
+    for row, setting in zip(rows, setting_labels(configs), strict=True):
+        row["setting"] = setting
+        # what a figure's legend names: the method, and the setting when the sweep has more than one
+        row["method"] = f"{row['model']} [{setting}]" if setting and row.get("model") else row.get("model")
     df = tidy_types(pd.DataFrame(rows))
     if df.empty:
         return df
@@ -145,7 +152,7 @@ def validation_curves(df: pd.DataFrame) -> pd.DataFrame:
     val_vpt_lyap (VPT in Lyapunov times), val_one_step_mse, val_rollout_mse.
     """
     rows = []
-    keys = ["job_dir", "system", "D", "model", "seed", "horizon_schedule", "lyapunov_exponent", "dt_obs"]
+    keys = ["job_dir", "system", "D", "model", "method", "seed", "horizon_schedule", "lyapunov_exponent", "dt_obs"]
     for run in df[df["ok"]].to_dict("records"):
         try:
             lines = (Path(run["job_dir"]) / "train_log.jsonl").read_text().splitlines()

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sympscale.analysis.conditions import model_label
 from sympscale.recipe import effective_train
 
-# model options that make a different method when changed from their defaults (symp and rk4)
-VARIANT_OPTIONS = {"kinetic": "auto", "spectral_norm": False, "exact_part": True, "method": "yoshida4"}
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("computation",)
+TEXT += ("computation", "setting", "method")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test")
 FLAGS = ("bounded", "converged", "exceeds_ground_truth")  # true / false / None (not judged)
@@ -36,16 +35,6 @@ def _get(d, keys, default=None):
 
 def _obj(v) -> dict:
     return v if isinstance(v, dict) else {}
-
-
-def model_label(model: dict) -> str:
-    """The method a run belongs to: symp, symp+multi, symp(kinetic=mlp, spectral_norm=True)+single, ..."""
-    name, projection = model.get("name"), model.get("projection") or "none"
-    changed = [f"{k}={model[k]}" for k, v in VARIANT_OPTIONS.items() if k in model and model[k] != v]
-    if name == "rk4":  # rk4 has no `method` (it is the method)
-        changed = [c for c in changed if not c.startswith("method=")]
-    label = f"{name}({', '.join(changed)})" if changed else str(name)
-    return label if projection == "none" else f"{label}+{projection}"
 
 
 def horizon_schedule_label(train: dict) -> str:

@@ -42,10 +42,11 @@ def reliability_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         frac = bounded_table(sdf)
         rng = np.random.default_rng(0)
-        for k, (model, mdf) in enumerate(sorted(frac.groupby("model"))):
+        frac["method"] = [m if not s else f"{m} [{s}]" for m, s in zip(frac["model"], frac["setting"], strict=True)]
+        for k, (method, mdf) in enumerate(sorted(frac.groupby("method"))):
             color = f"C{k}"
-            ax1.plot(mdf["D"], mdf["fraction"], "o-", color=color, label=model)
-            seeds = sdf[sdf["model"] == model]
+            ax1.plot(mdf["D"], mdf["fraction"], "o-", color=color, label=method)
+            seeds = sdf[sdf["method"] == method]
             x = seeds["D"].to_numpy(float) * np.exp(rng.uniform(-0.06, 0.06, len(seeds)))
             y = seeds["bounded"].astype(float).to_numpy() + rng.uniform(-0.03, 0.03, len(seeds))
             ax1.scatter(x, y, color=color, alpha=0.35, s=14)
@@ -135,7 +136,7 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
     if ok["bptt_window"].nunique() < 2:
         return []
     order = sorted(ok["bptt_window"].unique(), key=lambda w: (w == "full", int(w) if w.isdigit() else 0))
-    frac = ok.groupby(["system", "D", "bptt_window", "model"])["bounded"].mean().unstack("model")
+    frac = ok.groupby(["system", "D", "setting", "bptt_window", "model"])["bounded"].mean().unstack("model")
     cosine = "grad_cosine_full" in ok and ok["grad_cosine_full"].notna().any()
     fig, axes = plt.subplots(1, 3 if cosine else 2, figsize=(15 if cosine else 10, 4))
     ax1, ax2 = axes[0], axes[1]
@@ -144,14 +145,16 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
             data=ok[ok["bptt_window"] != "full"],
             x="bptt_window",
             y="grad_cosine_full",
-            hue="model",
+            hue="method",
             order=[w for w in order if w != "full"],
             ax=axes[2],
         )
         axes[2].set(ylabel="cos(truncated, full-horizon gradient)", title="gradient agreement vs window")
     if {"symp", "gru"} <= set(frac.columns):
         gap = (frac["symp"] - frac["gru"]).rename("gap").reset_index()
-        gap["label"] = gap["system"] + " D=" + gap["D"].astype(str)
+        gap["label"] = (
+            gap["system"] + " D=" + gap["D"].astype(str) + gap["setting"].map(lambda s: f" [{s}]" if s else "")
+        )
         sns.pointplot(data=gap, x="bptt_window", y="gap", hue="label", order=order, ax=ax1)
     ax1.set(ylabel="bounded fraction: Symp − GRU", title="reliability gap vs BPTT window")
     if "conservation_H" in ok and ok["conservation_H"].notna().any():
@@ -160,7 +163,7 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
             data=res,
             x="bptt_window",
             y="resid",
-            hue="model",
+            hue="method",
             order=order,
             estimator="median",
             errorbar=("pi", 50),
@@ -176,10 +179,10 @@ def convergence(curves: pd.DataFrame, out: Path) -> list[Path]:
     for system, sdf in curves.groupby("system"):
         Ds = sorted(sdf["D"].unique())
         fig, axes = plt.subplots(1, len(Ds), figsize=(4.2 * len(Ds), 3.6), squeeze=False, sharey=True)
-        models = sorted(sdf["model"].unique())
+        models = sorted(sdf["method"].unique())
         for ax, D in zip(axes[0], Ds, strict=True):
             for k, model in enumerate(models):
-                runs = sdf[(sdf["D"] == D) & (sdf["model"] == model)]
+                runs = sdf[(sdf["D"] == D) & (sdf["method"] == model)]
                 for i, (_, run) in enumerate(runs.groupby("job_dir")):
                     ax.plot(
                         run["step"],
@@ -205,11 +208,18 @@ def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.8), squeeze=False)
     for ax, system in zip(axes[0], systems, strict=True):
         st = table[table["system"] == system]
-        for k, ((model, schedule), mt) in enumerate(st.groupby(["model", "horizon_schedule"])):
+        for k, ((model, setting, schedule), mt) in enumerate(st.groupby(["model", "setting", "horizon_schedule"])):
             mt = mt.sort_values("D")
             err = [mt["fraction_median"] - mt["fraction_q25"], mt["fraction_q75"] - mt["fraction_median"]]
             x = mt["D"].to_numpy(float) * (1.0 + 0.04 * k)  # a small offset per model keeps error bars apart
-            ax.errorbar(x, mt["fraction_median"], yerr=err, fmt="o-", capsize=3, label=f"{model} [{schedule}]")
+            ax.errorbar(
+                x,
+                mt["fraction_median"],
+                yerr=err,
+                fmt="o-",
+                capsize=3,
+                label=f"{model} [{', '.join(filter(None, (setting, schedule)))}]",
+            )
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xscale="log", xlabel="D", ylabel="VPT / oracle VPT (median, IQR)", title=f"{system}: VPT vs the ceiling")
         _d_ticks(ax, st["D"])

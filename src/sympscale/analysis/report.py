@@ -50,7 +50,7 @@ def to_latex(df: pd.DataFrame) -> str:
 
 def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ok = df[df["ok"]]
-    cap = ok.groupby(["system", "D", "model"]).agg(
+    cap = ok.groupby(["system", "D", "model", "setting"]).agg(
         params=("params", "first"), capacity_ratio=("capacity_ratio", "first")
     )
     five = lambda r: f"{r:.5f}" if pd.notna(r) else "–"  # noqa: E731
@@ -62,7 +62,9 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "bounded": bounded_table(df),
         "ratio_gru_symp": ratio_table(df),
         "conservation": conservation_table(df),
-        "mean_ci": ci_table(df, metrics=metrics, by=("system", "D", "model", "horizon_schedule", "bptt_window")),
+        "mean_ci": ci_table(
+            df, metrics=metrics, by=("system", "D", "model", "setting", "horizon_schedule", "bptt_window")
+        ),
         "capacity": cap,
     }
 
@@ -79,7 +81,7 @@ def headline(df: pd.DataFrame) -> str:
     if ok.empty:
         return "No usable runs yet (every job folder is excluded or still running: see above)."
     parts = []
-    for (system, D), grp in ok.groupby(["system", "D"]):
+    for (system, D, setting), grp in ok.groupby(["system", "D", "setting"]):
         frac = grp.groupby("model")["bounded"].agg(["sum", "count"])
         desc = ", ".join(f"{m} bounded {int(r['sum'])}/{int(r['count'])}" for m, r in frac.iterrows())
         desc += _ratio_phrase(paired_ratios(grp))
@@ -90,7 +92,7 @@ def headline(df: pd.DataFrame) -> str:
         bad = int(grp["converged"].map(_unconverged).sum()) if "converged" in grp else 0
         if bad:
             desc += f" [WARNING: rests on {bad} unconverged run{'s' if bad > 1 else ''}]"
-        parts.append(f"{system} D={D}: {desc}")
+        parts.append(f"{system} D={D}{f' [{setting}]' if setting else ''}: {desc}")
     return "; ".join(parts) + "."
 
 

@@ -45,8 +45,10 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
 
 # runs that agree on these and differ in the model are a pair; each model keeps its own recipe (horizon schedule),
 # which the ratio table shows for both sides
-PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "width", "depth"]
-GROUP = ["system", "D", "model", "horizon_schedule"]  # every table keeps the training-horizon protocol visible
+PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "width", "depth", "setting"]
+# a group is one method in one setting (sympscale.analysis.conditions): runs that differ in anything but the seed
+# are never pooled; every table keeps the training-horizon protocol visible
+GROUP = ["system", "D", "model", "setting", "bptt_window", "horizon_schedule"]
 
 
 def _group(df: pd.DataFrame, extra=()) -> list[str]:
@@ -86,7 +88,7 @@ def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
     pairs = paired_ratios(df, num, den)
-    keys = [k for k in ("system", "D", "num_schedule", "den_schedule") if k in pairs.columns]
+    keys = [k for k in ("system", "D", "setting", "num_schedule", "den_schedule") if k in pairs.columns]
     cols = [*keys, "n_pairs", "median", "q25", "q75", "unconverged_pairs", "undefined_pairs"]
     rows = []
     for key, grp in pairs.groupby(keys):
