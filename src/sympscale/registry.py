@@ -11,6 +11,8 @@ the analysis and the figures iterate the registries instead of naming systems or
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -78,6 +80,12 @@ class Registry(Mapping[str, Entry]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind}: {', '.join(self._entries)})"
+
+
+def import_all(package: str, path) -> None:
+    """Import every module of a package: each registers what it declares (a new module needs no other edit)."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")
 
 
 SYSTEMS = Registry("system")  # sympscale.systems.*: a System dataclass is its own options

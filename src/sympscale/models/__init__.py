@@ -16,14 +16,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from sympscale.models import freeform, gru, oracle, symp  # noqa: F401  (each registers itself)
 from sympscale.models.base import Capacity, Context, ModelOptions
 from sympscale.models.freeform import FreeformModel, solve_freeform_widths
 from sympscale.models.gru import GRUModel, solve_gru_sizes
 from sympscale.models.nn import param_count
 from sympscale.models.oracle import OracleModel
 from sympscale.models.symp import SympModel, default_kinetic
-from sympscale.registry import MODELS
+from sympscale.registry import MODELS, import_all
+
+import_all(__name__, __path__)  # each model module registers itself
 
 
 def target_params(D: int, capacity: Capacity, exact: np.ndarray | None = None) -> int:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sympscale.registry import SYSTEMS, UnknownName
-from sympscale.systems import cr3bp, fput, ks, nbody, toda  # noqa: F401  (each registers itself)
+from sympscale.registry import SYSTEMS, UnknownName, import_all
 from sympscale.systems.base import HamiltonianSystem, InvalidSystemError, System
 from sympscale.systems.cr3bp import CR3BP
 from sympscale.systems.fput import FPUT
 from sympscale.systems.ks import KS
 from sympscale.systems.nbody import NBody
 from sympscale.systems.toda import Toda
+
+import_all(__name__, __path__)  # each system module registers itself
 
 
 def make_system(name: str, D: int, **params) -> System:
