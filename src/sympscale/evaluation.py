@@ -6,11 +6,15 @@ conservation residual is reported as +inf).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sympscale.registry import METRICS
 from sympscale.training import rollout
 
 VPT_THRESHOLDS = (0.3, 0.5)
@@ -41,6 +45,96 @@ def one_step_mse(model, params, traj: np.ndarray, std: np.ndarray) -> float:
     return float(np.mean(err)) if np.isfinite(err).all() else float("inf")
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Rollout:
+    """One scored free-running rollout from the first state of every test trajectory: what each metric reads."""
+
+    mse: np.ndarray  # (n, T) normalised squared error per step (non-finite where the rollout blew up)
+    residuals: dict[str, np.ndarray]  # invariant -> (n, T + 1) relative conservation residual
+    own: np.ndarray | None  # (n, T + 1) residual of the model's own energy, when it has one
+    test: np.ndarray  # (n, n_obs, D) the test trajectories
+    mean: np.ndarray
+    std: np.ndarray
+    horizon: int
+    last: int  # the scoring window of the last-`last` MSE and the bounded rule
+    bounded_factor: float
+    lyapunov: float | None  # λ₁ per time unit (None or NaN: no VPT)
+    dt_obs: float
+
+    @property
+    def first_over_one(self) -> np.ndarray:
+        """Per trajectory: the first step whose MSE exceeds 1 (or is non-finite); the horizon if none does."""
+        over = ~(self.mse <= 1.0)
+        return np.where(over.any(axis=1), over.argmax(axis=1) + 1, self.horizon)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricOptions:
+    """Metrics read their settings from the `Rollout` (eval.horizon, eval.bounded_factor)."""
+
+
+def metric(fn: Callable[[Rollout], dict]) -> Callable[[Rollout], dict]:
+    """Register `fn(rollout) -> {key: value}` as an evaluation metric (its name: the function's)."""
+    METRICS.register(fn.__name__, options=MetricOptions, make=fn, doc=(fn.__doc__ or "").strip())
+    return fn
+
+
+@metric
+def error(r: Rollout) -> dict:
+    """Last-window MSE and the prediction horizon (first step with MSE > 1, median over trajectories)."""
+    last_mse = r.mse[:, -r.last :].mean(axis=1)
+    return {
+        "last100_mse": float(np.mean(last_mse)),
+        "last100_mse_per_traj": [float(v) for v in last_mse],
+        "n_finite": int(np.isfinite(r.mse).all(axis=1).sum()),
+        "prediction_horizon": float(np.median(r.first_over_one)),
+        "prediction_horizon_per_traj": [int(v) for v in r.first_over_one],
+    }
+
+
+@metric
+def boundedness(r: Rollout) -> dict:
+    """Bounded: every rollout finite and its last-window MSE under bounded_factor x the climatology."""
+    last_mse = r.mse[:, -r.last :].mean(axis=1)
+    climatology = climatology_mse(r.test, r.mean, r.std)
+    threshold = r.bounded_factor * climatology
+    return {
+        "bounded": bool(np.isfinite(r.mse).all() and np.all(last_mse < threshold)),
+        "bounded_threshold": threshold,
+        "bounded_rule": f"every rollout finite and last-{r.last} normalised MSE < {r.bounded_factor} x climatology",
+        "climatology_mse": climatology,
+    }
+
+
+@metric
+def conservation(r: Rollout) -> dict:
+    """The largest relative residual of each true invariant, and of the model's own learned energy."""
+    return {
+        "conservation": {k: _max_or_inf(v) for k, v in r.residuals.items()},
+        # drift of the model's own learned energy H_θ (symplectic models conserve it up to O(h⁴) oscillation)
+        "model_energy_residual": None if r.own is None else _max_or_inf(r.own),
+    }
+
+
+@metric
+def valid_prediction_time(r: Rollout) -> dict:
+    """VPT_ε = λ₁ · first t with NRMSE(t) > ε (SCIENCE §8), ε = 0.3 and 0.5, median over trajectories."""
+    if r.lyapunov is None or not np.isfinite(r.lyapunov):
+        return {}
+    nrmse = np.sqrt(np.where(np.isfinite(r.mse), r.mse, np.inf))
+    vpt = {}
+    for eps in VPT_THRESHOLDS:
+        over = nrmse > eps
+        steps = np.where(over.any(axis=1), over.argmax(axis=1), r.horizon)  # steps before the first crossing
+        vpt[f"{eps}"] = float(np.median(steps) * r.dt_obs * r.lyapunov)
+    return {
+        "vpt_lyapunov": vpt,
+        "prediction_horizon_lyapunov": float(np.median(r.first_over_one) * r.dt_obs * r.lyapunov),
+        "lyapunov_exponent": float(r.lyapunov),
+        "horizon_lyapunov": float(r.horizon * r.dt_obs * r.lyapunov),
+    }
+
+
 def rollout_metrics(
     model,
     params,
@@ -56,11 +150,11 @@ def rollout_metrics(
     lyapunov: float | None = None,
     dt_obs: float = 1.0,
 ) -> dict:
-    """Roll out from the first state of each test trajectory for `horizon` steps and score it.
+    """Roll out from the first state of each test trajectory for `horizon` steps and score it with every
+    registered metric (`sympscale.registry.METRICS`).
 
-    `lyapunov` (λ₁ of the dataset, per time unit) adds the valid prediction time in Lyapunov times,
-    VPT_ε = λ₁ · first t with NRMSE(t) > ε (SCIENCE §8), for ε = 0.3 and 0.5 (median over test trajectories;
-    a rollout that never crosses counts as the full horizon).
+    `lyapunov` (λ₁ of the dataset, per time unit) adds the valid prediction time in Lyapunov times (a rollout
+    that never crosses counts as the full horizon).
 
     With a `projector`, a second rollout projects every step onto the invariants; its conservation residuals
     (`conservation_projected`), last-100 MSE and Newton statistics are reported beside the plain ones.
@@ -70,6 +164,21 @@ def rollout_metrics(
         raise ValueError(f"eval horizon {horizon} needs {horizon + 1} observations, test data has {n_obs}")
     if horizon < last:
         raise ValueError(f"eval horizon {horizon} is shorter than the {last}-step scoring window")
+    score = _scorer(model, params, system, test, std, horizon)
+    x0 = jnp.asarray(test[:, 0])
+    run = jax.jit(lambda params: score(rollout(model, params, x0, horizon, memory="none")))
+    mse, resid, own = jax.tree_util.tree_map(np.asarray, run(params))
+    r = Rollout(mse, resid, own, test, mean, std, horizon, last, bounded_factor, lyapunov, dt_obs)
+    out = {"horizon": horizon, "n_trajectories": n_traj}
+    for entry in METRICS.values():
+        out.update(entry.make(r))
+    if projector is not None:
+        out.update(_projected(model, params, x0, horizon, last, projector, score))
+    return out
+
+
+def _scorer(model, params, system, test: np.ndarray, std: np.ndarray, horizon: int):
+    """pred (T, n, D) -> (normalised MSE (n, T), invariant residuals, the model's own energy residual or None)."""
     truth = jnp.asarray(test[:, 1 : horizon + 1])
     x0 = jnp.asarray(test[:, 0])
 
@@ -85,71 +194,33 @@ def rollout_metrics(
             own = jnp.abs(e - e[:, :1]) / jnp.maximum(jnp.abs(e[:, :1]), model.energy_scale)
         return mse, resid, own
 
-    run = jax.jit(lambda params: score(rollout(model, params, x0, horizon, memory="none")))
-    mse, resid, own = jax.tree_util.tree_map(np.asarray, run(params))
-    projected = {}
-    if projector is not None:
+    return score
 
-        @jax.jit
-        def run_projected(params):
-            pred, iters, ok = rollout(model, params, x0, horizon, memory="none", projector=projector, with_stats=True)
-            return score(pred), iters, ok
 
-        (mse_p, resid_p, _), iters, ok = jax.tree_util.tree_map(np.asarray, run_projected(params))
-        projected = {
-            "conservation_projected": {k: _max_or_inf(v) for k, v in resid_p.items()},
-            "last100_mse_projected": float(np.mean(mse_p[:, -last:])),
-            "projection": {
-                "invariants": list(projector.names),
-                "tol": projector.tol,
-                "max_iter": projector.max_iter,
-                "mean_iterations": float(iters.mean()),
-                "max_iterations": int(iters.max()),
-                "frac_steps_within_5": float(np.mean(iters <= 5)),
-                # steps that took k Newton iterations, k = 0 … max_iter (0: already on the level set)
-                "iterations_histogram": np.bincount(iters.ravel(), minlength=projector.max_iter + 1).tolist(),
-                "n_not_converged": int((~ok).sum()),
-                "n_steps": int(ok.size),
-            },
-        }
-    finite = np.isfinite(mse).all(axis=1)
-    last_mse = mse[:, -last:].mean(axis=1)
-    climatology = climatology_mse(test, mean, std)
-    threshold = bounded_factor * climatology
-    # first step whose MSE exceeds 1 (or is non-finite); the full horizon if it never does
-    over = ~(mse <= 1.0)
-    first = np.where(over.any(axis=1), over.argmax(axis=1) + 1, horizon)
-    conservation = {k: _max_or_inf(v) for k, v in resid.items()}
-    vpt = {}
-    if lyapunov is not None and np.isfinite(lyapunov):
-        nrmse = np.sqrt(np.where(np.isfinite(mse), mse, np.inf))
-        for eps in VPT_THRESHOLDS:
-            over = nrmse > eps
-            steps = np.where(over.any(axis=1), over.argmax(axis=1), horizon)  # steps before the first crossing
-            vpt[f"{eps}"] = float(np.median(steps) * dt_obs * lyapunov)
-        vpt = {
-            "vpt_lyapunov": vpt,
-            "prediction_horizon_lyapunov": float(np.median(first) * dt_obs * lyapunov),
-            "lyapunov_exponent": float(lyapunov),
-            "horizon_lyapunov": float(horizon * dt_obs * lyapunov),
-        }
+def _projected(model, params, x0, horizon: int, last: int, projector, score) -> dict:
+    """The projected rollout's conservation, last-window MSE and Newton iteration statistics."""
+
+    @jax.jit
+    def run_projected(params):
+        pred, iters, ok = rollout(model, params, x0, horizon, memory="none", projector=projector, with_stats=True)
+        return score(pred), iters, ok
+
+    (mse_p, resid_p, _), iters, ok = jax.tree_util.tree_map(np.asarray, run_projected(params))
     return {
-        "horizon": horizon,
-        "n_trajectories": n_traj,
-        "last100_mse": float(np.mean(last_mse)),
-        "last100_mse_per_traj": [float(v) for v in last_mse],
-        "bounded": bool(finite.all() and np.all(last_mse < threshold)),
-        "bounded_threshold": threshold,
-        "bounded_rule": f"every rollout finite and last-{last} normalised MSE < {bounded_factor} x climatology",
-        "climatology_mse": climatology,
-        "n_finite": int(finite.sum()),
-        "prediction_horizon": float(np.median(first)),
-        "prediction_horizon_per_traj": [int(v) for v in first],
-        "conservation": conservation,
-        # drift of the model's own learned energy H_θ (symplectic models conserve it up to O(h⁴) oscillation)
-        "model_energy_residual": None if own is None else _max_or_inf(own),
-        **vpt,
-        **projected,
+        "conservation_projected": {k: _max_or_inf(v) for k, v in resid_p.items()},
+        "last100_mse_projected": float(np.mean(mse_p[:, -last:])),
+        "projection": {
+            "invariants": list(projector.names),
+            "tol": projector.tol,
+            "max_iter": projector.max_iter,
+            "mean_iterations": float(iters.mean()),
+            "max_iterations": int(iters.max()),
+            "frac_steps_within_5": float(np.mean(iters <= 5)),
+            # steps that took k Newton iterations, k = 0 … max_iter (0: already on the level set)
+            "iterations_histogram": np.bincount(iters.ravel(), minlength=projector.max_iter + 1).tolist(),
+            "n_not_converged": int((~ok).sum()),
+            "n_steps": int(ok.size),
+        },
     }
 
 
