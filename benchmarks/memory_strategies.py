@@ -55,7 +55,7 @@ def one(strategy: str, size: dict) -> dict:
         capacity=Capacity(width=size["width"], depth=size["depth"]),
     )
     spec = TrainSpec(batch_size=size["batch"], horizon=size["horizon"], memory=strategy)
-    run = Assembly(make_system("fput", D), None, model, info, spec, projector=None, warmup=None)  # shapes only
+    run = Assembly(make_system("fput", D), None, model, info, spec, projector=None, start_with=None)  # shapes only
     pred = predicted_memory(run, strategy)
     meas = measure_step(run, strategy)
     flops = analytic_flops(size["batch"], D, size["horizon"], size["width"], size["depth"], model.substeps, strategy)

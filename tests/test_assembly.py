@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sympscale import memory, pipeline, training
+from sympscale import job, memory, training
 from sympscale.train import config_dir
 
 TINY = [
@@ -68,8 +68,8 @@ def test_the_profiler_compiles_the_loss_the_run_trains_projection_included(tmp_p
 
     calls.clear()
     cfg = composed(overrides, tmp_path / "cache")
-    spec = pipeline.JobSpec.from_config(cfg)
-    pipeline.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True))
+    spec = job.JobSpec.from_config(cfg)
+    job.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True))
     chosen = [(m, p) for m, p in calls]
     # memory=auto compiled a strategy's loss, then training built its own: both are the run's model, projected
     assert len({id(m) for m, _ in chosen}) == 1 and all(p is not None for _, p in chosen)
@@ -78,7 +78,7 @@ def test_the_profiler_compiles_the_loss_the_run_trains_projection_included(tmp_p
 
 
 def interrupt_after_first_checkpoint(monkeypatch):
-    real = pipeline.checkpoint.save
+    real = job.checkpoint.save
 
     class Stop(Exception):
         pass
@@ -87,14 +87,14 @@ def interrupt_after_first_checkpoint(monkeypatch):
         real(path, step, state, tag=tag, meta=meta)
         raise Stop(f"stopped after the checkpoint at step {step}")
 
-    monkeypatch.setattr(pipeline.checkpoint, "save", save_then_stop)
+    monkeypatch.setattr(job.checkpoint, "save", save_then_stop)
     return Stop
 
 
 def run_once(overrides, tmp_path, echo=print):
     cfg = composed(overrides, tmp_path / "cache")
-    spec = pipeline.JobSpec.from_config(cfg)
-    return pipeline.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True), echo=echo)
+    spec = job.JobSpec.from_config(cfg)
+    return job.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True), echo=echo)
 
 
 def test_a_checkpoint_survives_a_change_of_log_cadence(tmp_path, monkeypatch):

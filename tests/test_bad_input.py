@@ -87,7 +87,7 @@ CASES = [
     (["model.activation=relu9"], "model.activation='relu9'"),
     (["model.kinetic=nope"], "model.kinetic='nope'"),
     (["model.projection=nope"], "model.projection='nope'"),
-    (["model.warmup_steps=-1"], "model.warmup_steps=-1"),
+    (["model.leapfrog_steps=-1"], "model.leapfrog_steps=-1"),
     (["capacity.width=0"], "capacity.width=0"),
     (["capacity.depth=0"], "capacity.depth=0"),
     # evaluation

@@ -70,9 +70,9 @@ def test_options_and_settings_that_differ_make_separate_groups(tmp_path):
 
 
 def test_a_model_option_left_at_its_default_is_no_variant():
-    assert model_label({"name": "symp", "substeps": 4, "activation": "softplus", "warmup_steps": 0}) == "symp"
-    assert model_label({"name": "symp", "activation": "tanh", "warmup_steps": 500}) == (
-        "symp(activation=tanh, warmup_steps=500)"
+    assert model_label({"name": "symp", "substeps": 4, "activation": "softplus", "leapfrog_steps": 0}) == "symp"
+    assert model_label({"name": "symp", "activation": "tanh", "leapfrog_steps": 500}) == (
+        "symp(activation=tanh, leapfrog_steps=500)"
     )
     assert model_label({"name": "freeform", "substeps": 8, "projection": "single"}) == "freeform(substeps=8)+single"
 

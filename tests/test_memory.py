@@ -29,7 +29,7 @@ def model_of(name, data, width=16):
 
 def run_of(model, data, spec):
     """An assembled run without data (the profiler needs shapes only)."""
-    return Assembly(data[0], None, model, {}, spec, projector=None, warmup=None)
+    return Assembly(data[0], None, model, {}, spec, projector=None, start_with=None)
 
 
 @pytest.mark.parametrize("name", ["symp", "gru"])

@@ -30,7 +30,7 @@ def test_recipes_cannot_change_the_budget_or_name_unknown_models():
 
 
 def test_the_default_preset_gives_each_model_its_recipe_and_one_budget():
-    from sympscale.pipeline import JobSpec
+    from sympscale.job import JobSpec
 
     symp, gru = (JobSpec.from_config(composed([f"model={m}"])) for m in ("symp", "gru"))
     assert (symp.train.steps, symp.train.batch_size) == (gru.train.steps, gru.train.batch_size)  # one budget

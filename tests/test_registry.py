@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sympscale import config, pipeline
+from sympscale import config, job
 from sympscale.models.base import Context, ModelOptions
 from sympscale.models.nn import StateCarry
 from sympscale.registry import MODELS, SYSTEMS, Registry, UnknownName
@@ -102,8 +102,8 @@ def test_a_toy_system_and_a_toy_model_run_end_to_end(registered, tmp_path):
     assert cfg.system.stiffness == 2.0 and cfg.system.energy_density == 1.0  # the YAML's value, the schema's default
     assert cfg.model.init_scale == 0.01 and cfg.model.substeps == 3
     assert config_errors(cfg) == []
-    spec = pipeline.JobSpec.from_config(cfg)
-    metrics = pipeline.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True))
+    spec = job.JobSpec.from_config(cfg)
+    metrics = job.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True))
     assert metrics["system"] == "toy_chain" and metrics["model"] == "toy_linear"
     assert metrics["params"] == 16 and metrics["model_sizes"] == {"matrix": 16}
     assert metrics["train"]["steps_trained"] == 30 and np.isfinite(metrics["eval"]["last100_mse"])

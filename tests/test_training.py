@@ -124,7 +124,7 @@ def test_an_exploding_loss_stops_training_and_is_flagged(setup):
 def test_a_resumed_run_logs_each_step_once(tmp_path):
     import json
 
-    from sympscale.pipeline import _trim_log
+    from sympscale.job import _trim_log
 
     log = tmp_path / "train_log.jsonl"
     recs = [{"step": 0, "val_vpt_steps": 1.0}]

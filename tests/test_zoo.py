@@ -134,7 +134,7 @@ def test_unknown_projection_refused():
 
 
 def test_leapfrog_warmup_then_yoshida():
-    """warmup=(leapfrog model, k): the first k steps are exactly leapfrog training, the rest Yoshida-4."""
+    """start_with=(leapfrog model, k): the first k steps are exactly leapfrog training, the rest Yoshida-4."""
     from sympscale.training import TrainSpec, fit
 
     s = make_system("fput", 8)
@@ -152,11 +152,11 @@ def test_leapfrog_warmup_then_yoshida():
             model, init, traj, kw["std"], TrainSpec(**{**spec.__dict__, "steps": steps}), key=jax.random.key(2), **extra
         )[0]
 
-    warm3 = run(yosh, 3, warmup=(leap, 3))
+    warm3 = run(yosh, 3, start_with=(leap, 3))
     leap3 = run(leap, 3)
     same = jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), warm3, leap3)
     assert all(jax.tree_util.tree_leaves(same))  # identical while warming up
-    warm6, plain6 = run(yosh, 6, warmup=(leap, 3)), run(yosh, 6)
+    warm6, plain6 = run(yosh, 6, start_with=(leap, 3)), run(yosh, 6)
     diff = max(
         float(jnp.max(jnp.abs(a - b)))
         for a, b in zip(jax.tree_util.tree_leaves(warm6), jax.tree_util.tree_leaves(plain6), strict=True)

@@ -1,6 +1,6 @@
 """One way to build a run: system, dataset, model, loss, projector and optimiser from a job's plain values.
 
-The run (`pipeline`), `train.memory=auto`, `python -m sympscale.memory` and the gradient-cosine probe all start
+The run (`sympscale.job`), `train.memory=auto`, `python -m sympscale.memory` and the gradient-cosine probe all start
 from `assemble(spec)`, so what is sized and probed is the program that trains: the same model, the same hard
 projection, the same loss.
 """
@@ -32,7 +32,7 @@ class Assembly:
     info: dict  # parameter count, the capacity target and ratio, the model's sizes
     train: TrainSpec  # the settings the run trains with (its model's recipe applied)
     projector: Projector | None  # hard projection in the training rollouts
-    warmup: tuple[Any, int] | None  # (the model stepped by leapfrog, steps) for symp's warm-up; else None
+    start_with: tuple[Any, int] | None  # (the model stepped by leapfrog, steps): symp's model.leapfrog_steps
 
     @property
     def std(self) -> np.ndarray:
@@ -59,17 +59,20 @@ def load_data(spec, system: System, log=print) -> Dataset:
 
 
 def assemble(spec, *, system: System | None = None, data: Dataset | None = None) -> Assembly:
-    """The run of `spec` (a `pipeline.JobSpec`); without `data`, built for shapes only (nothing generated)."""
+    """The run of `spec` (a `job.JobSpec`); without `data`, built for shapes only (nothing generated)."""
     system = system if system is not None else build_system(spec)
     mean, std = (data.mean, data.std) if data is not None else (np.zeros(spec.D), np.ones(spec.D))
     ctx = models.context(spec.D, system.dt_obs, mean, std, spec.capacity, system.exact_quadratic(), system)
     opts = models.options_of(spec.model, spec.model_options)
     model, info = models.construct(spec.model, opts, ctx)
-    warmup = None
-    if spec.warmup_steps:  # leapfrog -> the configured method: same parameters, cheaper integrator first
-        warmup = (models.construct(spec.model, dataclasses.replace(opts, method="leapfrog"), ctx)[0], spec.warmup_steps)
+    start_with = None
+    if spec.leapfrog_steps:  # leapfrog -> the configured method: same parameters, cheaper integrator first
+        start_with = (
+            models.construct(spec.model, dataclasses.replace(opts, method="leapfrog"), ctx)[0],
+            spec.leapfrog_steps,
+        )
     projector = make_projector(system, spec.projection)
-    return Assembly(system, data, model, info, spec.train, projector, warmup)
+    return Assembly(system, data, model, info, spec.train, projector, start_with)
 
 
 def init_params(run: Assembly, seed: int):

@@ -35,7 +35,7 @@ def _compose(overrides: list[str]):
 def _assembled(cfg):
     """The run of this config as it trains (`sympscale.assembly.assemble`), for its shapes: no data generated."""
     from sympscale.assembly import assemble
-    from sympscale.pipeline import JobSpec
+    from sympscale.job import JobSpec
 
     spec = JobSpec.from_config(cfg)
     return assemble(spec), spec

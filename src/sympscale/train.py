@@ -45,7 +45,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict:
     errors = config_errors(cfg)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
-    from sympscale.pipeline import JobSpec, execute  # imports JAX: only once the config is known good
+    from sympscale.job import JobSpec, execute  # imports JAX: only once the config is known good
 
     return execute(JobSpec.from_config(cfg), out_dir, resolved=_resolved(cfg))
 
@@ -70,7 +70,7 @@ def _task(cfg: DictConfig) -> dict:
     except Exception:
         traceback.print_exc()
         raise
-    from sympscale.pipeline import headline
+    from sympscale.job import headline
 
     print(f"results: {out_dir}\n{headline(metrics)}")
     return metrics

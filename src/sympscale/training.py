@@ -288,7 +288,7 @@ def fit(
     resume: Resume | None = None,
     checkpoint: Callable[[int, tuple, dict], None] | None = None,
     projector=None,
-    warmup: tuple[object, int] | None = None,
+    start_with: tuple[object, int] | None = None,
     validate: Callable[[dict, int], dict] | None = None,
 ) -> tuple[dict, dict]:
     """Train; returns (params, summary). A loss that turns non-finite or explodes stops training early with
@@ -300,7 +300,7 @@ def fit(
     rule; `spec.patience` stops training after that many validations without improvement.
 
     With a `projector`, training rollouts are projected onto the invariants after every step.
-    `warmup = (other_model, k)` trains the same parameters through `other_model` for the first k steps (e.g. the
+    `start_with = (other_model, k)` trains the same parameters through `other_model` for the first k steps (e.g. the
     symplectic model with leapfrog before Yoshida-4: a cheaper, more forgiving integrator while V is rough).
 
     `resume` continues an interrupted run exactly (batches depend only on key and step);
@@ -318,7 +318,7 @@ def fit(
         cosine = _cosine_probe(model, std, spec, train_dev, key, projector)
     main_update = _updater(model, std, spec, opt, train_dev, key, projector)
     warm_update, warm_steps = (
-        (_updater(warmup[0], std, spec, opt, train_dev, key, projector), warmup[1]) if warmup else (None, 0)
+        (_updater(start_with[0], std, spec, opt, train_dev, key, projector), start_with[1]) if start_with else (None, 0)
     )
 
     resume = resume or Resume(0, opt.init(params))

@@ -40,9 +40,9 @@ def config_errors(cfg: Any) -> list[str]:
         errors.append(f"model.projection={projection!r} is unknown; valid: {', '.join(PROJECTIONS)}")
     if cfg.eval.projection not in PROJECTIONS[1:]:
         errors.append(f"eval.projection={cfg.eval.projection!r} must be one of {', '.join(PROJECTIONS[1:])}")
-    warm = cfg.model.get("warmup_steps", 0)
+    warm = cfg.model.get("leapfrog_steps", 0)
     if not 0 <= warm <= cfg.train.steps:
-        errors.append(f"model.warmup_steps={warm} must be between 0 and train.steps={cfg.train.steps}")
+        errors.append(f"model.leapfrog_steps={warm} must be between 0 and train.steps={cfg.train.steps}")
     if cfg.seed < 0 or cfg.data_seed < 0:
         errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
     errors += recipe_errors(cfg.train, tuple(MODELS))

@@ -212,7 +212,9 @@ class RK4Options(ModelOptions):
 
     substeps: int = 4  # integrator steps per observation interval (h = dt_obs / 4)
     activation: str = "softplus"  # smooth, and grows linearly: V keeps confining outside the data
-    kinetic: str = "auto"  # quadratic (½|Lᵀp|², learned Cholesky) | mlp (½|p|² + MLP) | none; auto: none where H_A carries ½|p|²
+    kinetic: str = (
+        "auto"  # quadratic (½|Lᵀp|², learned Cholesky) | mlp (½|p|² + MLP) | none; auto: none where H_A carries ½|p|²
+    )
     spectral_norm: bool = False  # W / σ(W) in every layer of the Hamiltonian's MLPs
     exact_part: bool = True  # integrate the system's known quadratic part exactly (cr3bp); false learns it (ablation)
 
@@ -222,7 +224,7 @@ class SympOptions(RK4Options):
     """Learned Hamiltonian H_A + T(p) + V(q) integrated by a symplectic composition method."""
 
     method: str = "yoshida4"  # leapfrog | yoshida4 | yoshida6 | yoshida8
-    warmup_steps: int = 0  # train with leapfrog for this many steps, then `method` (same parameters)
+    leapfrog_steps: int = 0  # train with leapfrog for this many steps, then `method` (same parameters)
 
 
 def default_kinetic(exact: np.ndarray | None) -> str:

@@ -51,7 +51,7 @@ class JobSpec:
     bounded_factor: float
     projection: str = "none"  # used in training rollouts (and the plain evaluation stays unprojected)
     eval_projection: str = "multi"  # invariant set of the additional projected evaluation rollout
-    warmup_steps: int = 0  # symp: train with leapfrog for this many steps, then the configured integrator
+    leapfrog_steps: int = 0  # symp: train with leapfrog for this many steps, then the configured integrator
 
     @classmethod
     def from_config(cls, cfg: Any) -> JobSpec:
@@ -61,7 +61,7 @@ class JobSpec:
         }
         model = dict(cfg.model)
         projection = model.pop("projection", "none")
-        warmup_steps = int(model.pop("warmup_steps", 0))
+        leapfrog_steps = int(model.pop("leapfrog_steps", 0))
         tr = effective_train(dict(cfg.train), cfg.model.name)
         preset = tr.pop("preset")
         data = dict(cfg.data)
@@ -83,7 +83,7 @@ class JobSpec:
             eval_horizon=int(cfg.eval.horizon),
             bounded_factor=float(cfg.eval.bounded_factor),
             projection=projection,
-            warmup_steps=warmup_steps,
+            leapfrog_steps=leapfrog_steps,
             eval_projection=str(cfg.eval.get("projection", "multi")),
         )
 
@@ -261,7 +261,7 @@ def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dic
             resume=resume,
             checkpoint=save,
             projector=run.projector,
-            warmup=run.warmup,
+            start_with=run.start_with,
             validate=validate,
         )
     verdict = "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
