@@ -49,13 +49,18 @@ def predicted_memory(run, memory: str) -> dict:
         "temp": ma.temp_size_in_bytes,
     }
     parts["peak"] = parts["code"] + parts["arguments"] + parts["outputs"] - parts["alias"] + parts["temp"]
+    return {**out, **parts, "xla_flops": _flops(compiled)}
+
+
+def _flops(compiled) -> float | None:
+    """XLA's FLOP estimate of a compiled program; None where the backend gives none (its cost analysis is
+    unimplemented, or returns nothing usable)."""
     try:
         cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, list | tuple) else cost
-        parts["xla_flops"] = float(cost.get("flops", float("nan")))
-    except Exception:
-        parts["xla_flops"] = None
-    return {**out, **parts}
+    except (NotImplementedError, RuntimeError):  # backends without a cost model raise one of these
+        return None
+    cost = cost[0] if isinstance(cost, list | tuple) and cost else cost
+    return float(cost["flops"]) if isinstance(cost, dict) and "flops" in cost else None
 
 
 def device_budget() -> tuple[int | None, str]:
