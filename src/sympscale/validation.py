@@ -26,7 +26,7 @@ def config_errors(cfg: Any) -> list[str]:
     system = dict(cfg.system)
     name = system.pop("name")
     made = None
-    errors += system_value_errors(system)
+    errors += system_value_errors(system, name)
     if name not in SYSTEMS:
         errors.append(f"system={name!r} is unknown; valid: {', '.join(SYSTEMS)}")
     elif not errors:
@@ -123,25 +123,19 @@ def _schedule_errors(tr: Any, data: Any) -> list[str]:
     return errors
 
 
-# system parameters that must be > 0 wherever a system has them (all must be finite)
-POSITIVE_SYSTEM_KEYS = (
-    "dt_obs", "energy_density", "ref_substeps", "softening", "escape_radius", "velocity_cap", "rtol", "atol",
-    "r_escape", "max_steps", "L", "h", "ic_modes", "ic_amplitude", "mu",
-)  # fmt: skip
-NON_NEGATIVE_SYSTEM_KEYS = ("beta", "transient", "r_min_reject")
-
-
-def system_value_errors(system: dict) -> list[str]:
-    """Non-finite or meaningless physical parameters (a NaN coupling must fail here, not after data generation)."""
+def system_value_errors(system: dict, name: str | None = None) -> list[str]:
+    """Non-finite or meaningless physical parameters (a NaN coupling must fail here, not after data generation);
+    which must be positive or non-negative, the system's class says (`System.bounded_below`)."""
+    positive, non_negative = SYSTEMS[name].options.bounded_below() if name in SYSTEMS else (set(), set())
     errors = []
     for key, value in system.items():
         values = list(value) if isinstance(value, list | tuple) else [value]
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         if any(not math.isfinite(v) for v in numbers):
             errors.append(f"system.{key}={value} must be finite")
-        elif key in POSITIVE_SYSTEM_KEYS and any(v <= 0 for v in numbers):
+        elif key in positive and any(v <= 0 for v in numbers):
             errors.append(f"system.{key}={value} must be > 0")
-        elif key in NON_NEGATIVE_SYSTEM_KEYS and any(v < 0 for v in numbers):
+        elif key in non_negative and any(v < 0 for v in numbers):
             errors.append(f"system.{key}={value} must be >= 0")
     if "mu" in system and not errors and not 0 < system["mu"] <= 0.5:
         errors.append(f"system.mu={system['mu']} must be in (0, 0.5] (the smaller primary's mass fraction)")

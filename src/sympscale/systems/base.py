@@ -38,6 +38,15 @@ class System(abc.ABC):
     dt_obs: float = 0.5  # time between observations
 
     name: ClassVar[str] = "base"
+    positive: ClassVar[tuple[str, ...]] = ("dt_obs",)  # options that must be > 0 (each class adds its own)
+    non_negative: ClassVar[tuple[str, ...]] = ()  # options that must be >= 0
+
+    @classmethod
+    def bounded_below(cls) -> tuple[set[str], set[str]]:
+        """(options that must be > 0, options that must be >= 0), collected over the class hierarchy."""
+        pos = {k for c in cls.__mro__ for k in c.__dict__.get("positive", ())}
+        nonneg = {k for c in cls.__mro__ for k in c.__dict__.get("non_negative", ())}
+        return pos, nonneg
 
     def __post_init__(self) -> None:
         problem = self.check_D(self.D)
@@ -129,6 +138,7 @@ class HamiltonianSystem(System):
 
     min_particles: ClassVar[int] = 2
     dof: ClassVar[int] = 1  # configuration coordinates per particle: D = 2 * dof * N
+    positive: ClassVar[tuple[str, ...]] = ("ref_substeps",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -209,6 +219,7 @@ class Lattice(HamiltonianSystem):
     ref_substeps: int = 20  # h = 0.025: energy error ~1e-11 at eps = 1 (measured; 10 gives ~1e-8)
 
     translation_invariant: ClassVar[bool] = False  # periodic lattices: zero the mean of q and p
+    positive: ClassVar[tuple[str, ...]] = ("energy_density",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -41,6 +41,8 @@ class CR3BP(System):
     max_steps: int = 1_000_000
 
     name: ClassVar[str] = "cr3bp"
+    positive: ClassVar[tuple[str, ...]] = ("mu", "rtol", "atol", "r_escape", "max_steps")
+    non_negative: ClassVar[tuple[str, ...]] = ("r_min_reject",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -28,6 +28,7 @@ class FPUT(Lattice):
     boundary: str = "periodic"  # periodic: N bonds, P conserved; fixed: q_0 = q_{N+1} = 0, N + 1 bonds
 
     name: ClassVar[str] = "fput"
+    non_negative: ClassVar[tuple[str, ...]] = ("beta",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -33,6 +33,8 @@ class KS(System):
 
     name: ClassVar[str] = "ks"
     min_points: ClassVar[int] = 16
+    positive: ClassVar[tuple[str, ...]] = ("L", "h", "ic_modes", "ic_amplitude")
+    non_negative: ClassVar[tuple[str, ...]] = ("transient",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
