@@ -123,3 +123,18 @@ def test_an_unusable_checkpoint_is_reported_with_its_reason_and_kept(tmp_path, m
     kept = list(Path(tmp_path / "job").glob("checkpoint.unused-*.npz"))
     assert len(kept) == 1 and kept[0].name in warning[0]
     assert not any("resuming" in line for line in said)
+
+
+def test_a_checkpoint_of_other_code_is_reported_and_kept(tmp_path, monkeypatch):
+    from sympscale import provenance
+
+    stop = interrupt_after_first_checkpoint(monkeypatch)
+    with pytest.raises(stop):
+        run_once([*TINY, "model=gru"], tmp_path)
+    monkeypatch.undo()
+    monkeypatch.setattr(provenance, "source_digest", lambda: "edited-source")
+    said = []
+    metrics = run_once([*TINY, "model=gru"], tmp_path, said.append)
+    warning = [line for line in said if "cannot be used" in line]
+    assert len(warning) == 1 and "the code changed" in warning[0] and "source edited-source" in warning[0], said
+    assert metrics["code"]["source_digest"] == "edited-source" and metrics["train"]["resumed_from_step"] == 0

@@ -99,6 +99,7 @@ def test_option_errors_name_the_key_the_value_and_what_is_valid():
         progress_every=30.0,
         shard=None,
         resume=True,
+        rerun_stale=False,
         fail_fast=False,
         dry_run=False,
         compilation_cache="x",
@@ -114,6 +115,7 @@ def test_option_errors_name_the_key_the_value_and_what_is_valid():
         "progress_every": (float("inf"), "finite"),
         "shard": ("4/4", "0 <= i < n"),
         "resume": ("yes", "true | false"),
+        "rerun_stale": ("no", "true | false"),
         "fail_fast": (1, "true | false"),
         "dry_run": (None, "true | false"),
     }
@@ -395,24 +397,31 @@ def test_bookkeeping_settings_do_not_rerun_a_finished_job(tmp_path):
 
 
 def test_a_status_file_is_corrected_only_when_the_job_left_it_running(tmp_path):
-    from sympscale.launcher.records import settle_status_file
-    from sympscale.launcher.scheduler import Job
+    from sympscale.launcher_hook import result
 
     def job_with(status_written, launcher_status, cause):
         d = tmp_path / f"{status_written}-{launcher_status}"
         JobDir(d).set_status(status_written, error="its own words")
-        job = Job(idx=0, overrides=[], job_dir=d, status=launcher_status, cause=cause, exit_code=-9)
-        settle_status_file(job)
-        return json.loads((d / "status.json").read_text())
+        verdict = result(d, launcher_status, cause)
+        return json.loads((d / "status.json").read_text()), verdict
 
-    st = job_with("running", "failed", "killed by SIGKILL")
-    assert st["status"] == "failed" and st["cause"] == "killed by SIGKILL" and st["exit_code"] == -9
+    st, verdict = job_with("running", "failed", "killed by SIGKILL")
+    assert (
+        st["status"] == "failed" and st["cause"] == "killed by SIGKILL" and verdict == ("failed", "killed by SIGKILL")
+    )
     assert {"started", "updated", "pid"} <= set(st)  # JobDir.set_status's format, kept
-    assert job_with("running", "interrupted", "launcher stopped by SIGTERM")["status"] == "interrupted"
-    assert job_with("running", "cancelled", "cancelled by fail_fast after #1 failed")["status"] == "interrupted"
-    kept = job_with("failed", "failed", "exited with code 1")
+    assert job_with("running", "interrupted", "launcher stopped by SIGTERM")[0]["status"] == "interrupted"
+    assert job_with("running", "cancelled", "cancelled by fail_fast after #1 failed")[0]["status"] == "interrupted"
+    kept, verdict = job_with("failed", "failed", "exited with code 1")
     assert kept["status"] == "failed" and kept["error"] == "its own words" and "cause" not in kept
-    assert job_with("done", "done", None)["status"] == "done"
+    assert verdict == ("failed", "exited with code 1")
+    assert job_with("done", "done", None) == (
+        json.loads((tmp_path / "done-done" / "status.json").read_text()),
+        ("done", None),
+    )
     # a task that returned without finishing its own record is not counted as done
-    st = job_with("running", "done", None)
-    assert st["status"] == "failed" and "still says 'running'" in st["cause"]
+    st, verdict = job_with("running", "done", None)
+    assert st["status"] == "failed" and "still says 'running'" in st["cause"] and verdict[0] == "failed"
+    # nor one whose record says it failed; a job without a status file keeps the launcher's verdict
+    assert job_with("failed", "done", None)[1][0] == "failed"
+    assert result(tmp_path / "no-status", "done", None) == ("done", None)

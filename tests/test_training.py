@@ -91,7 +91,9 @@ def test_interrupted_fit_resumes_from_checkpoint_exactly(setup, tmp_path):
     with pytest.raises(_Interrupt):
         fit(model, init, traj, std, spec, key=jax.random.key(6), checkpoint=save_then_die)
     template = (init, make_optimizer(spec).init(init), init)
-    assert checkpoint.load(path, template, tag="another run") is None  # a different run never reuses it
+    with pytest.raises(checkpoint.Unusable, match="belongs to another run"):  # a different run never reuses it
+        checkpoint.load(path, template, tag="another run")
+    assert checkpoint.load(tmp_path / "absent.npz", template, tag="run") is None
     step, (params, opt_state, _), _ = checkpoint.load(path, template, tag="run")
     assert step == 30
     resumed, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=Resume(step, opt_state))

@@ -30,15 +30,28 @@ class Unusable(ValueError):
         super().__init__(why)
         self.why, self.meta = why, meta or {}
 
-    def reason(self, computation: dict | None = None) -> str:
-        """`why`, with the settings that differ when the checkpoint recorded its run's computation."""
-        old = self.meta.get("computation")
-        if computation is None or not isinstance(old, dict):
+    def reason(self, now: dict | None = None) -> str:
+        """`why`, with what differs between the checkpoint's run and `now` ({"computation", "code", "data"}, as
+        the run records them in its checkpoints): the settings, the code or the data."""
+        old = self.meta
+        if not now or not isinstance(old.get("computation"), dict):
             return self.why
         from sympscale.identity import differences
 
-        changed = differences(old, computation)
-        return f"{self.why}: {'; '.join(changed)}" if changed else f"{self.why} (same settings: other data or code)"
+        changed = differences(old["computation"], now.get("computation", {}))
+        if changed:
+            return f"{self.why}: {'; '.join(changed)}"
+        if old.get("code") != now.get("code"):
+            return f"{self.why}: the code changed ({_code(old.get('code'))} -> {_code(now.get('code'))})"
+        if old.get("data") != now.get("data"):
+            return f"{self.why}: other data ({old.get('data')} -> {now.get('data')})"
+        return self.why
+
+
+def _code(record) -> str:
+    if not isinstance(record, dict):
+        return "unrecorded"
+    return f"version {record.get('version')}, source {record.get('source_digest')}"
 
 
 def load(path: str | os.PathLike, template, *, tag: str):

@@ -247,7 +247,8 @@ def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dic
         progress.update(rec)
 
     def save(step, state, meta):
-        checkpoint.save(ckpt_path, step, state, tag=tag, meta={**meta, "computation": computation})
+        record = {"computation": computation, "code": provenance.record(), "data": run.data.key}
+        checkpoint.save(ckpt_path, step, state, tag=tag, meta={**meta, **record})
 
     with progress:  # the bar closes also when training raises
         params, summary = fit(
@@ -292,7 +293,7 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     except checkpoint.Unusable as e:
         kept = path.with_name(time.strftime("checkpoint.unused-%Y%m%dT%H%M%S.npz"))
         os.replace(path, kept)
-        why = e.reason(computation)
+        why = e.reason({"computation": computation, "code": provenance.record(), "data": run.data.key})
         echo(
             f"WARNING: the checkpoint in {path.parent} cannot be used ({why}); training starts at step 0 (kept as {kept.name})"
         )
@@ -326,8 +327,9 @@ def _trim_log(path: Path, step: int) -> None:
 
 def _run_tag(computation: dict, data_key: str) -> str:
     """Identifies a run for checkpoint reuse: the same computation (`identity.digest`: log and checkpoint cadence
-    and the cache location do not count) on the same data, or start afresh."""
-    return hashlib.sha256(f"{identity.digest(computation)}:{data_key}".encode()).hexdigest()[:16]
+    and the cache location do not count) on the same data by the same code, or start afresh."""
+    text = f"{identity.digest(computation)}:{data_key}:{provenance.source_digest()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def headline(metrics: dict) -> str:

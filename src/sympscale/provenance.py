@@ -18,12 +18,10 @@ PACKAGE_ROOT = Path(sympscale.__file__).resolve().parent
 
 def package_files(root: Path = PACKAGE_ROOT) -> list[Path]:
     """The package's Python sources, in a stable order (caches and hidden folders left out)."""
-    return sorted(
-        p for p in root.rglob("*.py") if not any(part.startswith((".", "__pycache__")) for part in p.parts)
-    )
+    return sorted(p for p in root.rglob("*.py") if not any(part.startswith((".", "__pycache__")) for part in p.parts))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_digest(root: Path = PACKAGE_ROOT) -> str:
     """A short SHA-256 over every source file's relative path and bytes: changes whenever any code changes."""
     h = hashlib.sha256()

@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sympscale import config as config_schema
+from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401, N812  (read by the local_devices launcher)
 from sympscale.identity import FolderConflict
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors

@@ -307,97 +307,122 @@ def fit(
     `checkpoint(step, (params, opt_state, best_params), {"history": [...]})` is called every
     `spec.checkpoint_every` steps.
     """
-    schedule = spec.schedule()
     n_obs = train.shape[1]
     if spec.horizon + 1 > n_obs:
         raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
     opt = make_optimizer(spec)
-    train_dev = jnp.asarray(train)
-    cosine = None
-    if spec.grad_cosine_every and spec.window:
-        cosine = _cosine_probe(model, std, spec, train_dev, key, projector)
-    main_update = _updater(model, std, spec, opt, train_dev, key, projector)
-    warm_update, warm_steps = (
-        (_updater(start_with[0], std, spec, opt, train_dev, key, projector), start_with[1]) if start_with else (None, 0)
-    )
-
     resume = resume or Resume(0, opt.init(params))
-    start, opt_state = resume.step, resume.opt_state
-    if start > spec.steps:
-        raise ValueError(f"resumed at step {start}, past the run's {spec.steps} steps")
-    selector = _Selector(params, resume.history, resume.best_params)
-    t0 = time.perf_counter()
+    if resume.step > spec.steps:
+        raise ValueError(f"resumed at step {resume.step}, past the run's {spec.steps} steps")
+    loop = _Loop(spec, log, validate, checkpoint, _Selector(params, resume.history, resume.best_params))
+    train_dev = jnp.asarray(train)
+    updates = _Updates(
+        main=_updater(model, std, spec, opt, train_dev, key, projector),
+        first=_updater(start_with[0], std, spec, opt, train_dev, key, projector) if start_with else None,
+        first_steps=start_with[1] if start_with else 0,
+        cosine=_cosine_probe(model, std, spec, train_dev, key, projector)
+        if spec.grad_cosine_every and spec.window
+        else None,
+    )
+    params = loop.run(updates, params, resume)
+    return loop.result(params)
 
-    def validation(step: int, horizon: int) -> None:
-        rec = {"step": step, "horizon": horizon, **validate(params, horizon), "wall_s": time.perf_counter() - t0}
-        selector.add(rec, params)
-        log(rec)
 
-    if validate is not None and spec.val_every and start == 0:
-        validation(0, horizon_at(schedule, 0))
-    loss, step, first, diverged = jnp.asarray(math.nan), start, None, None
-    trained = start  # stays so when resumed from the final checkpoint (stopped while evaluating): nothing to do
-    for step in range(start, spec.steps):
-        horizon = horizon_at(schedule, step)
-        update = warm_update if step < warm_steps else main_update
-        params, opt_state, loss, gnorm = update(params, opt_state, jnp.asarray(step), horizon)
-        trained = step + 1
-        if step % spec.log_every == 0 or step == spec.steps - 1:
-            loss_f = float(loss)
-            first = loss_f if first is None else first
-            diverged = divergence(loss_f, first, step)
-            log(
-                {
-                    "step": step,
-                    "horizon": horizon,
-                    "loss": loss_f,
-                    "grad_norm": float(gnorm),
-                    "wall_s": time.perf_counter() - t0,
-                    **({"diverged": diverged} if diverged else {}),
-                }
-            )
-            if diverged:
-                break
-        if cosine is not None and step % spec.grad_cosine_every == 0:
-            log(
-                {
-                    "step": step,
-                    "horizon": horizon,
-                    "grad_cosine_full": float(cosine(params, jnp.asarray(step), horizon)),
-                }
-            )
-        done = step + 1
-        if validate is not None and spec.val_every and (done % spec.val_every == 0 or done == spec.steps):
-            validation(done, horizon)
-            if spec.patience and selector.since >= spec.patience:
-                break
-        if checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0:
-            checkpoint(done, (params, opt_state, selector.best_params), {"history": selector.history})
-    final = float(loss) if trained > start else None  # None: no step ran in this process
-    summary = {
-        "diverged": diverged is not None,
-        "divergence": diverged,
-        "steps": spec.steps,
-        "steps_trained": trained,
-        "stopped_early": trained < spec.steps,
-        "final_loss": final,
-        "wall_s": time.perf_counter() - t0,
-        "resumed_from_step": start,
-        "curriculum": {
-            "kind": spec.curriculum,
-            "stages": [list(s) for s in schedule],
-            "mean_horizon": mean_horizon(schedule, spec.steps),
-        },
-    }
-    if validate is None or not spec.val_every:
-        return params, {
-            **summary,
-            "selected_step": trained,
-            "converged": None,
-            "convergence": {"reason": "no validation (train.val_every = 0)"},
+@dataclasses.dataclass(frozen=True)
+class _Updates:
+    """The compiled step functions of a run: the main update, an optional cheaper first one, the cosine probe."""
+
+    main: Callable
+    first: Callable | None
+    first_steps: int
+    cosine: Callable | None
+
+    def at(self, step: int) -> Callable:
+        return self.first if step < self.first_steps else self.main
+
+
+class _Loop:
+    """The training loop's state and its bookkeeping: logging, divergence, validation, checkpoints, the summary."""
+
+    def __init__(self, spec: TrainSpec, log, validate, checkpoint, selector: _Selector):
+        self.spec, self.log, self.validate, self.checkpoint, self.selector = spec, log, validate, checkpoint, selector
+        self.schedule = spec.schedule()
+        self.t0 = time.perf_counter()
+        self.start = self.trained = 0
+        self.loss, self.first_loss, self.diverged = jnp.asarray(math.nan), None, None
+
+    def validating(self) -> bool:
+        return self.validate is not None and bool(self.spec.val_every)
+
+    def run(self, updates: _Updates, params, resume: Resume):
+        spec = self.spec
+        self.start = self.trained = resume.step  # stays so when resumed from the final checkpoint: nothing to do
+        opt_state = resume.opt_state
+        if self.validating() and self.start == 0:
+            self._validation(params, 0, horizon_at(self.schedule, 0))
+        for step in range(self.start, spec.steps):
+            horizon = horizon_at(self.schedule, step)
+            params, opt_state, self.loss, gnorm = updates.at(step)(params, opt_state, jnp.asarray(step), horizon)
+            self.trained = step + 1
+            if (step % spec.log_every == 0 or step == spec.steps - 1) and self._log_step(step, horizon, gnorm):
+                break  # diverged
+            if updates.cosine is not None and step % spec.grad_cosine_every == 0:
+                cos = float(updates.cosine(params, jnp.asarray(step), horizon))
+                self.log({"step": step, "horizon": horizon, "grad_cosine_full": cos})
+            if self._after_step(params, opt_state, step + 1, horizon):
+                break  # patience ran out
+        return params
+
+    def _log_step(self, step: int, horizon: int, gnorm) -> bool:
+        """Log the training loss; True when it shows the run has diverged."""
+        loss = float(self.loss)
+        self.first_loss = loss if self.first_loss is None else self.first_loss
+        self.diverged = divergence(loss, self.first_loss, step)
+        rec = {"step": step, "horizon": horizon, "loss": loss, "grad_norm": float(gnorm), "wall_s": self._wall()}
+        self.log({**rec, **({"diverged": self.diverged} if self.diverged else {})})
+        return self.diverged is not None
+
+    def _after_step(self, params, opt_state, done: int, horizon: int) -> bool:
+        """Validate and checkpoint when due; True when early stopping ends the run."""
+        spec, stop = self.spec, False
+        if self.validating() and (done % spec.val_every == 0 or done == spec.steps):
+            self._validation(params, done, horizon)
+            stop = bool(spec.patience and self.selector.since >= spec.patience)
+        if not stop and self.checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0:
+            self.checkpoint(done, (params, opt_state, self.selector.best_params), {"history": self.selector.history})
+        return stop
+
+    def _validation(self, params, step: int, horizon: int) -> None:
+        rec = {"step": step, "horizon": horizon, **self.validate(params, horizon), "wall_s": self._wall()}
+        self.selector.add(rec, params)
+        self.log(rec)
+
+    def _wall(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def result(self, params) -> tuple[dict, dict]:
+        """(the selected parameters, the training summary)."""
+        spec, trained = self.spec, self.trained
+        summary = {
+            "diverged": self.diverged is not None,
+            "divergence": self.diverged,
+            "steps": spec.steps,
+            "steps_trained": trained,
+            "stopped_early": trained < spec.steps,
+            "final_loss": float(self.loss) if trained > self.start else None,  # None: no step ran in this process
+            "wall_s": self._wall(),
+            "resumed_from_step": self.start,
+            "curriculum": {
+                "kind": spec.curriculum,
+                "stages": [list(s) for s in self.schedule],
+                "mean_horizon": mean_horizon(self.schedule, spec.steps),
+            },
         }
-    cap = getattr(validate, "horizon", None)
-    return selector.best_params, {**summary, **_selection_summary(selector, trained, spec, cap)}
+        if not self.validating():
+            reason = {"reason": "no validation (train.val_every = 0)"}
+            return params, {**summary, "selected_step": trained, "converged": None, "convergence": reason}
+        cap = getattr(self.validate, "horizon", None)
+        return self.selector.best_params, {**summary, **_selection_summary(self.selector, trained, spec, cap)}
 
 
 def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec, cap: int | None) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 
+from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401  (as sympscale.train)
 from sympscale.seeds import rewrite_args
 from sympscale.train import config_dir
 

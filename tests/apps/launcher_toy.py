@@ -17,6 +17,8 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 
+from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401  (as sympscale.train: SympScale-style job folders)
+
 ConfigStore.instance().store(
     name="toy",
     node={

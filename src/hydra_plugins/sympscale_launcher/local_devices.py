@@ -3,9 +3,14 @@
     python -m sympscale.train -m system=toda,fput D=64,256 model=symp,gru seed=1-10
 
 Options (hydra.launcher.*): platform (auto|cuda|rocm|cpu), devices, cpu_workers, jobs_per_device, fail_fast,
-max_retries, resume, dry_run, progress_every, compilation_cache, shard. The work is done by
-`sympscale.launcher` (options, lock, devices, scheduler, wire, child); this class turns Hydra's job list into
-processes and back.
+max_retries, resume, rerun_stale, dry_run, progress_every, compilation_cache, shard. The work is done by
+`sympscale.launcher` (options, lock, devices, scheduler, wire, child, records); this class turns Hydra's job
+list into processes and back.
+
+It knows nothing of the application beyond the optional `LAUNCHER_HOOK` of the task function's module
+(`sympscale.launcher.hook`: job cost, job key, code version, the app's account of a job's end); without one
+every job costs the same, its key is a digest of its resolved task config and of the task function's name and
+source, and its code is the task function's file.
 
 Each job's process gets its composed config (YAML) and the task function's import path as JSON on its stdin
 and returns a JSON result (`sympscale.launcher.wire`): nothing in the sweep folder is executed or unpickled.
@@ -13,9 +18,6 @@ One launcher at a time owns a sweep folder (`.launcher/lock`).
 """
 
 import copy
-import hashlib
-import inspect
-import json
 import logging
 import os
 import sys
@@ -28,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class LocalDevicesConf:
     fail_fast: bool = False
     max_retries: int = 0
     resume: bool = True  # skip jobs whose folder says they finished
+    rerun_stale: bool = False  # rerun finished jobs that other code computed (listed either way)
     dry_run: bool = False  # list the grid and the device plan, run nothing
     progress_every: float = 30.0  # seconds between progress lines
     compilation_cache: Optional[str] = "${hydra.sweep.dir}/.jax_cache"  # noqa: UP045  shared by all jobs
@@ -56,15 +60,6 @@ def _job_dir(cfg: DictConfig) -> Path:
     return Path(str(OmegaConf.select(cfg, "hydra.sweep.dir"))) / str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
 
 
-def _cost(cfg: DictConfig) -> float:
-    """Relative cost of a job, for longest-first ordering (0 when the config does not say)."""
-    try:
-        t = cfg.train
-        return float(t.steps) * float(t.horizon) * float(t.batch_size) * float(cfg.D) * float(cfg.capacity.width)
-    except Exception:
-        return 0.0
-
-
 def _task_config(cfg: DictConfig) -> DictConfig:
     """The job's config without the hydra node (what the task function receives)."""
     task_cfg = copy.deepcopy(cfg)
@@ -73,36 +68,22 @@ def _task_config(cfg: DictConfig) -> DictConfig:
     return task_cfg
 
 
-def _job_key(cfg: DictConfig, task_function: Any) -> str:
-    """What a finished job must match to be skipped: what it computes (`sympscale.identity.digest` of its
-    resolved task config, so where it logs or caches does not count) and the task function's name and code."""
-    from sympscale.identity import digest
-
+def _plain_task_config(cfg: DictConfig) -> dict:
+    """The task config as plain data for the hook, resolved (unresolved, with a warning, when it cannot be)."""
     task_cfg = _task_config(cfg)
     try:
-        config_id = digest(OmegaConf.to_container(task_cfg, resolve=True))
-    except Exception as e:
-        log.debug(f"job key: cannot resolve the task config ({type(e).__name__}: {e}); using it unresolved")
-        try:
-            config_id = digest(OmegaConf.to_container(task_cfg, resolve=False))
-        except Exception as e2:
-            log.debug(f"job key: {type(e2).__name__}: {e2}; using the config's YAML text")
-            config_id = OmegaConf.to_yaml(task_cfg, resolve=False)
-    fn = task_function if hasattr(task_function, "__qualname__") else type(task_function)
-    try:
-        code = inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = ""
-    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
-    return hashlib.sha256("\0".join([config_id, name, code]).encode()).hexdigest()[:20]
+        return OmegaConf.to_container(task_cfg, resolve=True)
+    except OmegaConfBaseException as e:  # a resolver that fails, a missing value
+        log.warning(f"job #{cfg.hydra.job.num}: its config cannot be resolved ({e}); its key uses it unresolved")
+        return OmegaConf.to_container(task_cfg, resolve=False)
 
 
 def _version_base() -> Optional[str]:  # noqa: UP045
+    """The version base this process runs with, for the child to set: a Version in Hydra 1.3, a str in 1.4."""
     from hydra import version
-    from packaging.version import Version
 
     base = version.getbase()
-    return str(base) if isinstance(base, Version) else None
+    return None if base is None or type(base) is type(version._UNSPECIFIED_) else str(base)
 
 
 class LocalDevicesLauncher(Launcher):
@@ -111,6 +92,8 @@ class LocalDevicesLauncher(Launcher):
         self.config: Optional[DictConfig] = None  # noqa: UP045
         self.hydra_context: Any = None
         self.task_function: Any = None
+        self.hook: Any = None  # sympscale.launcher.hook.Hook, found at launch
+        self.code: dict = {}  # the code jobs run now (hook.code())
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -150,13 +133,16 @@ class LocalDevicesLauncher(Launcher):
         from sympscale.launcher import records
         from sympscale.launcher.child import JobFailure
         from sympscale.launcher.devices import plan_devices
+        from sympscale.launcher.hook import find_hook
         from sympscale.launcher.scheduler import Scheduler, summary_table
         from sympscale.launcher.sharding import parse_shard
 
         opt = self.options
         plan = plan_devices(opt["platform"], opt["devices"], opt["cpu_workers"])
         shard = parse_shard(opt["shard"])
-        jobs, configs, keys = self._compose(job_overrides, initial_job_idx, shard)
+        self.hook = find_hook(self.task_function)
+        self.code = self.hook.code()
+        jobs, configs, keys, values = self._compose(job_overrides, initial_job_idx, shard, sweep_dir)
         n_run = sum(j.status == "queued" for j in jobs)
         log.info(
             f"local_devices: {len(jobs)} jobs ({n_run} to run, {len(jobs) - n_run} already finished)"
@@ -181,7 +167,7 @@ class LocalDevicesLauncher(Launcher):
                 jobs,
                 lambda job: command,
                 self._env_maker(plan),
-                lambda job: records.record_end(job, keys[job.idx]),
+                lambda job: self._ended(job, keys[job.idx]),
                 stdin_for=self._spec_maker(configs),
             )
         finally:  # also on SIGINT/SIGTERM (SystemExit) and on an error of the launcher itself
@@ -193,15 +179,17 @@ class LocalDevicesLauncher(Launcher):
         if opt["fail_fast"] and first is not None:
             where = f"; log: {first.log_path}" if first.log_path.is_file() else ""
             raise JobFailure(f"fail_fast: job #{first.idx} ({first.label}) failed first: {first.cause}{where}")
-        return [self._job_return(job, configs[job.idx]) for job in jobs]
+        return [self._job_return(job, configs[job.idx], values.get(job.idx)) for job in jobs]
 
-    def _compose(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, shard: Any) -> tuple:
-        """This node's jobs (queued, or skipped when they finished earlier), their configs and resume keys."""
+    def _compose(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, shard: Any, root: Path) -> tuple:
+        """This node's jobs (queued, or skipped when they finished earlier), their configs, resume keys and the
+        recorded return values of the skipped ones."""
         from sympscale.launcher import records
         from sympscale.launcher.scheduler import Job
         from sympscale.launcher.sharding import in_shard
 
-        jobs, configs, keys = [], {}, {}
+        hook, code = self.hook, self.code
+        jobs, configs, keys, values, stale = [], {}, {}, {}, []
         for i, overrides in enumerate(job_overrides):
             idx = initial_job_idx + i
             if not in_shard(idx, shard):
@@ -210,14 +198,37 @@ class LocalDevicesLauncher(Launcher):
             with open_dict(cfg):
                 cfg.hydra.job.id = f"{cfg.hydra.job.name}_{idx}"
                 cfg.hydra.job.num = idx
-            job = Job(idx=idx, overrides=list(filter_overrides(overrides)), job_dir=_job_dir(cfg), cost=_cost(cfg))
+            job_dir = _job_dir(cfg)
+            task_cfg = _plain_task_config(cfg)
+            job = Job(idx=idx, overrides=list(filter_overrides(overrides)), job_dir=job_dir, cost=hook.cost(task_cfg))
             job.log_path = job.job_dir / "launcher.log"
-            keys[idx] = _job_key(cfg, self.task_function)
-            if self.options["resume"] and records.finished(job.job_dir, keys[idx]):
-                job.status, job.cause = "skipped", "finished in an earlier run"
+            keys[idx] = hook.job_key(task_cfg)
             jobs.append(job)
             configs[idx] = cfg
-        return jobs, configs, keys
+            if not self.options["resume"]:
+                continue
+            prior = records.read(job_dir)
+            state, why = records.verdict(prior, (keys[idx], hook.legacy_key(keys[idx])), code)
+            if state != "new" and hook.result(job_dir, "done", None)[0] != "done":
+                continue  # the application's own record says it did not finish: it runs again
+            if state == "stale":
+                stale.append((job, why))
+                if self.options["rerun_stale"]:
+                    continue
+            if state != "new":
+                job.status = "skipped"
+                job.cause = "finished in an earlier run" if state == "finished" else f"{records.STALE}: {why}"
+                values[idx] = prior.get("value")
+        if stale:
+            log.warning(records.stale_line(stale, root, self.options["rerun_stale"]))
+        return jobs, configs, keys, values
+
+    def _ended(self, job: Any, key: str) -> None:
+        """A job's process ended: the application's account of it (hook.result), then its launcher.json."""
+        from sympscale.launcher import records
+
+        job.status, job.cause = self.hook.result(job.job_dir, job.status, job.cause)
+        records.record_end(job, key, self.code)
 
     def _env_maker(self, plan: Any):
         """device -> the environment of a job on it (device mask, shared compilation cache)."""
@@ -274,8 +285,8 @@ class LocalDevicesLauncher(Launcher):
 
         return spec
 
-    def _job_return(self, job: Any, cfg: DictConfig) -> JobReturn:
-        from sympscale.launcher.child import JobFailure
+    def _job_return(self, job: Any, cfg: DictConfig, recorded_value: Any) -> JobReturn:
+        from sympscale.launcher.remote_error import failure
         from sympscale.launcher.wire import value_of
 
         result = job.result or {}
@@ -293,9 +304,7 @@ class LocalDevicesLauncher(Launcher):
         if job.status == "done":
             ret._return_value = value_of(result)
         elif job.status == "skipped":
-            metrics = job.job_dir / "metrics.json"
-            ret._return_value = json.loads(metrics.read_text()) if metrics.exists() else None
+            ret._return_value = recorded_value
         else:
-            where = f"; log: {job.log_path}" if job.log_path.is_file() else ""
-            ret._return_value = JobFailure(f"job #{job.idx} ({job.label}) {job.status}: {job.cause}{where}")
+            ret._return_value = failure(job)
         return ret

@@ -3,8 +3,9 @@
 Reads its job spec (JSON, `sympscale.launcher.wire`) from stdin, runs the job with Hydra's own `run_job` (so
 output dirs, .hydra/ files and logging behave as with any launcher) and writes a JSON result to the file
 descriptor named by SYMPSCALE_RESULT_FD. Nothing is read from the sweep folder. A task that raises gives a
-FAILED result carrying "Type: message" (the traceback goes to the job's log); a hard crash or a SystemExit
-leaves no result, and the launcher reports the exit status.
+FAILED result carrying "Type: message" and the exception as data (`remote_error.describe`: the launcher
+rebuilds it, traceback and chain included); the traceback also goes to the job's log. A hard crash or a
+SystemExit leaves no result, and the launcher reports the exit status.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def die_with_parent() -> None:
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
+    except (ImportError, OSError, AttributeError) as e:  # no ctypes, no glibc (musl), no prctl
+        print(f"[child] cannot ask to die with the launcher ({type(e).__name__}: {e})", file=sys.stderr)
         return
     if os.getppid() != int(parent):  # the launcher died before the request took effect
         sys.exit(143)
@@ -77,9 +79,16 @@ def _prepare(spec: dict):
     sys.path[:0] = [p for p in spec["sys_path"] if p not in sys.path]
     if spec.get("version_base"):
         from hydra import version
-        from packaging.version import Version
 
-        version.VersionBase.instance().setbase(Version(spec["version_base"]))
+        # what `hydra.main(version_base=...)` recorded in the launcher: a packaging Version in Hydra 1.3, the
+        # "major.minor" string in 1.4 (whose setbase would warn that the parameter is deprecated)
+        base = spec["version_base"]
+        if isinstance(version.VersionBase.instance().getbase(), str):
+            version.VersionBase.instance().setbase(base)
+        else:
+            from packaging.version import Version
+
+            version.VersionBase.instance().setbase(Version(base))
     setup_globals()
     task = load_task(spec["task"]) if spec.get("task") else unpickle(spec["pickled"]["task"])
     for name, text in spec["pickled"].get("resolvers", {}).items():  # only those the import did not register
@@ -113,6 +122,7 @@ def _config(text: str):
 def main() -> int:
     die_with_parent()
     write = _result_writer()
+    from sympscale.launcher.remote_error import describe
     from sympscale.launcher.wire import encode_result
 
     try:
@@ -132,16 +142,18 @@ def main() -> int:
         job_subdir_key="hydra.sweep.subdir",
     )
     completed = ret.status == JobStatus.COMPLETED
-    error = None
+    error = exception = None
     if not completed:
         exc = ret._return_value
         print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), file=sys.stderr, flush=True)
-        error = f"{type(exc).__name__}: {exc}"
+        exception = describe(exc)
+        error = f"{type(exc).__name__}: {exception['message']}"
     write(
         encode_result(
             completed=completed,
             value=ret._return_value if completed else None,
             error=error,
+            exception=exception,
             task_name=ret.task_name,
             output_dir=str(config.hydra.runtime.output_dir),
             working_dir=ret.working_dir,

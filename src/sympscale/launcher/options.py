@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from sympscale.launcher.devices import PLATFORMS
 from sympscale.launcher.sharding import parse_shard
 
-BOOLEANS = ("resume", "fail_fast", "dry_run")
+BOOLEANS = ("resume", "rerun_stale", "fail_fast", "dry_run")
 MAX_RETRIES = 100  # a failure that repeats forever must not keep the launcher busy forever
 
 

@@ -1,63 +1,82 @@
-"""What the launcher writes about jobs: `launcher.json` per job, `launcher_summary.json` per sweep, and the
-correction of a `status.json` a killed job left claiming "running". Also the resume test that reads them.
+"""What the launcher writes about jobs: `launcher.json` per job, `launcher_summary.json` per sweep; and the
+resume verdict read from them: a job is new, finished, or finished by other code (stale).
 
-Every file goes through `sympscale.jobdir.write_json` (atomic, the user's umask).
+`launcher.json` holds the job's status and cause, its resume key (`hook.job_key`), the code that ran it
+(`hook.code()`: version and source digest) and its JSON return value. Every file goes through
+`sympscale.jobdir.write_json` (atomic, the user's umask).
 """
 
 from __future__ import annotations
 
 import json
-import time
+import logging
 from pathlib import Path
 
-from sympscale.jobdir import JobDir, write_json
+from sympscale.jobdir import write_json
 from sympscale.launcher.scheduler import Job
+from sympscale.launcher.wire import value_of
 
+log = logging.getLogger(__name__)
 RECORD, SUMMARY = "launcher.json", "launcher_summary.json"
+STALE = "stale"  # the cause of a finished job that other code computed starts with this word
+NO_CODE = "finished before the launcher recorded code versions"
 
 
-def finished(job_dir: Path, key: str) -> bool:
-    """Finished earlier with the same key, and (for SympScale jobs) its own status file says done."""
-    status, marker = job_dir / JobDir.STATUS, job_dir / RECORD
+def read(job_dir: Path) -> dict | None:
+    """The job's `launcher.json`, or None when there is none or it cannot be read (the job counts as new)."""
     try:
-        rec = json.loads(marker.read_text()) if marker.exists() else {}
-        if rec.get("status") != "done" or rec.get("key") != key:
-            return False
-        return not status.exists() or json.loads(status.read_text()).get("status") == "done"
-    except (OSError, ValueError, AttributeError):
-        return False
+        rec = json.loads((job_dir / RECORD).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning(f"{job_dir / RECORD} cannot be read ({e}); the job runs again")
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
-def record_end(job: Job, key: str) -> None:
-    """After a job's process ended (or could not start): settle its status.json, then write launcher.json."""
-    settle_status_file(job)
-    record = {k: getattr(job, k) for k in ("status", "cause", "device", "attempts", "overrides")}
-    record.update(key=key, started=job.started, seconds=job.duration, exit_code=job.exit_code)
-    write_json(job.job_dir / RECORD, record)
+def verdict(prior: dict | None, keys: tuple[str, ...], code: dict) -> tuple[str, str | None]:
+    """("new", None) | ("finished", None) | ("stale", why): what an earlier run of this job left.
 
-
-def settle_status_file(job: Job) -> None:
-    """A job that ended must not stay 'running' in its status.json (format of `JobDir.set_status`).
-
-    Rewritten only when the job left it 'running' (a job killed by a signal writes nothing more):
-    'interrupted' when the launcher stopped it, 'failed' otherwise, with the launcher's cause
-    (e.g. "killed by SIGKILL"). A task that returned but left 'running' did not finish its own record: the
-    job is failed (launcher and status file agree, and a rerun runs it again).
+    Finished means recorded done under one of `keys` (the job's key first, then the key an older launcher
+    would have written). A finished job is stale when the code that ran it is not `code` (its source digest
+    differs) or was not recorded.
     """
-    path = job.job_dir / JobDir.STATUS
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(rec, dict) or rec.get("status") != "running":
-        return
-    if job.status == "done":
-        job.status, job.cause = "failed", "the task returned but its status.json still says 'running'"
-    status = "interrupted" if job.status in ("interrupted", "cancelled") else "failed"
-    rec.update(status=status, updated=time.time(), cause=job.cause, exit_code=job.exit_code)
-    if status == "failed":
-        rec["error"] = job.cause  # the key the pipeline itself uses for a failure
-    write_json(path, rec)
+    if not prior or prior.get("status") != "done" or prior.get("key") not in keys:
+        return "new", None
+    then, now = prior.get("code"), code.get("source_digest")
+    if now is None:  # nothing to compare with
+        return "finished", None
+    if not isinstance(then, dict) or not then.get("source_digest"):
+        return "stale", NO_CODE
+    if then["source_digest"] != now:
+        version = f"version {then.get('version')}, " if then.get("version") else ""
+        return "stale", f"ran other code ({version}source {then['source_digest']}; now {now})"
+    return "finished", None
+
+
+def stale_line(stale: list[tuple[Job, str]], root: Path, rerunning: bool, shown: int = 3) -> str:
+    """One line on the finished jobs that other code computed: how many, a few folders, why, what to do."""
+    names = []
+    for job, _ in stale[:shown]:
+        try:
+            names.append(job.job_dir.relative_to(root).as_posix())
+        except ValueError:  # a job folder outside the sweep folder
+            names.append(str(job.job_dir))
+    more = f" and {len(stale) - shown} more" if len(stale) > shown else ""
+    reasons = list(dict.fromkeys(why for _, why in stale))
+    reasons = "; ".join(reasons[:2]) + ("; ..." if len(reasons) > 2 else "")
+    n = f"{len(stale)} finished job{' is' if len(stale) == 1 else 's are'} stale ({', '.join(names)}{more}: {reasons})"
+    if rerunning:
+        return f"local_devices: {n}; rerunning them (hydra.launcher.rerun_stale=true)"
+    return f"local_devices: {n}; skipped, their old results kept: rerun them with hydra.launcher.rerun_stale=true"
+
+
+def record_end(job: Job, key: str, code: dict) -> None:
+    """After a job's process ended (or could not start): write its launcher.json."""
+    record = {k: getattr(job, k) for k in ("status", "cause", "device", "attempts", "overrides")}
+    record.update(key=key, code=code, started=job.started, seconds=job.duration, exit_code=job.exit_code)
+    record["value"] = value_of(job.result) if job.status == "done" and job.result else None
+    write_json(job.job_dir / RECORD, record)
 
 
 def shard_suffix(shard: tuple[int, int] | None) -> str:

@@ -277,5 +277,7 @@ def summary_table(jobs: list[Job]) -> str:
         cause = ""
         if j.status in ("failed", "interrupted", "cancelled") and j.cause:
             cause = f"  <- {j.cause}" + (f"; log {j.log_path}" if j.attempts else "")
+        elif j.status == "skipped" and j.cause and j.cause.startswith("stale"):  # records.STALE
+            cause = f"  <- {j.cause}"
         rows.append(f"{j.idx:>4}  {j.status:<11} {j.device or '-':<8} {t:>8}  {j.label}{cause}")
     return "\n".join(rows)

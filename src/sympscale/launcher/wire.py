@@ -21,7 +21,8 @@ child as a file descriptor (format "sympscale-result/1")::
 
     {"format": "sympscale-result/1", "status": "COMPLETED" | "FAILED",
      "value": <the return value as JSON> | null, "value_repr": "<repr when not JSON-able>" | null,
-     "error": "<ExceptionType: message>" | null, "task_name": "...", "output_dir": "...", "working_dir": "..."}
+     "error": "<ExceptionType: message>" | null, "exception": <remote_error.describe(the task's exception)> | null,
+     "task_name": "...", "output_dir": "...", "working_dir": "..."}
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ from __future__ import annotations
 import base64
 import importlib
 import importlib.util
+import io
 import json
+import marshal
 import os
 import re
 import sys
+import types
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 
 JOB_FORMAT, RESULT_FORMAT = "sympscale-job/1", "sympscale-result/1"
@@ -154,11 +159,24 @@ def unpickle(text: str):
 
 
 def pickled(obj, what: str) -> str:
-    """`obj` cloudpickled, as base64 text; TypeError naming `what` when it cannot be pickled."""
+    """`obj` cloudpickled, as base64 text; TypeError naming `what` when it cannot be pickled.
+
+    Code objects travel whole (marshal: the child runs the same interpreter), so a shipped closure keeps its
+    file name, which cloudpickle would replace by "<dynamic-code>": tracebacks in the job's log and the one
+    the launcher rebuilds then point at the task's own source.
+    """
     try:
         import cloudpickle
 
-        return base64.b64encode(cloudpickle.dumps(obj)).decode()
+        class Pickler(cloudpickle.Pickler):
+            dispatch_table = ChainMap(
+                {types.CodeType: lambda code: (marshal.loads, (marshal.dumps(code),))},
+                cloudpickle.Pickler.dispatch_table,
+            )
+
+        buffer = io.BytesIO()
+        Pickler(buffer).dump(obj)
+        return base64.b64encode(buffer.getvalue()).decode()
     except Exception as e:
         raise TypeError(f"{what} ({obj!r}) can neither be imported by name nor pickled: {e}") from None
 
@@ -185,7 +203,14 @@ def plain(value):
 
 
 def encode_result(
-    *, completed: bool, value=None, error: str | None = None, task_name=None, output_dir=None, working_dir=None
+    *,
+    completed: bool,
+    value=None,
+    error: str | None = None,
+    exception: dict | None = None,
+    task_name=None,
+    output_dir=None,
+    working_dir=None,
 ) -> bytes:
     """The result record as JSON bytes; a return value that is not JSON-able is kept as its repr."""
     rec = {
@@ -194,6 +219,7 @@ def encode_result(
         "value": None,
         "value_repr": None,
         "error": error,
+        "exception": exception,
         "task_name": task_name,
         "output_dir": output_dir,
         "working_dir": working_dir,
@@ -218,6 +244,8 @@ def decode_result(data: bytes) -> dict:
     for key in ("error", "value_repr", "task_name", "output_dir", "working_dir"):
         if rec.get(key) is not None and not isinstance(rec[key], str):
             raise ValueError(f"result field {key!r} is not a string")
+    if rec.get("exception") is not None and not isinstance(rec["exception"], dict):
+        raise ValueError("result field 'exception' is not a record")
     return rec
 
 

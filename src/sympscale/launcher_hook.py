@@ -1,0 +1,81 @@
+"""SympScale's launcher hook: what the generic `local_devices` launcher may know of a SympScale job.
+
+The task function's module names it (`LAUNCHER_HOOK = sympscale.launcher_hook` in `sympscale.train`); the
+interface is documented in `sympscale.launcher.hook` and in the README's launcher section:
+
+- `cost`: steps x horizon x batch x D x width, so the longest jobs start first;
+- `job_key`: `sympscale.identity.digest` — where a job logs, caches or checkpoints does not count;
+- `code`: `sympscale.provenance.record()` — the package version and a digest of its source, so a rerun after
+  a code change lists the finished jobs that older code computed (stale) instead of keeping them silently;
+- `result`: the job's own `status.json` must agree that it is done, and a status a killed job left "running"
+  is corrected to the launcher's verdict.
+
+Imported by the launcher's process, which must never initialise JAX: nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from sympscale import identity, provenance
+from sympscale.jobdir import JobDir, write_json
+
+log = logging.getLogger(__name__)
+
+
+def cost(task_cfg: Mapping) -> float:
+    """Relative cost of a job (0 when its config lacks a factor: it then runs after the sized ones)."""
+    try:
+        t = task_cfg["train"]
+        return float(t["steps"]) * t["horizon"] * t["batch_size"] * task_cfg["D"] * task_cfg["capacity"]["width"]
+    except (KeyError, TypeError, ValueError) as e:
+        log.debug(f"job cost unknown ({type(e).__name__}: {e}); it is ordered as 0")
+        return 0.0
+
+
+def job_key(task_cfg: Mapping) -> str:
+    """What the job computes (`sympscale.identity`)."""
+    return identity.digest(task_cfg)
+
+
+def code() -> dict:
+    """The code jobs run now: package version and source digest (`sympscale.provenance`)."""
+    return provenance.record()
+
+
+def result(job_dir: Path, status: str, cause: str | None) -> tuple[str, str | None]:
+    """Reconcile the job's `status.json` with the launcher's verdict; returns the status and cause to record.
+
+    A job the launcher saw finish whose status.json is missing counts as done (a task that keeps no status);
+    one whose status.json says anything but done is not done. A status a killed job left "running" becomes
+    "interrupted" (the launcher stopped it) or "failed", with the launcher's cause, in `JobDir.set_status`'s
+    format.
+    """
+    path = job_dir / JobDir.STATUS
+    try:
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
+        return status, cause
+    except (OSError, ValueError) as e:
+        if status != "done":
+            return status, cause
+        return "failed", f"its {JobDir.STATUS} cannot be read ({type(e).__name__}: {e})"
+    if not isinstance(rec, dict):
+        return ("failed", f"its {JobDir.STATUS} is not a record") if status == "done" else (status, cause)
+    written = rec.get("status")
+    if written != "running":
+        if status == "done" and written != "done":
+            return "failed", f"the task returned but its {JobDir.STATUS} says {written!r}"
+        return status, cause
+    if status == "done":
+        status, cause = "failed", f"the task returned but its {JobDir.STATUS} still says 'running'"
+    settled = "interrupted" if status in ("interrupted", "cancelled") else "failed"
+    rec.update(status=settled, updated=time.time(), cause=cause)
+    if settled == "failed":
+        rec["error"] = cause  # the key the pipeline itself uses for a failure
+    write_json(path, rec)
+    return status, cause
