@@ -111,3 +111,21 @@ def test_gru_interface_and_residual_start():
 
 def test_symp_count_formula():
     assert SympModel.count(16, 64, 3) == (8 * 64 + 64) + 2 * (64 * 64 + 64) + (64 + 1) + 8 * 9 // 2
+
+
+def test_mlp_parameters_are_drawn_per_layer_into_flax_s_tree():
+    """`mlp_params` gives exactly the tree flax's `init` gives (names, shapes, dtypes), its kernels drawn one key
+    per layer with variance s²/n_in and zero biases: the draws every earlier result was seeded with."""
+
+    from sympscale.models.nn import MLP, init_params, mlp_params
+
+    mlp = MLP(features=(16, 16, 1), last_scale=0.01)
+    ours, flax_own = mlp_params(mlp, jax.random.key(3), 5), init_params(mlp, jax.random.key(3), jnp.zeros(5))
+    shape = lambda t: jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), t)  # noqa: E731
+    assert shape(ours) == shape(flax_own)
+    keys = jax.random.split(jax.random.key(3), 3)
+    first = jax.random.normal(keys[0], (5, 16), dtype=jnp.float64) / np.sqrt(5)
+    last = jax.random.normal(keys[2], (16, 1), dtype=jnp.float64) * 0.01 / 4.0
+    np.testing.assert_array_equal(ours["Dense_0"]["kernel"], first)
+    np.testing.assert_array_equal(ours["Dense_2"]["kernel"], last)
+    assert all(not np.any(layer["bias"]) for layer in ours.values())

@@ -45,7 +45,7 @@ def _gib(b) -> str:
     return "–" if b is None else f"{b / 2**30:8.3f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sympscale.memory", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -54,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", default="none,remat,blocked")
     p.add_argument("--measure-one", help=argparse.SUPPRESS)  # internal: the fresh-process measurement
     p.add_argument("overrides", nargs="*")
-    a = p.parse_args(argv)
+    return p
 
-    import jax
 
-    from sympscale.profiling import device_budget, measure_step, predicted_memory
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    from sympscale.profiling import device_budget, measure_step
     from sympscale.validation import config_errors
 
     cfg = _compose(a.overrides)
@@ -67,66 +68,69 @@ def main(argv: list[str] | None = None) -> int:
         print("sympscale.memory: invalid config:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 2
     run, spec = _assembled(cfg)
-    info = run.info
     if a.measure_one:
         print(json.dumps(measure_step(run, a.measure_one)))
         return 0
-
     budget, what = device_budget()
-    dev = jax.devices()[0]
     print(
-        f"{spec.model} on {spec.system} D={spec.D}: {info['params']:,} parameters; batch {spec.train.batch_size}, "
+        f"{spec.model} on {spec.system} D={spec.D}: {run.info['params']:,} parameters; batch {spec.train.batch_size}, "
         f"horizon {spec.train.horizon}, window {spec.bptt_window or 'full'}"
     )
-    print(f"device: {dev.platform} {getattr(dev, 'device_kind', '')}; budget {_gib(budget).strip()} GiB ({what})")
-    rows = []
-    for memory in a.strategies.split(","):
-        row = predicted_memory(run, memory)
-        row["fits"] = None if budget is None or row["peak"] is None else bool(row["peak"] <= budget)
-        if a.run:
-            r = subprocess.run(
-                [sys.executable, "-m", "sympscale.memory", "--measure-one", memory, *a.overrides],
-                capture_output=True,
-                text=True,
-            )
-            if r.returncode == 0:
-                row.update(json.loads(r.stdout.strip().splitlines()[-1]))
-            else:
-                row["run_error"] = (r.stderr.strip().splitlines() or ["failed"])[-1]
-        rows.append(row)
-    head = f"{'strategy':<9} {'pred. peak GiB':>14} {'temp GiB':>9} {'fits':>5}"
-    if a.run:
-        head += f" {'meas. peak GiB':>14} {'step s':>8}"
-    print(head)
-    for r in rows:
-        line = f"{r['memory']:<9} {_gib(r.get('peak')):>14} {_gib(r.get('temp')):>9} {str(r['fits']):>5}"
-        if a.run:
-            line += f" {_gib(r.get('measured_peak')):>14} {r.get('step_s', float('nan')):>8.3f}"
-            line += f"  {r.get('run_error', '')}"
-        print(line)
-    if dev.platform == "cpu":
-        print(CPU_NOTE)
-        if a.run:
-            print("note: on CPU the measured peak is the process's max RSS (whole process, not just the program).")
+    print(f"device: {_device()}; budget {_gib(budget).strip()} GiB ({what})")
+    rows = [_row(run, memory, budget, a) for memory in a.strategies.split(",")]
+    _print_table(rows, a.run)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(
-                {
-                    "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
-                    "budget": budget,
-                    "config": {
-                        "system": spec.system,
-                        "D": spec.D,
-                        "model": spec.model,
-                        "batch_size": spec.train.batch_size,
-                        "horizon": spec.train.horizon,
-                    },
-                    "strategies": rows,
-                },
-                f,
-                indent=2,
+                {"device": _device(":"), "budget": budget, "config": _summary(spec), "strategies": rows}, f, indent=2
             )
     return 0
+
+
+def _device(sep: str = " ") -> str:
+    import jax
+
+    dev = jax.devices()[0]
+    return f"{dev.platform}{sep}{getattr(dev, 'device_kind', '')}"
+
+
+def _summary(spec) -> dict:
+    tr = spec.train
+    return {"system": spec.system, "D": spec.D, "model": spec.model, "batch_size": tr.batch_size, "horizon": tr.horizon}
+
+
+def _row(run, memory: str, budget, a) -> dict:
+    """The predicted peak of one strategy, whether it fits, and (--run) its measurement in a fresh process."""
+    from sympscale.profiling import predicted_memory
+
+    row = predicted_memory(run, memory)
+    row["fits"] = None if budget is None or row["peak"] is None else bool(row["peak"] <= budget)
+    if a.run:
+        r = subprocess.run(
+            [sys.executable, "-m", "sympscale.memory", "--measure-one", memory, *a.overrides],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode == 0:
+            row.update(json.loads(r.stdout.strip().splitlines()[-1]))
+        else:
+            row["run_error"] = (r.stderr.strip().splitlines() or ["failed"])[-1]
+    return row
+
+
+def _print_table(rows: list[dict], measured: bool) -> None:
+    head = f"{'strategy':<9} {'pred. peak GiB':>14} {'temp GiB':>9} {'fits':>5}"
+    print(head + (f" {'meas. peak GiB':>14} {'step s':>8}" if measured else ""))
+    for r in rows:
+        line = f"{r['memory']:<9} {_gib(r.get('peak')):>14} {_gib(r.get('temp')):>9} {str(r['fits']):>5}"
+        if measured:
+            line += f" {_gib(r.get('measured_peak')):>14} {r.get('step_s', float('nan')):>8.3f}"
+            line += f"  {r.get('run_error', '')}"
+        print(line)
+    if _device().startswith("cpu"):
+        print(CPU_NOTE)
+        if measured:
+            print("note: on CPU the measured peak is the process's max RSS (whole process, not just the program).")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
 import numpy as np
 
 from sympscale.integrators import rk4_step
 from sympscale.models.base import Context, ModelOptions, capacity_problem, choice_problem
-from sympscale.models.nn import ACTIVATIONS, F64, MLP, Array, StateCarry, init_params, mlp_param_count
+from sympscale.models.nn import ACTIVATIONS, MLP, Array, StateCarry, mlp_param_count, mlp_params
 from sympscale.registry import MODELS
 
 
@@ -48,7 +47,7 @@ class FreeformModel(StateCarry):
         return MLP(features=tuple(features), activation=self.activation, last_scale=0.1)
 
     def init(self, key: Array) -> dict:
-        return {"f": init_params(self.mlp, key, jnp.zeros((self.D,), dtype=F64))}
+        return {"f": mlp_params(self.mlp, key, self.D)}
 
     def field(self, params, x: Array) -> Array:
         z = (x - self.mean) / self.std

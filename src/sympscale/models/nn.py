@@ -48,6 +48,20 @@ class MLP(nn.Module):
         return Dense(last, scale=self.last_scale)(x)
 
 
+def mlp_params(mlp: MLP, key: Array, n_in: int) -> dict:
+    """Initial parameters of `mlp` (the tree `mlp.init` makes) drawn as the study has always drawn them: one key per
+    layer from `jax.random.split(key, layers)`, kernels N(0, s² / n_in), zero biases. flax derives each layer's key
+    from its name instead; drawing them this way keeps every earlier result reproducible from its seed."""
+    sizes = [n_in, *mlp.features]
+    keys = jax.random.split(key, len(mlp.features))
+    params = {}
+    for i, (k, a, b) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
+        scale = mlp.last_scale if i == len(mlp.features) - 1 else 1.0
+        kernel = jax.random.normal(k, (a, b), dtype=F64) * (scale / math.sqrt(a))
+        params[f"Dense_{i}"] = {"kernel": kernel, "bias": jnp.zeros((b,), dtype=F64)}
+    return params
+
+
 def init_params(module: nn.Module, key: Array, *inputs: Array) -> dict:
     """The module's parameters as a plain nested dict (no FrozenDict, no `params` collection wrapper)."""
     return flax.core.unfreeze(module.init(key, *inputs)["params"])

@@ -32,8 +32,8 @@ from sympscale.models.nn import (
     MLP,
     Array,
     StateCarry,
-    init_params,
     mlp_param_count,
+    mlp_params,
     spectral_normalise,
 )
 from sympscale.registry import MODELS
@@ -92,13 +92,12 @@ class SympModel(StateCarry):
         return MLP(features=(self.width,) * self.depth + (1,), activation=self.activation, last_scale=0.01)
 
     def init(self, key: Array) -> dict:
-        z = jnp.zeros((self.N,), dtype=F64)
-        params = {"V": init_params(self.mlp, key, z)}
+        params = {"V": mlp_params(self.mlp, key, self.N)}
         if self.kinetic == "quadratic":
             params["T_diag"] = jnp.full((self.N,), _SOFTPLUS_INV_1, dtype=F64)
             params["T_off"] = jnp.zeros((self.N * (self.N - 1) // 2,), dtype=F64)
         elif self.kinetic == "mlp":
-            params["T"] = init_params(self.mlp, jax.random.fold_in(key, 1), z)
+            params["T"] = mlp_params(self.mlp, jax.random.fold_in(key, 1), self.N)
         return params
 
     # ----- the learned Hamiltonian ------------------------------------------------------------------------
