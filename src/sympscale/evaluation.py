@@ -60,6 +60,7 @@ class Rollout:
     bounded_factor: float
     lyapunov: float | None  # λ₁ per time unit (None or NaN: no VPT)
     dt_obs: float
+    energy: str | None = None  # the system's energy invariant (`System.energy`): H, E or the Jacobi constant C
 
     @property
     def first_over_one(self) -> np.ndarray:
@@ -108,9 +109,13 @@ def boundedness(r: Rollout) -> dict:
 
 @metric
 def conservation(r: Rollout) -> dict:
-    """The largest relative residual of each true invariant, and of the model's own learned energy."""
+    """The largest relative residual of each true invariant (and of the energy, under one name for every system),
+    and of the model's own learned energy."""
+    conservation = {k: _max_or_inf(v) for k, v in r.residuals.items()}
     return {
-        "conservation": {k: _max_or_inf(v) for k, v in r.residuals.items()},
+        "conservation": conservation,
+        "energy_invariant": r.energy,
+        "energy_residual": conservation.get(r.energy) if r.energy else None,
         # drift of the model's own learned energy H_θ (symplectic models conserve it up to O(h⁴) oscillation)
         "model_energy_residual": None if r.own is None else _max_or_inf(r.own),
     }
@@ -168,7 +173,8 @@ def rollout_metrics(
     x0 = jnp.asarray(test[:, 0])
     run = jax.jit(lambda params: score(rollout(model, params, x0, horizon, memory="none")))
     mse, resid, own = jax.tree_util.tree_map(np.asarray, run(params))
-    r = Rollout(mse, resid, own, test, mean, std, horizon, last, bounded_factor, lyapunov, dt_obs)
+    energy = getattr(system, "energy", None)
+    r = Rollout(mse, resid, own, test, mean, std, horizon, last, bounded_factor, lyapunov, dt_obs, energy)
     out = {"horizon": horizon, "n_trajectories": n_traj}
     for entry in METRICS.values():
         out.update(entry.make(r))

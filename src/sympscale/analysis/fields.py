@@ -19,7 +19,7 @@ from sympscale.recipe import effective_train
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("computation", "setting", "method")
+TEXT += ("computation", "setting", "method", "energy_invariant")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test")
 FLAGS = ("bounded", "converged", "exceeds_ground_truth")  # true / false / None (not judged)
@@ -110,6 +110,9 @@ def metric_fields(m: dict) -> dict:
         "dt_obs": _get(m, ("dataset", "dt_obs")),
         "exceeds_ground_truth": ev("exceeds_ground_truth"),
         "model_energy_residual": ev("model_energy_residual"),
+        # the energy's residual under one name (H, E, or the Jacobi constant C: `energy_invariant` says which)
+        "energy_residual": ev("energy_residual"),
+        "energy_invariant": ev("energy_invariant"),
         "eval_horizon": ev("horizon"),
         "n_test": ev("n_trajectories"),
         "platform": _get(m, ("env", "platform")),

@@ -157,8 +157,8 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
         )
         sns.pointplot(data=gap, x="bptt_window", y="gap", hue="label", order=order, ax=ax1)
     ax1.set(ylabel="bounded fraction: Symp − GRU", title="reliability gap vs BPTT window")
-    if "conservation_H" in ok and ok["conservation_H"].notna().any():
-        res = ok.assign(resid=pd.to_numeric(ok["conservation_H"], errors="coerce"))
+    if "energy_residual" in ok and ok["energy_residual"].notna().any():
+        res = ok.assign(resid=pd.to_numeric(ok["energy_residual"], errors="coerce"))
         sns.pointplot(
             data=res,
             x="bptt_window",

@@ -38,6 +38,7 @@ class System(abc.ABC):
     dt_obs: float = 0.5  # time between observations
 
     name: ClassVar[str] = "base"
+    energy: ClassVar[str | None] = None  # the invariant that is the energy (H, E, the Jacobi constant C), if any
     positive: ClassVar[tuple[str, ...]] = ("dt_obs",)  # options that must be > 0 (each class adds its own)
     non_negative: ClassVar[tuple[str, ...]] = ()  # options that must be >= 0
 
@@ -138,6 +139,7 @@ class HamiltonianSystem(System):
 
     min_particles: ClassVar[int] = 2
     dof: ClassVar[int] = 1  # configuration coordinates per particle: D = 2 * dof * N
+    energy: ClassVar[str | None] = "H"
     positive: ClassVar[tuple[str, ...]] = ("ref_substeps",)
 
     def __post_init__(self) -> None:

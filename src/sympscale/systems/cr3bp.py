@@ -41,6 +41,7 @@ class CR3BP(System):
     max_steps: int = 1_000_000
 
     name: ClassVar[str] = "cr3bp"
+    energy: ClassVar[str | None] = "C"  # the Jacobi constant, -2 x the rotating-frame energy
     positive: ClassVar[tuple[str, ...]] = ("mu", "rtol", "atol", "r_escape", "max_steps")
     non_negative: ClassVar[tuple[str, ...]] = ("r_min_reject",)
 

@@ -37,6 +37,7 @@ class NBody(HamiltonianSystem):
 
     name: ClassVar[str] = "nbody"
     dof: ClassVar[int] = 2
+    energy: ClassVar[str | None] = "E"
     positive: ClassVar[tuple[str, ...]] = ("softening", "escape_radius", "velocity_cap")
 
     def __post_init__(self) -> None:
