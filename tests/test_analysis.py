@@ -49,7 +49,7 @@ def write_job(
             "eval": {
                 "last100_mse": last100,
                 "bounded": bounded,
-                "prediction_horizon": horizon,
+                "steps_to_mse_1": horizon,
                 "horizon": 300,
                 "n_trajectories": 4,
                 "conservation": {"H": 1e-3 * seed, "P": math.inf if model == "gru" else 0.1},
@@ -85,8 +85,8 @@ def test_statistics_match_hand_computed_values(sweep):
     assert b.loc["gru", "fraction"] == 0.5 and b.loc["symp", "fraction"] == 1.0 and b.loc["gru", "n"] == 4
     ci = tabs["mean_ci"].set_index("model").loc["symp"]
     sd = math.sqrt(20 / 3)
-    assert ci["prediction_horizon_mean"] == pytest.approx(13.0)
-    assert ci["prediction_horizon_ci95"] == pytest.approx(3.182446305284263 * sd / 2, rel=1e-12)
+    assert ci["steps_to_mse_1_mean"] == pytest.approx(13.0)
+    assert ci["steps_to_mse_1_ci95"] == pytest.approx(3.182446305284263 * sd / 2, rel=1e-12)
     cons = tabs["conservation"].set_index(["model", "invariant"])
     assert cons.loc[("symp", "H"), "median"] == pytest.approx(2.5e-3) and cons.loc[("symp", "H"), "max"] == 4e-3
     assert math.isinf(cons.loc[("gru", "P"), "max"])
@@ -110,7 +110,7 @@ def test_cli_writes_results_tables_figures_and_summary(sweep):
     assert "11 job folders: 8 finished and used" in summary
     assert "`job-gru-5-16`: failed: boom" in summary and "`job-symp-5-16`: finished without metrics.json" in summary
     assert "GRU/Symp last-100 MSE ratio median 25x (IQR 17.5–32.5x, 4 seeds)" in summary
-    for name in ("reliability_vs_D_fput", "prediction_horizon_vs_D"):
+    for name in ("reliability_vs_D_fput", "steps_to_mse_1_vs_D"):
         assert (sweep / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (sweep / "figures" / f"{name}.pdf").exists()
     assert (sweep / "tables" / "ratio_gru_symp.tex").read_text().startswith(r"\begin{tabular}")

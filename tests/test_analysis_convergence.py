@@ -59,7 +59,7 @@ def write_job(root: Path, model: str, seed: int) -> None:
             "horizon": 300,
             "last100_mse": 1.0 + seed,
             "bounded": True,
-            "prediction_horizon": 10.0,
+            "steps_to_mse_1": 10.0,
             "one_step_mse": 1e-4,
             "vpt_lyapunov": {"0.3": VPT[model][seed], "0.5": 1.0},
             "conservation": {"H": 1e-3},

@@ -87,9 +87,9 @@ CASES = [
     (
         "all-nan",
         lambda d: _edit_json(
-            d / "metrics.json", _set_eval(last100_mse=math.nan, bounded=math.nan, prediction_horizon=math.nan)
+            d / "metrics.json", _set_eval(last100_mse=math.nan, bounded=math.nan, steps_to_mse_1=math.nan)
         ),
-        "non-finite headline metrics (last100_mse NaN, bounded NaN, prediction_horizon NaN)",
+        "non-finite headline metrics (last100_mse NaN, bounded NaN, steps_to_mse_1 NaN)",
     ),
     (
         "mse-nan-bounded",
@@ -237,7 +237,7 @@ def test_nan_metrics_are_excluded_and_no_ratio_is_quoted_from_nan(tmp_path):
     write_job(tmp_path, "symp", 4, last100=math.nan, horizon=math.nan, bounded=True)  # a NaN-filled run
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 7
-    assert "- `job-symp-4-16`: non-finite headline metrics (last100_mse NaN, prediction_horizon NaN)" in summary
+    assert "- `job-symp-4-16`: non-finite headline metrics (last100_mse NaN, steps_to_mse_1 NaN)" in summary
     headline = summary.split("## Headline")[1].split("##")[0]
     assert "nan" not in headline.lower() and "symp bounded 3/3" in headline and "gru bounded 4/4" in headline
     assert "ratio median 20x (IQR 15–25x, 3 seeds)" in headline
@@ -313,7 +313,7 @@ def test_a_running_sweep_where_only_symp_finished(tmp_path):
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 3 and "| running | 3 |" in summary
     assert "symp bounded 3/3." in summary and "ratio" not in summary.split("## Headline")[1].split("##")[0]
-    for name in ("reliability_vs_D_fput", "prediction_horizon_vs_D"):
+    for name in ("reliability_vs_D_fput", "steps_to_mse_1_vs_D"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
 
 
@@ -322,7 +322,7 @@ def test_one_run_sweep(tmp_path):
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 1 and "1 job folder: 1 finished and used (1 seed), 0 excluded" in summary
     assert "Excluded job folders" not in summary and "fput D=8: gru bounded 1/1." in summary
-    assert (tmp_path / "figures" / "prediction_horizon_vs_D.png").exists()
+    assert (tmp_path / "figures" / "steps_to_mse_1_vs_D.png").exists()
 
 
 def test_figures_cope_with_one_model_two_windows_and_all_nan_columns(tmp_path):
@@ -332,11 +332,11 @@ def test_figures_cope_with_one_model_two_windows_and_all_nan_columns(tmp_path):
     df = collect(tmp_path)
     df["conservation_H"] = math.nan
     paths, notes = all_figures(df, tmp_path / "figs")
-    assert {p.name for p in paths} >= {"bptt_ablation.png", "prediction_horizon_vs_D.png", "reliability_vs_D_fput.png"}
+    assert {p.name for p in paths} >= {"bptt_ablation.png", "steps_to_mse_1_vs_D.png", "reliability_vs_D_fput.png"}
     assert notes == []
-    df["prediction_horizon"] = math.nan  # a figure with nothing to draw is skipped with a note
+    df["steps_to_mse_1"] = math.nan  # a figure with nothing to draw is skipped with a note
     paths, notes = all_figures(df, tmp_path / "figs2")
-    assert notes == ["horizon_vs_D skipped: no prediction horizon in any used run"]
+    assert notes == ["steps_to_mse_1_vs_D skipped: no steps-to-MSE-1 in any used run"]
     assert "reliability_vs_D_fput.png" in {p.name for p in paths}
 
 

@@ -29,7 +29,7 @@ REQUIRED_EVAL = {
     "last100_mse",
     "last100_mse_per_traj",
     "bounded",
-    "prediction_horizon",
+    "steps_to_mse_1",
     "conservation",
 }
 # smaller than train=smoke: seconds per job

@@ -37,7 +37,7 @@ def write_run(root: Path, cfg: dict, mse: float) -> None:
         "params": 100,
         "capacity_ratio": 1.0,
         "train": {"final_loss": 0.1, "converged": True},
-        "eval": {"last100_mse": mse, "bounded": True, "prediction_horizon": 5.0, "horizon": 300, "conservation": {}},
+        "eval": {"last100_mse": mse, "bounded": True, "steps_to_mse_1": 5.0, "horizon": 300, "conservation": {}},
     }
     (d / "metrics.json").write_text(json.dumps(metrics))
 

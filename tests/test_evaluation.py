@@ -19,7 +19,7 @@ def test_every_metric_reads_the_rollout():
     out = {}
     for entry in METRICS.values():
         out.update(entry.make(rollout({"E": np.zeros((2, 101)), "Lz": np.ones((2, 101))}, "E")))
-    assert out["last100_mse"] == pytest.approx(0.01) and out["prediction_horizon"] == 100.0 and out["bounded"]
+    assert out["last100_mse"] == pytest.approx(0.01) and out["steps_to_mse_1"] == 100.0 and out["bounded"]
     assert out["vpt_lyapunov"]["0.3"] == pytest.approx(100 * 0.5 * 0.1)  # never crosses: the full horizon
 
 

@@ -1,4 +1,4 @@
-"""Rollout evaluation: error growth, boundedness, prediction horizon and conservation of the true invariants.
+"""Rollout evaluation: error growth, boundedness, the time to normalised MSE 1, valid prediction time and conservation of the true invariants.
 
 A rollout that blows up is a result, not a crash: non-finite values are kept and reported (a non-finite
 conservation residual is reported as +inf).
@@ -82,14 +82,14 @@ def metric(fn: Callable[[Rollout], dict]) -> Callable[[Rollout], dict]:
 
 @metric
 def error(r: Rollout) -> dict:
-    """Last-window MSE and the prediction horizon (first step with MSE > 1, median over trajectories)."""
+    """Last-window MSE and the steps to normalised MSE 1 (the first step with MSE > 1, median over trajectories)."""
     last_mse = r.mse[:, -r.last :].mean(axis=1)
     return {
         "last100_mse": float(np.mean(last_mse)),
         "last100_mse_per_traj": [float(v) for v in last_mse],
         "n_finite": int(np.isfinite(r.mse).all(axis=1).sum()),
-        "prediction_horizon": float(np.median(r.first_over_one)),
-        "prediction_horizon_per_traj": [int(v) for v in r.first_over_one],
+        "steps_to_mse_1": float(np.median(r.first_over_one)),
+        "steps_to_mse_1_per_traj": [int(v) for v in r.first_over_one],
     }
 
 
@@ -134,7 +134,7 @@ def valid_prediction_time(r: Rollout) -> dict:
         vpt[f"{eps}"] = float(np.median(steps) * r.dt_obs * r.lyapunov)
     return {
         "vpt_lyapunov": vpt,
-        "prediction_horizon_lyapunov": float(np.median(r.first_over_one) * r.dt_obs * r.lyapunov),
+        "lyapunov_times_to_mse_1": float(np.median(r.first_over_one) * r.dt_obs * r.lyapunov),
         "lyapunov_exponent": float(r.lyapunov),
         "horizon_lyapunov": float(r.horizon * r.dt_obs * r.lyapunov),
     }

@@ -340,5 +340,5 @@ def headline(metrics: dict) -> str:
     flag = f"DIVERGED, not a result ({metrics['train']['divergence']}) | " if metrics["status"] == "diverged" else ""
     return (
         f"{flag}last-100 MSE {ev['last100_mse']:.4g} | bounded {ev['bounded']} ({ev['n_finite']}/{ev['n_trajectories']} finite)"
-        f" | prediction horizon {ev['prediction_horizon']:.0f} steps | invariant residuals: {cons}{own_s}"
+        f" | steps to MSE 1: {ev['steps_to_mse_1']:.0f} steps | invariant residuals: {cons}{own_s}"
     )

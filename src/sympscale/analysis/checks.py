@@ -13,7 +13,7 @@ import math
 import re
 from pathlib import Path
 
-HEADLINE_NUMBERS = ("last100_mse", "prediction_horizon")  # every finished run's eval has them (evaluation.py)
+HEADLINE_NUMBERS = ("last100_mse", "steps_to_mse_1")  # every finished run's eval has them (evaluation.py)
 CONFIG_KEYS = {("system", "name"): str, ("model", "name"): str, ("D",): int, ("seed",): int}
 
 
@@ -138,9 +138,7 @@ def _eval_shape(ev: dict) -> str | None:
 def _non_finite(ev: dict) -> str | None:
     """Headline values that are NaN/Infinity, except the MSE of a rollout that blew up (bounded false)."""
     bad = [
-        k
-        for k in ("last100_mse", "bounded", "prediction_horizon")
-        if isinstance(ev[k], float) and not math.isfinite(ev[k])
+        k for k in ("last100_mse", "bounded", "steps_to_mse_1") if isinstance(ev[k], float) and not math.isfinite(ev[k])
     ]
     if ev["bounded"] is False and "last100_mse" in bad:
         bad.remove("last100_mse")

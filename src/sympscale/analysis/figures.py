@@ -96,12 +96,12 @@ def _dodge(data: pd.DataFrame, hue: str) -> float | bool:
     return 0.1 if data[hue].nunique() > 1 else False
 
 
-def horizon_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
+def steps_to_mse_1_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     ok = df[df["ok"]]
-    if ok.empty or ok["prediction_horizon"].isna().all():
-        raise SkipFigure("no prediction horizon in any used run")
-    lyap = "prediction_horizon_lyap" in ok and ok["prediction_horizon_lyap"].notna().any()
-    ycols = ["prediction_horizon"] + (["prediction_horizon_lyap"] if lyap else [])
+    if ok.empty or ok["steps_to_mse_1"].isna().all():
+        raise SkipFigure("no steps-to-MSE-1 in any used run")
+    lyap = "lyap_to_mse_1" in ok and ok["lyap_to_mse_1"].notna().any()
+    ycols = ["steps_to_mse_1"] + (["lyap_to_mse_1"] if lyap else [])
     systems = sorted(ok["system"].unique())
     fig, axes = plt.subplots(len(ycols), len(systems), figsize=(4.5 * len(systems), 3.8 * len(ycols)), squeeze=False)
     for j, system in enumerate(systems):
@@ -123,11 +123,11 @@ def horizon_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
             )
             axes[i][j].set(
                 xscale="log",
-                title=f"{system}: prediction horizon vs D",
-                ylabel="steps (median, IQR)" if y == "prediction_horizon" else "Lyapunov times",
+                title=f"{system}: steps to normalised MSE 1 vs D",
+                ylabel="steps (median, IQR)" if y == "steps_to_mse_1" else "Lyapunov times",
             )
             _d_ticks(axes[i][j], ok["D"])
-    return _save(fig, out, "prediction_horizon_vs_D")
+    return _save(fig, out, "steps_to_mse_1_vs_D")
 
 
 def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
@@ -233,7 +233,7 @@ def all_figures(df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None)
     sns.set_theme(style="whitegrid")
     if df.empty or not df["ok"].any():
         return [], ["no figures: no run is usable yet"]
-    draws = [reliability_vs_D, horizon_vs_D, bptt_ablation, vpt_fraction_vs_D]
+    draws = [reliability_vs_D, steps_to_mse_1_vs_D, bptt_ablation, vpt_fraction_vs_D]
     jobs = [(f.__name__, lambda f=f: f(df, out)) for f in draws]
     if curves is not None and not curves.empty:
         jobs.append(("convergence", lambda: convergence(curves, out)))

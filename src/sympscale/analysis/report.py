@@ -55,7 +55,7 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     )
     five = lambda r: f"{r:.5f}" if pd.notna(r) else "–"  # noqa: E731
     cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(five))
-    metrics = [m for m in ("last100_mse", "prediction_horizon", "vpt_lyap_0.3", "one_step_mse") if m in ok.columns]
+    metrics = [m for m in ("last100_mse", "steps_to_mse_1", "vpt_lyap_0.3", "one_step_mse") if m in ok.columns]
     return {
         "convergence": convergence_table(df),
         "vpt_oracle": oracle_table(df),

@@ -101,9 +101,7 @@ def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.Dat
     return pd.DataFrame(rows, columns=cols)
 
 
-def ci_table(
-    df: pd.DataFrame, metrics=("last100_mse", "prediction_horizon"), by=("system", "D", "model")
-) -> pd.DataFrame:
+def ci_table(df: pd.DataFrame, metrics=("last100_mse", "steps_to_mse_1"), by=("system", "D", "model")) -> pd.DataFrame:
     ok = df[df["ok"]]
     by = [k for k in by if k in ok.columns]
     rows = []
