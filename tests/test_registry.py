@@ -145,3 +145,18 @@ def test_every_schema_is_derived_from_its_module():
     for name, entry in MODELS.items():
         node = OmegaConf.to_container(OmegaConf.structured(config.entry_schema(entry, "model")))
         assert node == {"name": name, **entry.defaults()}
+
+
+def test_a_pickled_config_unpickles_where_only_the_config_module_is_importable(tmp_path):
+    """The Slurm launcher pickles the composed config: its nodes' classes must exist on import, not only after
+    the app registered its schemas."""
+    import pickle
+    import subprocess
+    import sys
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["system=cr3bp", "D=4", "model=gru"])
+    (tmp_path / "cfg.pkl").write_bytes(pickle.dumps(cfg))
+    code = f"import pickle; c = pickle.loads(open({str(tmp_path / 'cfg.pkl')!r}, 'rb').read()); print(c.system.name, c.model.name)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["cr3bp", "gru"], r.stderr[-2000:]

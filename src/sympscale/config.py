@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional  # noqa: UP035  (OmegaConf's struct
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+import sympscale.systems  # noqa: F401  (the systems register themselves)
 from sympscale.data import DataSpec
 from sympscale.models import Capacity
 from sympscale.registry import MODELS, SYSTEMS, Entry
@@ -106,10 +107,22 @@ class Config:
     if_changed: str = "stop"  # a job folder holding a finished run of another computation: stop | move_aside
 
 
+def entry_nodes() -> dict[tuple[str, str], type]:
+    """(group, name) -> the config node of every registered system and model, each also a module attribute: a
+    config pickled with them (the Slurm launcher) unpickles in a process that only imports this module."""
+    return {
+        (group, name): entry_schema(entry, group)
+        for group, registry in (("system", SYSTEMS), ("model", MODELS))
+        for name, entry in registry.items()
+    }
+
+
+entry_nodes()  # the built-in entries' nodes exist once this module is imported
+
+
 def register() -> None:
     """Store the primary schema and one `base_<name>` node per registered system and model."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for group, registry in (("system", SYSTEMS), ("model", MODELS)):
-        for name, entry in registry.items():
-            cs.store(group=group, name=f"base_{name}", node=entry_schema(entry, group))
+    for (group, name), node in entry_nodes().items():
+        cs.store(group=group, name=f"base_{name}", node=node)
