@@ -59,9 +59,17 @@ def schema(cls: type, name: str, *, drop: tuple[str, ...] = (), extra: tuple = (
 
 
 def entry_schema(entry: Entry, kind: str) -> type:
-    """The config node of a registered system (its dataclass but D) or model (its options)."""
-    drop = ("D",) if kind == "system" else ()
-    return schema(entry.options, f"{entry.options.__name__}Node", drop=drop, group=entry.name)
+    """The config node of a registered system (its dataclass but D) or model (its options): one class per entry,
+    made once, since a pickled config refers to it by name."""
+    made = _NODES.get((kind, entry.name))
+    if made is None or made[0] is not entry.options:
+        drop = ("D",) if kind == "system" else ()
+        node = schema(entry.options, f"{entry.options.__name__}Node", drop=drop, group=entry.name)
+        _NODES[(kind, entry.name)] = made = (entry.options, node)
+    return made[1]
+
+
+_NODES: dict[tuple[str, str], tuple[type, type]] = {}  # (group, name) -> (options dataclass, its node)
 
 
 @dataclass
