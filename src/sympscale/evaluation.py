@@ -63,6 +63,11 @@ class Rollout:
     energy: str | None = None  # the system's energy invariant (`System.energy`): H, E or the Jacobi constant C
 
     @property
+    def last_mse(self) -> np.ndarray:
+        """Per trajectory: the mean normalised MSE over the last `last` steps."""
+        return self.mse[:, -self.last :].mean(axis=1)
+
+    @property
     def first_over_one(self) -> np.ndarray:
         """Per trajectory: the first step whose MSE exceeds 1 (or is non-finite); the horizon if none does."""
         over = ~(self.mse <= 1.0)
@@ -83,7 +88,7 @@ def metric(fn: Callable[[Rollout], dict]) -> Callable[[Rollout], dict]:
 @metric
 def error(r: Rollout) -> dict:
     """Last-window MSE and the steps to normalised MSE 1 (the first step with MSE > 1, median over trajectories)."""
-    last_mse = r.mse[:, -r.last :].mean(axis=1)
+    last_mse = r.last_mse
     return {
         "last100_mse": float(np.mean(last_mse)),
         "last100_mse_per_traj": [float(v) for v in last_mse],
@@ -96,7 +101,7 @@ def error(r: Rollout) -> dict:
 @metric
 def boundedness(r: Rollout) -> dict:
     """Bounded: every rollout finite and its last-window MSE under bounded_factor x the climatology."""
-    last_mse = r.mse[:, -r.last :].mean(axis=1)
+    last_mse = r.last_mse
     climatology = climatology_mse(r.test, r.mean, r.std)
     threshold = r.bounded_factor * climatology
     return {
