@@ -32,10 +32,11 @@ REQUIRED_EVAL = {
     "steps_to_mse_1",
     "conservation",
 }
-# smaller than train=smoke: seconds per job
+# smaller than train=smoke: seconds per job (one curriculum stage: one training program to compile, not two)
 TINY = [
     "train=smoke",
     "train.steps=10",
+    "train.horizon_start=8",
     "train.log_every=5",
     "data.n_trajectories=6",
     "data.n_obs=160",

@@ -114,6 +114,8 @@ def test_memory_cli(tmp_path):
             "D=8",
             "train=smoke",
             "capacity.width=16",
+            *["train.horizon=4", "train.horizon_start=2", "train.batch_size=8"],
+            *["data.n_trajectories=6", "data.n_obs=160", "eval.horizon=100"],
         ],
         capture_output=True,
         text=True,
