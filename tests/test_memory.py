@@ -66,7 +66,7 @@ def test_predicted_temp_memory_scaling(data):
 
 
 def test_auto_picks_the_cheapest_strategy_that_fits(data, monkeypatch):
-    run = run_of(model_of("symp", data), data, TrainSpec(batch_size=8, horizon=50))
+    run = run_of(model_of("symp", data), data, TrainSpec(batch_size=8, horizon=20))
     chosen, tried = profiling.choose_memory(run)
     assert chosen == "none" and len(tried) == 1  # plenty of host memory
     peaks = {m: profiling.predicted_memory(run, m)["peak"] for m in ("none", "remat")}
