@@ -1,8 +1,17 @@
 """Every test runs with float64 on and strict dtype promotion (an accidental float32 or int/float mix raises)."""
 
-import jax
-import numpy as np
-import pytest
+import os
+
+# The tests compile thousands of small XLA programs, in this process and in the CLI's and launcher's child
+# processes (which inherit the environment): LLVM's optimisation level 0 compiles them about twice as fast
+# (a tiny training job 19 s -> 11 s; tests/test_training.py and test_cr3bp.py 93 s -> 58 s) and computes the
+# same float64 operations (XLA's CPU fast-math is off by default, so no reassociation); the generated code runs
+# slower, which the tests' toy sizes do not notice. Users' runs compile at XLA's default level.
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 import sympscale  # noqa: F401  (turns on x64 before any array exists)
 

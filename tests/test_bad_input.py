@@ -1,9 +1,11 @@
 """The bad-input corpus: every case is refused before any compute, as the user runs the command.
 
 Each case asserts exit status 2, exactly one line on stderr naming the key (or value) at fault, no traceback,
-nothing written (no sweep or run folder, no outputs/, no dataset), in under 15 s.
+nothing written (no sweep or run folder, no outputs/, no dataset). Every case runs through the entry point
+in-process; one case of each kind also runs in a fresh interpreter, as the user types it, in under 15 s.
 """
 
+import logging
 import os
 import subprocess
 import sys
@@ -129,6 +131,23 @@ CASES = [
 ]
 
 
+# run as the user runs them (a fresh interpreter: exit status, stderr, no traceback, time to refuse): one case of
+# each kind of check; every case of the corpus is also refused in-process below (the same code path, seconds
+# instead of minutes)
+AS_THE_USER_RUNS_THEM = [
+    ["system=nbody3"],
+    ["D=15"],
+    ["-m", "seed=10-1"],
+    ["trian.steps=3"],
+    ["-m", "train.lr=1e-3,-1"],
+    ["model=oracle", "model.substeps=1000000000"],
+    ["data.cache_dir=/etc/hostname/cache"],
+    ["-m", "name=../../x"],
+    ["--config-dir=/nonexistent/conf"],
+    ["-m", "hydra.launcher.jobs_per_device=0"],
+]
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
@@ -137,15 +156,58 @@ def cache(tmp_path_factory):
 def test_the_corpus_is_large_and_distinct():
     assert len(CASES) >= 60
     assert len({" ".join(a) for a, _ in CASES}) == len(CASES)
+    corpus = [a for a, _ in CASES]
+    assert all(a in corpus for a in AS_THE_USER_RUNS_THEM)
+
+
+def _assert_refused(returncode, stdout, stderr, fragment, tmp_path, cache):
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert returncode == 2, stdout[-1500:] + stderr[-1500:]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("sympscale: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in stdout + stderr
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "run").exists()
+    assert not (tmp_path / "outputs").exists()
+    assert not list(Path(cache).iterdir())  # no dataset generated
+
+
+@pytest.fixture
+def _logging_restored():
+    """A refusal from inside the Hydra job has configured logging onto this test's captured stderr: undo it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in root.handlers:
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+
+
+def _argv(args, tmp_path):
+    return [*args, f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.run.dir={tmp_path / 'run'}"]
 
 
 @pytest.mark.parametrize("args, fragment", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_refused_before_compute_with_one_line(tmp_path, cache, args, fragment):
-    sweep, run = tmp_path / "sweep", tmp_path / "run"
+def test_refused_before_compute_with_one_line(tmp_path, cache, args, fragment, monkeypatch, capfd, _logging_restored):
+    from sympscale import train
+
+    train.register()  # as importing sympscale.train does (each test starts from a clean Hydra state)
+    monkeypatch.setenv("SYMPSCALE_CACHE_DIR", str(cache))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["sympscale.train", *_argv(args, tmp_path)])
+    with pytest.raises(SystemExit) as exit_:
+        train.main()
+    out, err = capfd.readouterr()
+    _assert_refused(exit_.value.code, out, err, fragment, tmp_path, cache)
+
+
+@pytest.mark.parametrize("args", AS_THE_USER_RUNS_THEM, ids=[" ".join(a)[:60] for a in AS_THE_USER_RUNS_THEM])
+def test_refused_in_a_fresh_interpreter(tmp_path, cache, args):
+    fragment = dict((" ".join(a), f) for a, f in CASES)[" ".join(args)]
     env = {**os.environ, "SYMPSCALE_CACHE_DIR": str(cache), "JAX_PLATFORMS": "cpu"}
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-m", "sympscale.train", *args, f"hydra.sweep.dir={sweep}", f"hydra.run.dir={run}"],
+        [sys.executable, "-m", "sympscale.train", *_argv(args, tmp_path)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -153,11 +215,5 @@ def test_refused_before_compute_with_one_line(tmp_path, cache, args, fragment):
         timeout=120,
     )
     seconds = time.perf_counter() - t0
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert r.returncode == 2, r.stdout[-1500:] + r.stderr[-1500:]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("sympscale: ") and fragment in lines[0], lines[0]
-    assert "Traceback" not in r.stdout + r.stderr
-    assert not sweep.exists() and not run.exists() and not (tmp_path / "outputs").exists()
-    assert not list(Path(cache).iterdir())  # no dataset generated
+    _assert_refused(r.returncode, r.stdout, r.stderr, fragment, tmp_path, cache)
     assert seconds < 15, f"{seconds:.1f} s to refuse"

@@ -20,12 +20,18 @@ from sympscale.identity import FolderConflict
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
-# job folder name: the job's sorted overrides (stable across reruns), quotes dropped, "/" made harmless (a path
-# value must not nest folders); "default" when there are none
-OmegaConf.register_new_resolver(
-    "sympscale_job_key", lambda key: key.replace("'", "").replace("/", "_") or "default", replace=True
-)
-config_schema.register()
+
+def register() -> None:
+    """What composing this app's config needs: its schemas in Hydra's config store and its resolver."""
+    # job folder name: the job's sorted overrides (stable across reruns), quotes dropped, "/" made harmless (a
+    # path value must not nest folders); "default" when there are none
+    OmegaConf.register_new_resolver(
+        "sympscale_job_key", lambda key: key.replace("'", "").replace("/", "_") or "default", replace=True
+    )
+    config_schema.register()
+
+
+register()
 
 
 class ConfigError(ValueError):

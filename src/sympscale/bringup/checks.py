@@ -1,0 +1,258 @@
+"""The bring-up's sections, in the order they run; each returns its `Check` records.
+
+`Scale` holds the sizes: the node scale is the study's headline configuration (B = 512, D = 256, width 512,
+T = 1,000) and its largest datasets; the quick scale (CPU, or `--quick`) runs the same code paths in minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+
+from sympscale.bringup import devices, numerics, performance, sweep
+from sympscale.bringup.report import SECTIONS, Check
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    name: str  # node | quick
+    headline: tuple[int, int, int, int]  # D, width, batch, horizon of the memory and speed checks
+    gemm_n: int
+    datasets: tuple[tuple[str, int], ...]  # (system, D)
+    data_size: tuple[int, int]  # n_trajectories, n_obs
+    sweep_overrides: tuple[str, ...]
+    isolation_max: int | None  # probe at most this many devices (None: all)
+
+
+NODE = Scale(
+    name="node",
+    headline=(256, 512, 512, 1000),
+    gemm_n=8192,
+    datasets=(("fput", 1024), ("toda", 1024), ("nbody", 1024), ("cr3bp", 4), ("ks", 1024)),
+    data_size=(50, 1200),
+    sweep_overrides=("system=fput", "D=64", "model=symp", "train=smoke"),
+    isolation_max=None,
+)
+QUICK = Scale(
+    name="quick",
+    headline=(16, 32, 32, 20),
+    gemm_n=1024,
+    datasets=(("fput", 16), ("toda", 16), ("nbody", 12), ("cr3bp", 4), ("ks", 32)),
+    data_size=(6, 200),
+    sweep_overrides=(
+        "system=fput",
+        "D=8",
+        "model=symp",
+        "train=smoke",
+        "train.steps=20",
+        "train.horizon_start=8",
+        "data.n_trajectories=6",
+        "data.n_obs=160",
+        "eval.horizon=100",
+        "capacity.width=16",
+        "capacity.depth=2",
+    ),
+    isolation_max=2,
+)
+
+
+class Context:
+    """What the sections share: the scale, the launcher's device plan, the memory table once measured."""
+
+    def __init__(self, scale: Scale):
+        self.scale = scale
+        self.plan = devices.launcher_plan()
+        self.memory: dict | None = None
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def check_devices(ctx: Context) -> list[Check]:
+    plan = ctx.plan
+    seen, s = _timed(devices.jax_devices)
+    values = {
+        "launcher": {"platform": plan.platform, "devices": list(plan.devices), "source": plan.source},
+        "jax": seen,
+    }
+    problem = devices.agreement(plan, seen)
+    mem = ", ".join(f"{b / 2**30:.1f} GiB" for b in seen["memory_bytes"] if b) or "no device memory limit (CPU)"
+    detail = problem or (
+        f"launcher: {len(plan.devices)} {plan.platform} ({plan.source}); JAX: {seen['n']} × {seen['kind']} ({mem})"
+    )
+    return [Check("devices", "launcher and JAX agree", "fail" if problem else "pass", detail, s, values)]
+
+
+def check_isolation(ctx: Context) -> list[Check]:
+    ids = ctx.plan.devices[: ctx.scale.isolation_max]
+    out = []
+    for device in ids:
+        probe, s = _timed(lambda device=device: devices.probe_isolation(ctx.plan, device))
+        if probe["ok"]:
+            detail = f"a job process on {ctx.plan.platform}:{device} sees 1 device ({probe['kind']})"
+        elif "error" in probe:
+            detail = f"a job process on {ctx.plan.platform}:{device} failed to start JAX: {probe['error']}"
+        else:
+            detail = (
+                f"a job process on {ctx.plan.platform}:{device} sees {probe['n']} {probe['platform']} device(s), "
+                f"not one {devices.JAX_PLATFORM[ctx.plan.platform]}: check the mask variables "
+                f"(CUDA_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES)"
+            )
+        out.append(Check("isolation", f"device {device}", "pass" if probe["ok"] else "fail", detail, s, probe))
+    return out
+
+
+def check_numerics(ctx: Context) -> list[Check]:
+    device, cpu = jax.devices()[0], jax.devices("cpu")[0]
+    same = device.platform == "cpu"
+    out = []
+    for op in numerics.OPERATIONS:
+        try:
+            r, s = _timed(lambda op=op: numerics.check(op, device, cpu, quick=ctx.scale.name == "quick"))
+        except Exception as e:  # an operation the backend cannot compile or run is this check's finding
+            out.append(Check("numerics", op.name, "fail", f"{op.what}: {type(e).__name__}: {_first_line(e)}", 0.0))
+            continue
+        if not r["float64"]:
+            detail = f"{op.what}: the device returned {', '.join(r['dtypes'])}, not float64"
+        else:
+            detail = f"{op.what}: relative error {r['rel_error']:.1e} vs CPU (tolerance {op.tol:.0e})"
+            if r["rel_error"] > op.tol:
+                detail += ": do not run the study on this stack until this is understood"
+            elif same:
+                detail += " (CPU against CPU: the code path, not the hardware)"
+        out.append(Check("numerics", op.name, "pass" if r["ok"] else "fail", detail, s, r))
+    return out
+
+
+def headline_overrides(scale: Scale, batch: int) -> list[str]:
+    D, width, _, horizon = scale.headline
+    return [
+        "system=fput",
+        f"D={D}",
+        "model=symp",
+        f"capacity.width={width}",
+        f"train.batch_size={batch}",
+        f"train.horizon={horizon}",
+        f"data.n_obs={max(1200, horizon + 200)}",
+    ]
+
+
+def check_memory(ctx: Context) -> list[Check]:
+    """Predicted and measured peak per strategy at the headline config, halving the batch until one fits."""
+    D, width, batch, horizon = ctx.scale.headline
+    t0 = time.perf_counter()
+    while True:
+        try:
+            table = performance.profile_memory(headline_overrides(ctx.scale, batch))
+        except Exception as e:
+            return [Check("memory", "headline config", "fail", _first_line(e), time.perf_counter() - t0)]
+        fitting = [r for r in table["strategies"] if r.get("fits") is not False and "step_s" in r]
+        if fitting or batch == 1:
+            break
+        batch //= 2
+    ctx.memory = {**table, "batch_size": batch, "chosen": fitting[0] if fitting else None}
+    s = time.perf_counter() - t0
+    out = []
+    for r in table["strategies"]:
+        detail = (
+            f"predicted {_gib(r.get('peak'))}, measured {_gib(r.get('measured_peak'))} ({r.get('peak_source', '-')})"
+        )
+        status = "pass" if "step_s" in r else "warn"
+        if "run_error" in r:
+            detail += f"; the measured step failed: {r['run_error']}"
+        elif _underestimated(r, table["device"]):
+            status, detail = "warn", detail + ": the prediction is more than 10 % below the measurement"
+        out.append(Check("memory", r["memory"], status, detail, s / len(table["strategies"]), r))
+    where = f"D={D}, width {width}, B={batch}, T={horizon}"
+    if not fitting:
+        out.append(Check("memory", "headline config", "fail", f"no memory strategy runs at {where}", 0.0, ctx.memory))
+    elif batch != ctx.scale.headline[2]:
+        out.append(Check("memory", "headline config", "warn", f"the largest that fits is {where}", 0.0))
+    else:
+        out.append(Check("memory", "headline config", "pass", f"{where} fits with {fitting[0]['memory']}", 0.0))
+    return out
+
+
+def _underestimated(row: dict, device: str) -> bool:
+    """On an accelerator, is the measured device peak more than 10 % above the compiled prediction?"""
+    if device.startswith("cpu") or not row.get("peak") or not row.get("measured_peak"):
+        return False  # on CPU the measurement is the whole process's RSS, not comparable
+    return row["measured_peak"] > 1.1 * row["peak"]
+
+
+def check_speed(ctx: Context) -> list[Check]:
+    gemm, s = _timed(lambda: performance.gemm_tflops(ctx.scale.gemm_n))
+    out = [Check("speed", "float64 GEMM", "pass", f"n={gemm['n']}: {gemm['tflops']:.3f} TFLOP/s", s, gemm)]
+    chosen = (ctx.memory or {}).get("chosen")
+    if chosen is None:
+        out.append(Check("speed", "training step", "skip", "no measured step (see the memory section)", 0.0))
+        return out
+    D, width, _, horizon = ctx.scale.headline
+    batch = ctx.memory["batch_size"]
+    flops = performance.symp_step_flops(D, width, 3, batch, horizon, remat=chosen["memory"] != "none")
+    tflops = flops / chosen["step_s"] / 1e12
+    values = {
+        "step_s": chosen["step_s"],
+        "memory": chosen["memory"],
+        "analytic_flops": flops,
+        "tflops": tflops,
+        "fraction_of_gemm": tflops / gemm["tflops"],
+    }
+    detail = (
+        f"D={D}, width {width}, B={batch}, T={horizon} ({chosen['memory']}): {chosen['step_s']:.3f} s per step, "
+        f"{tflops:.3f} TFLOP/s (analytic count) = {100 * tflops / gemm['tflops']:.1f} % of the GEMM"
+    )
+    out.append(Check("speed", "training step", "pass", detail, 0.0, values))
+    return out
+
+
+def check_data(ctx: Context) -> list[Check]:
+    n_traj, n_obs = ctx.scale.data_size
+    out = []
+    for system, D in ctx.scale.datasets:
+        try:
+            r = performance.generation_time(system, D, n_traj, n_obs)
+        except Exception as e:
+            out.append(Check("data", f"{system} D={D}", "fail", f"generation failed: {_first_line(e)}", 0.0))
+            continue
+        detail = f"{n_traj} trajectories × {n_obs} observations in {r['seconds']:.1f} s"
+        out.append(Check("data", f"{system} D={D}", "pass", detail, r["seconds"], r))
+    return out
+
+
+def check_sweep(ctx: Context) -> list[Check]:
+    r = sweep.mini_sweep(ctx.plan, list(ctx.scale.sweep_overrides))
+    where = f"{len(ctx.plan.devices)} job(s), one per {ctx.plan.platform} device"
+    if r["ok"]:
+        detail = f"{where}: all done in {r['seconds']:.0f} s"
+    else:
+        detail = f"{where}: {r.get('done', 0)} done; first problem: {r['error']}"
+    return [Check("sweep", "one job per device", "pass" if r["ok"] else "fail", detail, r["seconds"], r)]
+
+
+RUNNERS = {  # one per report.SECTIONS entry
+    "devices": check_devices,
+    "isolation": check_isolation,
+    "numerics": check_numerics,
+    "memory": check_memory,
+    "speed": check_speed,
+    "data": check_data,
+    "sweep": check_sweep,
+}
+
+
+def _gib(b) -> str:
+    return "-" if b is None else f"{b / 2**30:.3f} GiB"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+assert tuple(RUNNERS) == SECTIONS, "one runner per section, in the report's order"

@@ -1,0 +1,62 @@
+"""A one-job-per-device mini sweep through the real launcher (`python -m sympscale.train -m`), at smoke scale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sympscale.launcher.devices import DevicePlan
+
+SUMMARY = "launcher_summary.json"
+
+
+def mini_sweep(plan: DevicePlan, overrides: list[str], timeout: float = 3600.0) -> dict:
+    """One job per planned device (seeds 1..n) in a temporary sweep folder; every job's final status."""
+    n = len(plan.devices)
+    with tempfile.TemporaryDirectory(prefix="sympscale-bringup-") as tmp:
+        sweep = Path(tmp) / "sweep"
+        args = [
+            "-m",
+            f"seed=1-{n}",
+            *overrides,
+            f"hydra.launcher.platform={plan.platform}",
+            f"hydra.launcher.devices=[{','.join(plan.devices)}]",
+            f"hydra.sweep.dir={sweep}",
+        ]
+        env = {**os.environ, "SYMPSCALE_CACHE_DIR": str(Path(tmp) / "cache")}
+        t0 = time.perf_counter()
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "sympscale.train", *args],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {
+                "ok": False,
+                "jobs": [],
+                "seconds": timeout,
+                "error": f"the sweep did not finish in {timeout:.0f} s",
+            }
+        seconds = time.perf_counter() - t0
+        jobs = json.loads((sweep / SUMMARY).read_text())["jobs"] if (sweep / SUMMARY).exists() else []
+        done = sum(j["status"] == "done" for j in jobs)
+        ok = r.returncode == 0 and done == n
+        error = None
+        if not ok:
+            bad = [j for j in jobs if j["status"] != "done"]
+            error = (
+                f"{bad[0]['overrides']}: {bad[0]['status']} ({bad[0]['cause']})"
+                if bad
+                else (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+            )
+        rows = [{k: j[k] for k in ("overrides", "status", "device", "seconds", "cause")} for j in jobs]
+        return {"ok": ok, "n": n, "done": done, "seconds": seconds, "jobs": rows, "error": error}
