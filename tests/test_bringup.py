@@ -151,3 +151,20 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
         bringup.main(["--out", str(tmp_path / "f")])
     assert e.value.code == 2 and "is a file" in capsys.readouterr().err
     assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_a_sweep_job_that_did_not_finish_is_named():
+    from subprocess import CompletedProcess
+
+    from sympscale.bringup.sweep import _outcome
+
+    row = {"device": "0", "seconds": 3.0}
+    jobs = [
+        {**row, "overrides": ["seed=1"], "status": "done", "cause": None},
+        {**row, "overrides": ["seed=2"], "status": "failed", "cause": "non-finite training loss"},
+    ]
+    out = _outcome(CompletedProcess([], 1, "", "1 of 2 jobs failed"), jobs, 2)
+    assert not out["ok"] and out["done"] == 1
+    assert out["error"] == "['seed=2']: failed (non-finite training loss)"
+    assert _outcome(CompletedProcess([], 0, "", ""), jobs[:1], 1)["ok"]
+    assert _outcome(CompletedProcess([], 2, "", "sympscale: bad"), [], 1)["error"] == "sympscale: bad"

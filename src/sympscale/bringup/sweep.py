@@ -42,21 +42,24 @@ def mini_sweep(plan: DevicePlan, overrides: list[str], timeout: float = 3600.0) 
         except subprocess.TimeoutExpired:
             return {
                 "ok": False,
-                "jobs": [],
+                "n": n,
+                "done": 0,
                 "seconds": timeout,
+                "jobs": [],
                 "error": f"the sweep did not finish in {timeout:.0f} s",
             }
-        seconds = time.perf_counter() - t0
         jobs = json.loads((sweep / SUMMARY).read_text())["jobs"] if (sweep / SUMMARY).exists() else []
-        done = sum(j["status"] == "done" for j in jobs)
-        ok = r.returncode == 0 and done == n
-        error = None
-        if not ok:
-            bad = [j for j in jobs if j["status"] != "done"]
-            error = (
-                f"{bad[0]['overrides']}: {bad[0]['status']} ({bad[0]['cause']})"
-                if bad
-                else (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
-            )
-        rows = [{k: j[k] for k in ("overrides", "status", "device", "seconds", "cause")} for j in jobs]
-        return {"ok": ok, "n": n, "done": done, "seconds": seconds, "jobs": rows, "error": error}
+        return {**_outcome(r, jobs, n), "seconds": time.perf_counter() - t0}
+
+
+def _outcome(r: subprocess.CompletedProcess, jobs: list[dict], n: int) -> dict:
+    """ok when the sweep exited 0 with all n jobs done; else the first job that was not, or the sweep's last line."""
+    done = sum(j["status"] == "done" for j in jobs)
+    ok = r.returncode == 0 and done == n
+    bad = [j for j in jobs if j["status"] != "done"]
+    error = None
+    if not ok:
+        last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+        error = f"{bad[0]['overrides']}: {bad[0]['status']} ({bad[0]['cause']})" if bad else last
+    rows = [{k: j[k] for k in ("overrides", "status", "device", "seconds", "cause")} for j in jobs]
+    return {"ok": ok, "n": n, "done": done, "jobs": rows, "error": error}
