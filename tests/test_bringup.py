@@ -168,3 +168,46 @@ def test_a_sweep_job_that_did_not_finish_is_named():
     assert out["error"] == "['seed=2']: failed (non-finite training loss)"
     assert _outcome(CompletedProcess([], 0, "", ""), jobs[:1], 1)["ok"]
     assert _outcome(CompletedProcess([], 2, "", "sympscale: bad"), [], 1)["error"] == "sympscale: bad"
+
+
+def test_memory_rows_say_what_they_found():
+    from sympscale.bringup.checks import _strategy_status
+
+    gpu = {"device": "gpu:H200", "budget": 100 * 2**30}
+    gib = 2**30
+    ok = {"memory": "remat", "fits": True, "peak": 10 * gib, "measured_peak": 10.5 * gib, "step_s": 1.0}
+    assert _strategy_status(ok, gpu)[0] == "pass"
+    low = {**ok, "measured_peak": 12 * gib}
+    assert _strategy_status(low, gpu) == ("warn", _strategy_status(low, gpu)[1])
+    assert "10 % below" in _strategy_status(low, gpu)[1]
+    assert _strategy_status(low, {**gpu, "device": "cpu:cpu"})[0] == "pass"  # RSS is not the program's peak
+    too_big = {"memory": "none", "fits": False, "peak": 150 * gib, "run_error": "RESOURCE_EXHAUSTED"}
+    assert _strategy_status(too_big, gpu) == ("pass", "predicted 150.000 GiB > the budget 100.000 GiB: does not fit")
+    broke = {"memory": "blocked", "fits": True, "peak": 5 * gib, "run_error": "XlaRuntimeError: INTERNAL"}
+    status, detail = _strategy_status(broke, gpu)
+    assert status == "warn" and "predicted to fit, but the measured step failed: XlaRuntimeError" in detail
+
+
+def test_vendor_inventory_is_read_from_nvidia_smi(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho '0, NVIDIA H200, 143771'\necho '1, NVIDIA H200, 143771'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    rows = devices.inventory("cuda")
+    assert rows == [{"index": str(i), "kind": "NVIDIA H200", "memory_bytes": 143771 * 2**20} for i in (0, 1)]
+    assert devices.inventory("cpu") is None
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert devices.inventory("cuda") is None
+
+
+def test_vendor_inventory_is_read_from_rocm_smi_json():
+    text = json.dumps(
+        {
+            "card0": {"Card series": "AMD Instinct MI300X", "VRAM Total Memory (B)": "205822885888"},
+            "card1": {"Card series": "AMD Instinct MI300X", "VRAM Total Memory (B)": "205822885888"},
+            "system": {"Driver version": "6.8.5"},
+        }
+    )
+    rows = devices._rocm_rows(text)
+    assert [r["index"] for r in rows] == ["0", "1"] and rows[0]["memory_bytes"] == 205822885888
+    assert devices._rocm_rows("not json") is None

@@ -76,16 +76,26 @@ def _timed(fn):
 def check_devices(ctx: Context) -> list[Check]:
     plan = ctx.plan
     seen, s = _timed(devices.jax_devices)
-    values = {
-        "launcher": {"platform": plan.platform, "devices": list(plan.devices), "source": plan.source},
-        "jax": seen,
-    }
+    listed = devices.inventory(plan.platform)  # the vendor tool's kind and memory, where there is one
+    found = {"platform": plan.platform, "devices": list(plan.devices), "source": plan.source, "inventory": listed}
     problem = devices.agreement(plan, seen)
-    mem = ", ".join(f"{b / 2**30:.1f} GiB" for b in seen["memory_bytes"] if b) or "no device memory limit (CPU)"
     detail = problem or (
-        f"launcher: {len(plan.devices)} {plan.platform} ({plan.source}); JAX: {seen['n']} × {seen['kind']} ({mem})"
+        f"launcher: {len(plan.devices)} {plan.platform} ({plan.source}{_kinds(listed)}); "
+        f"JAX: {seen['n']} × {seen['kind']} ({_memory(seen['memory_bytes'])})"
     )
+    values = {"launcher": found, "jax": seen}
     return [Check("devices", "launcher and JAX agree", "fail" if problem else "pass", detail, s, values)]
+
+
+def _kinds(listed: list[dict] | None) -> str:
+    if not listed:
+        return ""
+    kinds = dict.fromkeys(f"{d['kind']}, {_gib(d['memory_bytes'])}" for d in listed)
+    return ": " + "; ".join(kinds)
+
+
+def _memory(limits: list) -> str:
+    return ", ".join(dict.fromkeys(_gib(b) for b in limits if b)) or "no device memory limit (CPU)"
 
 
 def check_isolation(ctx: Context) -> list[Check]:
@@ -157,17 +167,8 @@ def check_memory(ctx: Context) -> list[Check]:
         batch //= 2
     ctx.memory = {**table, "batch_size": batch, "chosen": fitting[0] if fitting else None}
     s = time.perf_counter() - t0
-    out = []
-    for r in table["strategies"]:
-        detail = (
-            f"predicted {_gib(r.get('peak'))}, measured {_gib(r.get('measured_peak'))} ({r.get('peak_source', '-')})"
-        )
-        status = "pass" if "step_s" in r else "warn"
-        if "run_error" in r:
-            detail += f"; the measured step failed: {r['run_error']}"
-        elif _underestimated(r, table["device"]):
-            status, detail = "warn", detail + ": the prediction is more than 10 % below the measurement"
-        out.append(Check("memory", r["memory"], status, detail, s / len(table["strategies"]), r))
+    share = s / len(table["strategies"])  # one compile and one measuring process per strategy
+    out = [Check("memory", r["memory"], *_strategy_status(r, table), share, r) for r in table["strategies"]]
     where = f"D={D}, width {width}, B={batch}, T={horizon}"
     if not fitting:
         out.append(Check("memory", "headline config", "fail", f"no memory strategy runs at {where}", 0.0, ctx.memory))
@@ -176,6 +177,19 @@ def check_memory(ctx: Context) -> list[Check]:
     else:
         out.append(Check("memory", "headline config", "pass", f"{where} fits with {fitting[0]['memory']}", 0.0))
     return out
+
+
+def _strategy_status(r: dict, table: dict) -> tuple[str, str]:
+    """pass: measured as predicted, or predicted not to fit (and so not expected to run); warn: a step predicted to
+    fit that failed, or a prediction well below the measurement."""
+    detail = f"predicted {_gib(r.get('peak'))}, measured {_gib(r.get('measured_peak'))} ({r.get('peak_source', '-')})"
+    if r.get("fits") is False:
+        return "pass", f"predicted {_gib(r.get('peak'))} > the budget {_gib(table.get('budget'))}: does not fit"
+    if "run_error" in r:
+        return "warn", f"{detail}; predicted to fit, but the measured step failed: {r['run_error']}"
+    if _underestimated(r, table["device"]):
+        return "warn", f"{detail}: the prediction is more than 10 % below the measurement"
+    return "pass", detail
 
 
 def _underestimated(row: dict, device: str) -> bool:

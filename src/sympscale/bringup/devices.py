@@ -4,6 +4,7 @@ one device by the launcher sees exactly that one."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +20,52 @@ JAX_PLATFORM = {"cuda": "gpu", "rocm": "gpu", "cpu": "cpu"}  # launcher platform
 
 def launcher_plan() -> DevicePlan:
     return plan_devices("auto")
+
+
+def inventory(platform: str, timeout: float = 30.0) -> list[dict] | None:
+    """Kind and memory of each GPU as the vendor's tool reports them (nvidia-smi; rocm-smi --json), None where
+    there is no such tool or it does not answer."""
+    cmd = {
+        "cuda": ["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
+        "rocm": ["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"],
+    }.get(platform)
+    if cmd is None or not shutil.which(cmd[0]):
+        return None
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    return _nvidia_rows(r.stdout) if platform == "cuda" else _rocm_rows(r.stdout)
+
+
+def _nvidia_rows(text: str) -> list[dict]:
+    rows = []
+    for line in text.strip().splitlines():
+        index, name, mib = (part.strip() for part in line.split(","))
+        rows.append({"index": index, "kind": name, "memory_bytes": int(float(mib)) * 2**20})
+    return rows
+
+
+def _rocm_rows(text: str) -> list[dict] | None:
+    try:
+        cards = json.loads(text)
+    except ValueError:
+        return None
+    rows = []
+    for card, info in sorted(cards.items()):
+        if not card.startswith("card"):
+            continue
+        total = info.get("VRAM Total Memory (B)")
+        rows.append(
+            {
+                "index": card.removeprefix("card"),
+                "kind": info.get("Card series") or info.get("Card SKU"),
+                "memory_bytes": int(total) if total else None,
+            }
+        )
+    return rows
 
 
 def jax_devices() -> dict:
