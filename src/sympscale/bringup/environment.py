@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import platform
 import shutil
 import subprocess
 
@@ -12,18 +11,15 @@ import jaxlib
 
 
 def describe() -> dict:
+    """What every job records (`sympscale.job.environment`), plus the stack under it and the date."""
+    from sympscale.job import environment
+
     dev = jax.devices()[0]
     return {
-        "platform": dev.platform,
-        "device": getattr(dev, "device_kind", str(dev)),
-        "n_devices": jax.device_count(),
+        **environment(),
         "platform_version": getattr(dev.client, "platform_version", None),
         "driver": _driver(),
-        "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
-        "x64": bool(jax.config.jax_enable_x64),
-        "python": platform.python_version(),
-        "host": platform.node(),
         "date": dt.date.today().isoformat(),
     }
 
