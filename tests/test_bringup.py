@@ -104,7 +104,7 @@ def test_the_first_failure_in_run_order_is_the_first_thing_to_fix():
     assert not v["ready"] and v["first_fix"] == "isolation/device 3: sees 8 devices"
     assert (v["fail"], v["warn"], v["pass"]) == (2, 1, 1)
     ok = report.verdict([c for c in checks if c.status != "fail"])
-    assert ok["ready"] and "1 warning" in ok["summary"]
+    assert ok["ready"] and ok["summary"] == "ready: every check passed (1 warning(s))"
     with pytest.raises(ValueError, match="status='maybe'"):
         Check("devices", "x", "maybe", "")
 
@@ -120,6 +120,24 @@ def test_launcher_and_jax_disagreeing_is_named():
 def test_isolation_probe_sees_one_device():
     probe = devices.probe_isolation(DevicePlan("cpu", ("cpu0",), "slots"), "cpu0")
     assert probe["ok"] and probe["n"] == 1 and probe["platform"] == "cpu"
+    # a CUDA job environment on a machine without CUDA: JAX cannot start there, and the probe says so
+    probe = devices.probe_isolation(DevicePlan("cuda", ("0",), "explicit list"), "0")
+    assert not probe["ok"] and probe["error"]
+
+
+def test_a_lone_report_md_is_kept_too(tmp_path):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "report.md").write_text("notes of my own")
+    kept = report.write(report.build([], mode="cpu", environment={}, started=1.0e9), out)
+    assert len(kept) == 1 and open(kept[0]).read() == "notes of my own"
+
+
+def test_a_partial_bringup_says_what_did_not_run():
+    v = report.verdict([Check("devices", "a", "pass", "")], not_run=["memory", "speed"])
+    assert v["ready"] and v["summary"] == "ready: every check passed (not run: memory, speed)"
+    v = report.verdict([Check("speed", "step", "skip", "no step")])
+    assert v["summary"] == "ready: every check passed (1 skipped)"
 
 
 def test_a_previous_report_is_kept_not_replaced(tmp_path):
@@ -173,19 +191,96 @@ def test_a_sweep_job_that_did_not_finish_is_named():
 def test_memory_rows_say_what_they_found():
     from sympscale.bringup.checks import _strategy_status
 
-    gpu = {"device": "gpu:H200", "budget": 100 * 2**30}
     gib = 2**30
+    gpu = {"device": "gpu:H200", "budget": 100 * gib}
     ok = {"memory": "remat", "fits": True, "peak": 10 * gib, "measured_peak": 10.5 * gib, "step_s": 1.0}
     assert _strategy_status(ok, gpu)[0] == "pass"
     low = {**ok, "measured_peak": 12 * gib}
-    assert _strategy_status(low, gpu) == ("warn", _strategy_status(low, gpu)[1])
-    assert "10 % below" in _strategy_status(low, gpu)[1]
+    status, detail = _strategy_status(low, gpu)
+    assert status == "warn" and "more than 10 % below" in detail
     assert _strategy_status(low, {**gpu, "device": "cpu:cpu"})[0] == "pass"  # RSS is not the program's peak
-    too_big = {"memory": "none", "fits": False, "peak": 150 * gib, "run_error": "RESOURCE_EXHAUSTED"}
-    assert _strategy_status(too_big, gpu) == ("pass", "predicted 150.000 GiB > the budget 100.000 GiB: does not fit")
+    too_big = {"memory": "none", "fits": True, "peak": 95 * gib, "run_error": "RESOURCE_EXHAUSTED"}  # > 90 %
+    assert _strategy_status(too_big, gpu) == (
+        "pass",
+        "predicted 95.000 GiB > 90% of the budget 100.000 GiB: does not fit",
+    )
     broke = {"memory": "blocked", "fits": True, "peak": 5 * gib, "run_error": "XlaRuntimeError: INTERNAL"}
     status, detail = _strategy_status(broke, gpu)
     assert status == "warn" and "predicted to fit, but the measured step failed: XlaRuntimeError" in detail
+
+
+def _table(*rows, budget=100 * 2**30):
+    return {"device": "gpu:H200", "budget": budget, "strategies": list(rows)}
+
+
+def test_the_batch_is_halved_only_for_want_of_memory(monkeypatch):
+    from sympscale.bringup import checks, performance
+
+    gib, asked = 2**30, []
+
+    def table_at(overrides):
+        batch = int(next(o for o in overrides if o.startswith("train.batch_size=")).split("=")[1])
+        asked.append(batch)
+        peak = batch / 512 * 200 * gib  # fits under 90 GiB from B=128 on
+        row = {"memory": "remat", "peak": peak, "fits": peak <= 100 * gib}
+        if peak <= 90 * gib:
+            row.update(step_s=0.5, measured_peak=peak)
+        else:
+            row["run_error"] = "XlaRuntimeError: RESOURCE_EXHAUSTED: out of memory"
+        return _table(row)
+
+    monkeypatch.setattr(performance, "profile_memory", table_at)
+    ctx = checks.Context(checks.NODE, {})
+    out = checks.check_memory(ctx)
+    assert asked == [512, 256, 128] and ctx.memory["batch_size"] == 128
+    assert out[-1].status == "warn" and "the largest that fits is D=256, width 512, B=128" in out[-1].detail
+    assert out[0].values["peak"] == 200 * gib  # the rows report the headline batch
+
+    asked.clear()
+    broken = _table({"memory": "remat", "peak": gib, "fits": True, "run_error": "XlaRuntimeError: INTERNAL"})
+    monkeypatch.setattr(performance, "profile_memory", lambda overrides: asked.append(1) or broken)
+    out = checks.check_memory(checks.Context(checks.NODE, {}))
+    assert asked == [1], "a failure that is not memory must not be retried at smaller batches"
+    assert out[-1].status == "fail" and "no memory strategy runs at D=256, width 512, B=512" in out[-1].detail
+
+
+def test_a_section_that_raises_is_a_failed_check_and_the_rest_run(monkeypatch):
+    from sympscale.bringup import checks
+
+    def broken(ctx):
+        raise MemoryError("GEMM: RESOURCE_EXHAUSTED")
+
+    monkeypatch.setitem(checks.RUNNERS, "speed", broken)
+    (c,) = checks.run_section("speed", checks.Context(checks.QUICK, {}))
+    assert (c.section, c.status) == ("speed", "fail") and "MemoryError: GEMM: RESOURCE_EXHAUSTED" in c.detail
+
+
+def test_symp_step_flops_against_a_hand_count():
+    from sympscale.bringup.performance import symp_step_flops
+
+    D, w, depth, B, T = 8, 16, 3, 2, 5  # N = 4
+    forward_mlp = 2 * (4 * 16 + 2 * 16 * 16 + 16)
+    # leapfrog: kick, drift, kick = 2 kicks (MLP forward + input gradient) and 1 drift (4 N^2) per substep
+    per_state = 2 * 2 * forward_mlp + 1 * 4 * 4 * 4
+    forward = B * T * 1 * per_state
+    assert symp_step_flops(D, w, depth, B, T, substeps=1, method="leapfrog", remat=False) == 3 * forward
+    assert symp_step_flops(D, w, depth, B, T, substeps=1, method="leapfrog", remat=True) == 4 * forward
+    # Yoshida-4: 4 kicks and 3 drifts per substep
+    y4 = symp_step_flops(D, w, depth, B, T, substeps=2, method="yoshida4", remat=False)
+    assert y4 == 3 * B * T * 2 * (4 * 2 * forward_mlp + 3 * 4 * 16)
+
+
+def test_compare_counts_every_leaf():
+    x = np.linspace(0.0, 1.0, 5)
+    z = x + 1j * x[::-1]
+    assert numerics.compare([z], [z]) == {"rel_error": 0.0, "dtypes": ["complex128"], "float64": True}
+    assert not numerics.compare([z.astype(np.complex64)], [z])["float64"]
+    assert numerics.compare([z + 1e-6j], [z])["rel_error"] > 1e-7  # the imaginary part is compared
+    assert not numerics.compare([np.arange(3)], [np.arange(3)])["float64"]  # nothing floating to compare
+    assert not numerics.compare([], [])["float64"]
+    nan = np.array([1.0, np.nan])
+    assert numerics.compare([nan], [nan])["rel_error"] == 0.0
+    assert numerics.compare([nan], [np.array([1.0, 2.0])])["rel_error"] == np.inf
 
 
 def test_vendor_inventory_is_read_from_nvidia_smi(tmp_path, monkeypatch):
@@ -211,3 +306,16 @@ def test_vendor_inventory_is_read_from_rocm_smi_json():
     rows = devices._rocm_rows(text)
     assert [r["index"] for r in rows] == ["0", "1"] and rows[0]["memory_bytes"] == 205822885888
     assert devices._rocm_rows("not json") is None
+
+
+def test_driver_and_inventory_parsing_of_vendor_output():
+    from sympscale.bringup.environment import _rocm_driver
+
+    banner = (
+        "\n========= ROCm System Management Interface =========\nDriver version: 6.8.5\n=== End of ROCm SMI Log ===\n"
+    )
+    assert _rocm_driver(banner) == "6.8.5" and _rocm_driver("=== nothing ===") is None
+    rows = devices._nvidia_rows("0, NVIDIA H200, [N/A]\n")
+    assert rows == [{"index": "0", "kind": "NVIDIA H200", "memory_bytes": None}]
+    new_keys = json.dumps({"card0": {"Card Series": "AMD Instinct MI300X", "VRAM Total Memory (B)": "1"}})
+    assert devices._rocm_rows(new_keys)[0]["kind"] == "AMD Instinct MI300X"

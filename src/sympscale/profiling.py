@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 STRATEGY_ORDER = ("none", "remat", "blocked")  # cheapest compute first: what `auto` tries in turn
+HEADROOM = 0.9  # `auto` takes a strategy whose predicted peak is within this fraction of the device's budget
 
 
 def _grad_fn(run, memory: str):
@@ -76,7 +77,7 @@ def device_budget() -> tuple[int | None, str]:
         return None, "unknown"
 
 
-def choose_memory(run, *, headroom: float = 0.9) -> tuple[str, list[dict]]:
+def choose_memory(run, *, headroom: float = HEADROOM) -> tuple[str, list[dict]]:
     """`auto`: the first of none → remat → blocked whose predicted peak fits the device (with headroom)."""
     budget, _ = device_budget()
     tried = []

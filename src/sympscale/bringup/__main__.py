@@ -57,24 +57,27 @@ def _out_dir(out: str) -> Path:
     return path
 
 
-def _prepare_jax_env() -> None:
-    """Before JAX starts: no preallocation (the probes and measurements run in other processes on the same
-    devices) and the CPU backend available next to the accelerator (the numerics' reference)."""
+def _prepare_jax_env() -> dict:
+    """Before JAX starts: no preallocation here or in the measuring processes (they share the devices with this
+    one) and the CPU backend next to the accelerator (the numerics' reference). Returns the environment as the
+    user set it, which the mini sweep's jobs get (they run as a sweep would)."""
     import jax  # imported (by `sympscale`), not started: both settings apply when the first backend starts
 
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    users = dict(os.environ)
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     platforms = jax.config.jax_platforms
     if platforms and "cpu" not in platforms.split(","):
         jax.config.update("jax_platforms", f"{platforms},cpu")
+    return users
 
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     sections, out_dir = _sections(a.only), _out_dir(a.out)
-    _prepare_jax_env()
+    users_env = _prepare_jax_env()
     started = time.time()
     from sympscale.bringup import report
-    from sympscale.bringup.checks import NODE, QUICK, RUNNERS, Context
+    from sympscale.bringup.checks import NODE, QUICK, Context, run_section
     from sympscale.bringup.environment import describe
 
     env = describe()
@@ -82,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     scale = NODE if accelerator and not a.quick else QUICK
     mode = "cpu" if not accelerator else scale.name
     print(f"bring-up ({mode} mode) on {env['device']} × {env['n_devices']}: {', '.join(sections)}", flush=True)
-    ctx, checks = Context(scale), []
+    ctx, checks = Context(scale, users_env), []
     for section in sections:
         t0 = time.perf_counter()
-        found = RUNNERS[section](ctx)
+        found = run_section(section, ctx)
         checks += found
-        worst = max((c.status for c in found), key=("skip", "pass", "warn", "fail").index, default="skip")
+        worst = max((c.status for c in found), key=report.STATUSES_BY_SEVERITY.index, default="skip")
         print(f"  {section:<10} {worst:<5} {time.perf_counter() - t0:7.1f} s", flush=True)
-    rep = report.build(checks, mode=mode, environment=env, started=started)
+    not_run = [s for s in report.SECTIONS if s not in sections]
+    rep = report.build(checks, mode=mode, environment=env, started=started, not_run=not_run)
     kept = report.write(rep, out_dir)
     for path in kept:
         print(f"the previous report was kept as {path}")

@@ -11,8 +11,10 @@ import time
 
 import jax
 
+from sympscale import models
 from sympscale.bringup import devices, numerics, performance, sweep
 from sympscale.bringup.report import SECTIONS, Check
+from sympscale.profiling import HEADROOM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +63,9 @@ QUICK = Scale(
 class Context:
     """What the sections share: the scale, the launcher's device plan, the memory table once measured."""
 
-    def __init__(self, scale: Scale):
+    def __init__(self, scale: Scale, users_env: dict):
         self.scale = scale
+        self.users_env = users_env  # the environment as the user set it: what the mini sweep's jobs get
         self.plan = devices.launcher_plan()
         self.memory: dict | None = None
 
@@ -153,38 +156,52 @@ def headline_overrides(scale: Scale, batch: int) -> list[str]:
 
 
 def check_memory(ctx: Context) -> list[Check]:
-    """Predicted and measured peak per strategy at the headline config, halving the batch until one fits."""
+    """Predicted and measured peak per strategy at the headline config; while nothing runs for want of memory
+    (predicted not to fit, or out of memory when measured), the batch is halved. Other failures stop at once."""
     D, width, batch, horizon = ctx.scale.headline
-    t0 = time.perf_counter()
+    t0, tables = time.perf_counter(), []
     while True:
         try:
             table = performance.profile_memory(headline_overrides(ctx.scale, batch))
         except Exception as e:
             return [Check("memory", "headline config", "fail", _first_line(e), time.perf_counter() - t0)]
-        fitting = [r for r in table["strategies"] if r.get("fits") is not False and "step_s" in r]
-        if fitting or batch == 1:
+        tables.append({"batch_size": batch, **table})
+        runs = [r for r in table["strategies"] if "step_s" in r and _fits_auto(r, table)]
+        if runs or batch == 1 or not all(_short_of_memory(r, table) for r in table["strategies"]):
             break
         batch //= 2
-    ctx.memory = {**table, "batch_size": batch, "chosen": fitting[0] if fitting else None}
-    s = time.perf_counter() - t0
-    share = s / len(table["strategies"])  # one compile and one measuring process per strategy
-    out = [Check("memory", r["memory"], *_strategy_status(r, table), share, r) for r in table["strategies"]]
+    ctx.memory = {**table, "batch_size": batch, "chosen": runs[0] if runs else None, "tried": tables}
+    share = (time.perf_counter() - t0) / len(table["strategies"])  # a compile and a measuring process each
+    first = tables[0]  # the rows at the headline batch: what a run of that config would meet
+    out = [Check("memory", r["memory"], *_strategy_status(r, first), share, r) for r in first["strategies"]]
     where = f"D={D}, width {width}, B={batch}, T={horizon}"
-    if not fitting:
+    if not runs:
         out.append(Check("memory", "headline config", "fail", f"no memory strategy runs at {where}", 0.0, ctx.memory))
     elif batch != ctx.scale.headline[2]:
         out.append(Check("memory", "headline config", "warn", f"the largest that fits is {where}", 0.0))
     else:
-        out.append(Check("memory", "headline config", "pass", f"{where} fits with {fitting[0]['memory']}", 0.0))
+        out.append(Check("memory", "headline config", "pass", f"{where} fits with {runs[0]['memory']}", 0.0))
     return out
+
+
+def _fits_auto(row: dict, table: dict) -> bool:
+    """Would `train.memory=auto` take this strategy: predicted peak within its headroom of the budget?"""
+    peak, budget = row.get("peak"), table.get("budget")
+    return peak is None or budget is None or peak <= HEADROOM * budget
+
+
+def _short_of_memory(row: dict, table: dict) -> bool:
+    error = row.get("run_error", "")
+    return not _fits_auto(row, table) or "RESOURCE_EXHAUSTED" in error or "out of memory" in error.lower()
 
 
 def _strategy_status(r: dict, table: dict) -> tuple[str, str]:
     """pass: measured as predicted, or predicted not to fit (and so not expected to run); warn: a step predicted to
     fit that failed, or a prediction well below the measurement."""
     detail = f"predicted {_gib(r.get('peak'))}, measured {_gib(r.get('measured_peak'))} ({r.get('peak_source', '-')})"
-    if r.get("fits") is False:
-        return "pass", f"predicted {_gib(r.get('peak'))} > the budget {_gib(table.get('budget'))}: does not fit"
+    if not _fits_auto(r, table):
+        budget = table.get("budget")
+        return "pass", f"predicted {_gib(r.get('peak'))} > {HEADROOM:.0%} of the budget {_gib(budget)}: does not fit"
     if "run_error" in r:
         return "warn", f"{detail}; predicted to fit, but the measured step failed: {r['run_error']}"
     if _underestimated(r, table["device"]):
@@ -207,8 +224,17 @@ def check_speed(ctx: Context) -> list[Check]:
         out.append(Check("speed", "training step", "skip", "no measured step (see the memory section)", 0.0))
         return out
     D, width, _, horizon = ctx.scale.headline
-    batch = ctx.memory["batch_size"]
-    flops = performance.symp_step_flops(D, width, 3, batch, horizon, remat=chosen["memory"] != "none")
+    batch, opts = ctx.memory["batch_size"], models.options_of("symp")  # the headline runs symp's defaults
+    flops = performance.symp_step_flops(
+        D,
+        width,
+        models.Capacity().depth,
+        batch,
+        horizon,
+        substeps=opts.substeps,
+        method=opts.method,
+        remat=chosen["memory"] != "none",
+    )
     tflops = flops / chosen["step_s"] / 1e12
     values = {
         "step_s": chosen["step_s"],
@@ -240,7 +266,7 @@ def check_data(ctx: Context) -> list[Check]:
 
 
 def check_sweep(ctx: Context) -> list[Check]:
-    r = sweep.mini_sweep(ctx.plan, list(ctx.scale.sweep_overrides))
+    r = sweep.mini_sweep(ctx.plan, list(ctx.scale.sweep_overrides), ctx.users_env)
     where = f"{len(ctx.plan.devices)} job(s), one per {ctx.plan.platform} device"
     if r["ok"]:
         detail = f"{where}: all done in {r['seconds']:.0f} s"
@@ -258,6 +284,17 @@ RUNNERS = {  # one per report.SECTIONS entry
     "data": check_data,
     "sweep": check_sweep,
 }
+
+
+def run_section(section: str, ctx: Context) -> list[Check]:
+    """A section's checks; a section that raises is reported as a failed check with its error, and the
+    bring-up goes on to the next section."""
+    t0 = time.perf_counter()
+    try:
+        return RUNNERS[section](ctx)
+    except Exception as e:
+        detail = f"the section stopped with {type(e).__name__}: {_first_line(e)}"
+        return [Check(section, "section", "fail", detail, time.perf_counter() - t0)]
 
 
 def _gib(b) -> str:

@@ -43,8 +43,12 @@ def inventory(platform: str, timeout: float = 30.0) -> list[dict] | None:
 def _nvidia_rows(text: str) -> list[dict]:
     rows = []
     for line in text.strip().splitlines():
-        index, name, mib = (part.strip() for part in line.split(","))
-        rows.append({"index": index, "kind": name, "memory_bytes": int(float(mib)) * 2**20})
+        index, name, mib = (part.strip() for part in line.rsplit(",", 2)) if line.count(",") >= 2 else (line, "", "")
+        try:
+            memory = int(float(mib)) * 2**20
+        except ValueError:  # "[N/A]"
+            memory = None
+        rows.append({"index": index, "kind": name or None, "memory_bytes": memory})
     return rows
 
 
@@ -61,11 +65,16 @@ def _rocm_rows(text: str) -> list[dict] | None:
         rows.append(
             {
                 "index": card.removeprefix("card"),
-                "kind": info.get("Card series") or info.get("Card SKU"),
+                "kind": _first_of(info, "Card Series", "Card series", "Device Name", "Card SKU"),
                 "memory_bytes": int(total) if total else None,
             }
         )
     return rows
+
+
+def _first_of(info: dict, *keys: str):
+    """The first of `keys` that rocm-smi filled in (its JSON names changed across ROCm releases)."""
+    return next((info[k] for k in keys if info.get(k)), None)
 
 
 def jax_devices() -> dict:
@@ -108,6 +117,9 @@ def probe_isolation(plan: DevicePlan, device: str, timeout: float = 300.0) -> di
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
         return {"device": device, "ok": False, "error": last}
-    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    try:
+        seen = json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"device": device, "ok": False, "error": f"no device report on stdout: {r.stdout.strip()[-200:]!r}"}
     ok = seen["n"] == 1 and seen["platform"] == JAX_PLATFORM[plan.platform]
     return {"device": device, "ok": ok, **seen}

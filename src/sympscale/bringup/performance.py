@@ -19,27 +19,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sympscale.bringup.process import run_group
 
-def profile_memory(overrides: list[str], strategies: str = "none,remat,blocked", timeout: float = 1800.0) -> dict:
+
+def profile_memory(overrides: list[str], timeout: float = 1800.0) -> dict:
     """The memory table of `overrides` (predicted and measured per strategy), as `sympscale.memory --json` writes it."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "memory.json"
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sympscale.memory",
-                "--run",
-                "--strategies",
-                strategies,
-                "--json",
-                str(out),
-                *overrides,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        cmd = [sys.executable, "-m", "sympscale.memory", "--run", "--json", str(out), *overrides]
+        try:
+            r = run_group(cmd, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"python -m sympscale.memory did not finish in {timeout:.0f} s") from None
         if r.returncode != 0 or not out.exists():
             last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
             raise RuntimeError(f"python -m sympscale.memory failed: {last}")

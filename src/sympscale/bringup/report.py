@@ -16,6 +16,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 STATUSES = ("pass", "warn", "fail", "skip")
+STATUSES_BY_SEVERITY = ("skip", "pass", "warn", "fail")
 SECTIONS = ("devices", "isolation", "numerics", "memory", "speed", "data", "sweep")  # the order they run in
 
 
@@ -33,32 +34,38 @@ class Check:
             raise ValueError(f"status={self.status!r}; valid: {', '.join(STATUSES)}")
 
 
-def verdict(checks: list[Check]) -> dict:
-    """`ready` when no check failed; else the first failure is the first thing to fix."""
+def verdict(checks: list[Check], not_run: list[str] | tuple = ()) -> dict:
+    """`ready` when no check failed; else the first failure is the first thing to fix. Sections not run and
+    skipped checks are named in the summary: a partial bring-up says so."""
     failed = [c for c in checks if c.status == "fail"]
     counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
     if not failed:
-        return {"ready": True, "summary": "ready: every check passed" + _warned(counts), "first_fix": None, **counts}
+        summary = "ready: every check passed" + _caveats(counts, not_run)
+        return {"ready": True, "summary": summary, "first_fix": None, "not_run": list(not_run), **counts}
     first = failed[0]
     return {
         "ready": False,
-        "summary": f"not ready: {len(failed)} check(s) failed",
+        "summary": f"not ready: {len(failed)} check(s) failed" + _caveats(counts, not_run),
         "first_fix": f"{first.section}/{first.name}: {first.detail}",
+        "not_run": list(not_run),
         **counts,
     }
 
 
-def _warned(counts: dict) -> str:
-    return f" ({counts['warn']} warning(s))" if counts["warn"] else ""
+def _caveats(counts: dict, not_run) -> str:
+    notes = [f"{counts[s]} {word}" for s, word in (("warn", "warning(s)"), ("skip", "skipped")) if counts[s]]
+    if not_run:
+        notes.append(f"not run: {', '.join(not_run)}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
-def build(checks: list[Check], *, mode: str, environment: dict, started: float) -> dict:
+def build(checks: list[Check], *, mode: str, environment: dict, started: float, not_run=()) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "mode": mode,
         "created": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
-        "verdict": verdict(checks),
+        "verdict": verdict(checks, not_run),
         "checks": [dataclasses.asdict(c) for c in checks],
     }
 
@@ -74,22 +81,29 @@ def write(report: dict, out_dir: Path) -> list[str]:
 
 
 def _keep_previous(out_dir: Path) -> list[str]:
-    old = out_dir / "report.json"
-    if not old.exists():
+    """Move an existing report.json / report.md aside under the earlier report's date (its `created`, else the
+    file's modification time)."""
+    present = [out_dir / n for n in ("report.json", "report.md") if (out_dir / n).exists()]
+    if not present:
         return []
-    try:
-        stamp = json.loads(old.read_text())["created"]
-    except (ValueError, KeyError, TypeError):
-        stamp = dt.datetime.fromtimestamp(old.stat().st_mtime, dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = _created(out_dir / "report.json") or dt.datetime.fromtimestamp(
+        present[0].stat().st_mtime, dt.timezone.utc
+    ).isoformat(timespec="seconds")
     stamp = stamp.replace(":", "").replace("+0000", "Z")
     moved = []
-    for name in ("report.json", "report.md"):
-        src = out_dir / name
-        if src.exists():
-            dst = _free_name(out_dir / name.replace("report.", f"report.{stamp}."))
-            os.replace(src, dst)
-            moved.append(str(dst))
+    for src in present:
+        dst = _free_name(src.with_name(src.name.replace("report.", f"report.{stamp}.")))
+        os.replace(src, dst)
+        moved.append(str(dst))
     return moved
+
+
+def _created(path: Path) -> str | None:
+    try:
+        created = json.loads(path.read_text())["created"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return created if isinstance(created, str) else None
 
 
 def _free_name(path: Path) -> Path:

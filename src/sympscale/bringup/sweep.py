@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from sympscale.bringup.process import run_group
 from sympscale.launcher.devices import DevicePlan
 
 SUMMARY = "launcher_summary.json"
 
 
-def mini_sweep(plan: DevicePlan, overrides: list[str], timeout: float = 3600.0) -> dict:
-    """One job per planned device (seeds 1..n) in a temporary sweep folder; every job's final status."""
+def mini_sweep(plan: DevicePlan, overrides: list[str], env: dict, timeout: float = 3600.0) -> dict:
+    """One job per planned device (seeds 1..n) in a temporary sweep folder, launched with `env` (the user's
+    environment: the jobs run as a sweep's would); every job's final status."""
     n = len(plan.devices)
     with tempfile.TemporaryDirectory(prefix="sympscale-bringup-") as tmp:
         sweep = Path(tmp) / "sweep"
@@ -28,17 +29,10 @@ def mini_sweep(plan: DevicePlan, overrides: list[str], timeout: float = 3600.0) 
             f"hydra.launcher.devices=[{','.join(plan.devices)}]",
             f"hydra.sweep.dir={sweep}",
         ]
-        env = {**os.environ, "SYMPSCALE_CACHE_DIR": str(Path(tmp) / "cache")}
+        env = {**env, "SYMPSCALE_CACHE_DIR": str(Path(tmp) / "cache")}
         t0 = time.perf_counter()
         try:
-            r = subprocess.run(
-                [sys.executable, "-m", "sympscale.train", *args],
-                env=env,
-                cwd=tmp,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
+            r = run_group([sys.executable, "-m", "sympscale.train", *args], env=env, cwd=tmp, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {
                 "ok": False,
