@@ -277,6 +277,10 @@ def test_compare_counts_every_leaf():
     assert not numerics.compare([z.astype(np.complex64)], [z])["float64"]
     assert numerics.compare([z + 1e-6j], [z])["rel_error"] > 1e-7  # the imaginary part is compared
     assert not numerics.compare([np.arange(3)], [np.arange(3)])["float64"]  # nothing floating to compare
+    # iteration counts and flags beside float64 states (the projection): equal, or an error of inf
+    flags = [x, np.array([3, 4]), np.array([True, True])]
+    assert numerics.compare(flags, flags) == {"rel_error": 0.0, "dtypes": ["bool", "float64", "int64"], "float64": True}
+    assert numerics.compare([x, np.array([3, 5]), flags[2]], flags)["rel_error"] == np.inf
     assert not numerics.compare([], [])["float64"]
     nan = np.array([1.0, np.nan])
     assert numerics.compare([nan], [nan])["rel_error"] == 0.0

@@ -162,22 +162,32 @@ def _as_real(a: np.ndarray) -> np.ndarray:
 
 
 def compare(device_out: list[np.ndarray], cpu_out: list[np.ndarray]) -> dict:
-    """Relative error of the device's outputs against the CPU's, and whether every output is float64 (complex128).
+    """Relative error of the device's outputs against the CPU's, and whether its floating outputs are float64
+    (complex128 counts as float64 pairs).
 
-    Every leaf counts: an output that is not floating point, or none at all, is not float64; a NaN is an error
-    of inf (unless the CPU has the same NaN)."""
+    Integer and boolean outputs (Newton iteration counts, convergence flags) must be equal, else the error is
+    inf; no floating output at all is not float64; a NaN is an error of inf unless the CPU has the same NaN."""
     dtypes = sorted({str(a.dtype) for a in device_out})
     device_out, cpu_out = [_as_real(a) for a in device_out], [_as_real(b) for b in cpu_out]
-    float64 = bool(device_out) and all(a.dtype == np.float64 for a in device_out)
+    floating = [a for a in device_out if np.issubdtype(a.dtype, np.floating)]
+    float64 = bool(floating) and all(a.dtype == np.float64 for a in floating)
     worst = 0.0
     for a, b in zip(device_out, cpu_out, strict=True):
-        a, b = a.astype(np.float64), b.astype(np.float64)
-        same_nan = np.isnan(a) & np.isnan(b)
-        diff = np.where(same_nan, 0.0, np.abs(a - b))
-        scale = max(float(np.max(np.abs(np.where(same_nan, 0.0, b)), initial=0.0)), np.finfo(np.float64).tiny)
-        err = float(np.max(diff, initial=0.0)) / scale
-        worst = max(worst, err if np.isfinite(err) else np.inf)
+        worst = max(worst, _rel_error(a, b) if np.issubdtype(a.dtype, np.floating) else _exact(a, b))
     return {"rel_error": worst, "dtypes": dtypes, "float64": float64}
+
+
+def _rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    same_nan = np.isnan(a) & np.isnan(b)
+    diff = np.where(same_nan, 0.0, np.abs(a - b))
+    scale = max(float(np.max(np.abs(np.where(same_nan, 0.0, b)), initial=0.0)), np.finfo(np.float64).tiny)
+    err = float(np.max(diff, initial=0.0)) / scale
+    return err if np.isfinite(err) else np.inf
+
+
+def _exact(a: np.ndarray, b: np.ndarray) -> float:
+    return 0.0 if a.shape == b.shape and np.array_equal(a, b) else np.inf
 
 
 def check(op: Operation, device, cpu, *, quick: bool) -> dict:
