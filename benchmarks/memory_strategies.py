@@ -25,13 +25,14 @@ def analytic_flops(batch: int, D: int, horizon: int, width: int, depth: int, sub
     """FLOPs of one training step of `symp` (matrix products only).
 
     Force ∇V of the MLP [N, w×depth, 1]: forward + input-gradient ≈ 4B(Nw + (depth−1)w² + w); ∇T = LLᵀp: 4BN².
-    Yoshida-4 as implemented: 4 ∇V and 3 ∇T per substep. Reverse mode through the (already differentiated) step
+    Yoshida-4 as implemented: 3 ∇T per substep and 3·substeps + 1 ∇V per observation (consecutive substeps share
+    their boundary kick). Reverse mode through the (already differentiated) step
     costs ≈ 2 forward passes; rematerialisation adds one more forward.
     """
     N = D // 2
     grad_v = 4 * batch * (N * width + (depth - 1) * width * width + width)
     grad_t = 4 * batch * N * N
-    forward = horizon * substeps * (4 * grad_v + 3 * grad_t)
+    forward = horizon * ((3 * substeps + 1) * grad_v + 3 * substeps * grad_t)
     return forward * (3 + (0 if memory == "none" else 1))
 
 

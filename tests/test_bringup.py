@@ -265,9 +265,12 @@ def test_symp_step_flops_against_a_hand_count():
     forward = B * T * 1 * per_state
     assert symp_step_flops(D, w, depth, B, T, substeps=1, method="leapfrog", remat=False) == 3 * forward
     assert symp_step_flops(D, w, depth, B, T, substeps=1, method="leapfrog", remat=True) == 4 * forward
-    # Yoshida-4: 4 kicks and 3 drifts per substep
+    # Yoshida-4, 2 substeps: 3 drifts per substep, 2·3 + 1 = 7 kicks (the substeps share their boundary kick)
     y4 = symp_step_flops(D, w, depth, B, T, substeps=2, method="yoshida4", remat=False)
-    assert y4 == 3 * B * T * 2 * (4 * 2 * forward_mlp + 3 * 4 * 16)
+    assert y4 == 3 * B * T * (7 * 2 * forward_mlp + 6 * 4 * 16)
+    # leapfrog, 3 substeps: 4 kicks, 3 drifts
+    lf = symp_step_flops(D, w, depth, B, T, substeps=3, method="leapfrog", remat=False)
+    assert lf == 3 * B * T * (4 * 2 * forward_mlp + 3 * 4 * 16)
 
 
 def test_compare_counts_every_leaf():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sympscale.integrators import METHODS, ORDERS, composition_step, kick_drift_coefficients, rk4_step
+from sympscale.integrators import METHODS, ORDERS, composition_step, kick_drift_coefficients, rk4_step, split_step
 from sympscale.systems import make_system
 
 E = 0.5  # eccentricity; semi-major axis 1, period 2π
@@ -78,6 +78,33 @@ def test_weights_are_consistent():
         assert np.allclose(w, w[::-1]), f"{name} is not symmetric"
         kick, drift = kick_drift_coefficients(w)
         assert np.sum(kick) == pytest.approx(1.0, abs=1e-14) and len(kick) == len(drift) + 1
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_consecutive_steps_merge_their_boundary_kicks(method):
+    """n steps in one call equal n single steps (to rounding) and cost n·s + 1 force evaluations, not n·(s + 1)."""
+    n, h, stages = 4, 0.05, len(METHODS[method])
+    calls = []
+
+    def kick(q, t):
+        calls.append(t)
+        return -t * kepler_grad_V(q)
+
+    def drift(q, p, t):
+        return q + t * p, p
+
+    q0, p0 = kepler_start()
+    q1, p1 = split_step(kick, drift, q0, p0, h, method=method, steps=n)
+    assert len(calls) == n * stages + 1
+    calls.clear()
+    q2, p2 = q0, p0
+    for _ in range(n):
+        q2, p2 = split_step(kick, drift, q2, p2, h, method=method)
+    assert len(calls) == n * (stages + 1)
+    err = float(jnp.max(jnp.abs(jnp.concatenate([q1 - q2, p1 - p2]))))
+    assert err < 1e-13, (method, err)
+    with pytest.raises(ValueError, match="steps=0"):
+        split_step(kick, drift, q0, p0, h, method=method, steps=0)
 
 
 def test_reversibility():

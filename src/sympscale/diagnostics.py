@@ -19,6 +19,10 @@ from jax import lax
 from sympscale.systems.base import System
 
 GT_THRESHOLD = 0.05
+# XLA's CPU fusion emitters (the JAX 0.10 default) compile the small tangent-map loop body of a D = 16 lattice
+# for ~15 s and run it ~10x slower; this program alone turns them off (other backends ignore CPU options).
+# Process-wide, the flag slowed the training step by ~25 % (BENCHMARKS.md, "The step itself").
+_TANGENT_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 def lyapunov_exponent(system: System, x0: jnp.ndarray, n_intervals: int, *, transient: int, seed: int = 0) -> dict:
@@ -28,7 +32,7 @@ def lyapunov_exponent(system: System, x0: jnp.ndarray, n_intervals: int, *, tran
     v0 = jax.random.normal(jax.random.key(seed), x0.shape, dtype=jnp.float64)
     v0 = v0 / jnp.linalg.norm(v0, axis=-1, keepdims=True)
 
-    @jax.jit
+    @jax.jit(compiler_options=_compiler_options())
     def run(x, v):
         def step(carry, _):
             x, v = carry
@@ -62,6 +66,10 @@ def lyapunov_exponent(system: System, x0: jnp.ndarray, n_intervals: int, *, tran
         "method": "renormalised tangent map (jax.jvp) of the reference map, renormalised every dt_obs",
         "reference": system.describe_reference(),
     }
+
+
+def _compiler_options() -> dict:
+    return _TANGENT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else {}
 
 
 def ground_truth_horizon(system: System, traj: np.ndarray, std: np.ndarray) -> dict:

@@ -57,11 +57,11 @@ def symp_step_flops(
     """
     from sympscale.integrators import METHODS, kick_drift_coefficients
 
-    kicks, drifts = kick_drift_coefficients(METHODS[method])
+    kicks, drifts = kick_drift_coefficients(np.tile(METHODS[method], substeps))
     n = D // 2
     mlp_forward = 2.0 * (n * width + (depth - 1) * width * width + width)
-    per_state = len(kicks) * 2.0 * mlp_forward + len(drifts) * 4.0 * n * n
-    forward = batch * horizon * substeps * per_state
+    per_observation = len(kicks) * 2.0 * mlp_forward + len(drifts) * 4.0 * n * n
+    forward = batch * horizon * per_observation
     return forward * (4.0 if remat else 3.0)
 
 

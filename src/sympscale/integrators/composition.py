@@ -2,7 +2,8 @@
 
 The classic case is separable H(q, p) = T(p) + V(q) (Störmer–Verlet: A = T, its flow a drift). Each method is a
 table of leapfrog weights w (Yoshida 1990, Phys Lett A 150:262). One kernel turns the table into kick/drift
-coefficients with first-same-as-last merging, so a method with s stages costs s + 1 force evaluations per step.
+coefficients with first-same-as-last merging, so a method with s stages costs s + 1 force evaluations per step,
+and n consecutive steps n·s + 1.
 `split_step` takes the A-flow as a function, so any part whose flow is known exactly (for example a quadratic
 Hamiltonian, `quadratic_flow`) composes with a learned V(q) into an explicit symplectic method of the same order.
 """
@@ -110,15 +111,20 @@ def split_step(
     h: float | Array,
     *,
     method: str = "yoshida4",
+    steps: int = 1,
 ) -> tuple[Array, Array]:
-    """One step of the named composition of kick(h/2) ∘ A(h) ∘ kick(h/2).
+    """`steps` steps of size h of the named composition of kick(h/2) ∘ A(h) ∘ kick(h/2).
 
     kick(q, t) is the momentum change of V's flow over time t (−t ∇V(q)); flow_A(q, p, t) is A's exact flow.
     Both flows are symplectic, so the step is; the composition is symmetric whenever flow_A is.
+    Consecutive steps merge their boundary kicks too (first same as last): `steps` steps of an s-stage method
+    evaluate the force steps·s + 1 times, not steps·(s + 1).
     """
     if method not in METHODS:
         raise ValueError(f"unknown integrator {method!r}; valid: {sorted(METHODS)}")
-    kick_c, drift_c = kick_drift_coefficients(METHODS[method])
+    if steps < 1:
+        raise ValueError(f"steps={steps} must be >= 1")
+    kick_c, drift_c = kick_drift_coefficients(np.tile(METHODS[method], steps))
     p = p + kick(q, kick_c[0] * h)
     for d, k in zip(drift_c, kick_c[1:], strict=True):
         q, p = flow_A(q, p, d * h)

@@ -168,8 +168,7 @@ class SympModel(StateCarry):
 
         flow_A = self._flow_A(net)
         q, p = x[..., : self.N], x[..., self.N :]
-        for _ in range(self.substeps):
-            q, p = split_step(kick, flow_A, q, p, h, method=self.method)
+        q, p = split_step(kick, flow_A, q, p, h, method=self.method, steps=self.substeps)
         return jnp.concatenate([q, p], axis=-1)
 
     def _flow_A(self, net):
