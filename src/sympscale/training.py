@@ -211,13 +211,13 @@ def sample_windows(key, train: jnp.ndarray, batch_size: int, horizon: int):
     return windows[0], windows[1:]
 
 
-def _cosine_probe(model, std, spec: TrainSpec, train_dev, key, projector=None):
-    """cos(truncated-window gradient, full-horizon gradient) on the training batch of a given step and horizon."""
+def _cosine_fn(model, std, spec: TrainSpec, train_dev, projector=None):
+    """cosine(params, key, step, horizon): cos(truncated-window gradient, full-horizon gradient) on the training
+    batch of a given step and horizon."""
     truncated = make_loss(model, std, spec, projector)
     full = make_loss(model, std, dataclasses.replace(spec, window=None), projector)
 
-    @functools.partial(jax.jit, static_argnums=2)
-    def cosine(params, step, horizon):
+    def cosine(params, key, step, horizon):
         x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, horizon)
         g1 = jax.grad(truncated)(params, x0, targets)
         g2 = jax.grad(full)(params, x0, targets)
@@ -229,16 +229,22 @@ def _cosine_probe(model, std, spec: TrainSpec, train_dev, key, projector=None):
     return cosine
 
 
+def _cosine_probe(model, std, spec: TrainSpec, train_dev, key, projector=None):
+    """cosine(params, step, horizon) of one run (its batch key fixed)."""
+    compiled = jax.jit(_cosine_fn(model, std, spec, train_dev, projector), static_argnums=3)
+    return lambda params, step, horizon: compiled(params, key, step, horizon)
+
+
 def _global_norm(tree) -> jnp.ndarray:
     return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(tree)))
 
 
-def _updater(model, std, spec: TrainSpec, opt, train_dev, key, projector):
-    """update(params, opt_state, step, horizon): one optimiser step on the batch of `step` (one compile per horizon)."""
+def _update_fn(model, std, spec: TrainSpec, opt, train_dev, projector):
+    """update(params, opt_state, key, step, horizon) -> (params, opt_state, loss, gradient norm): one optimiser
+    step on the batch of `step` (its windows drawn from fold_in(key, step))."""
     loss_fn = make_loss(model, std, spec, projector)
 
-    @functools.partial(jax.jit, static_argnums=3)
-    def update(params, opt_state, step, horizon):
+    def update(params, opt_state, key, step, horizon):
         x0, targets = sample_windows(jax.random.fold_in(key, step), train_dev, spec.batch_size, horizon)
         loss, grads = jax.value_and_grad(loss_fn)(params, x0, targets)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 step count with Python floats
@@ -246,6 +252,12 @@ def _updater(model, std, spec: TrainSpec, opt, train_dev, key, projector):
         return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
 
     return update
+
+
+def _updater(model, std, spec: TrainSpec, opt, train_dev, key, projector):
+    """update(params, opt_state, step, horizon) of one run (one compile per horizon)."""
+    compiled = jax.jit(_update_fn(model, std, spec, opt, train_dev, projector), static_argnums=4)
+    return lambda params, opt_state, step, horizon: compiled(params, opt_state, key, step, horizon)
 
 
 @dataclasses.dataclass
@@ -443,3 +455,193 @@ def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec, cap: 
             "curve": {k: [r[k] for r in h] for k in keys},
         },
     }
+
+
+# ----- seed bundles: the seeds of one configuration as one vmapped program ----------------------------------
+
+
+def stack(trees: list):
+    """Per-seed pytrees -> one pytree whose leaves carry a leading seed axis."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack(tree, i: int):
+    """Seed `i` of a stacked pytree."""
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+def _bundle_updater(model, std, spec: TrainSpec, opt, train_dev, projector):
+    """update(params, opt_state, keys, step, horizon, alive) over stacked seeds, one compile per horizon.
+
+    Each seed's step is the single-seed step (vmapped). A seed whose loss or gradient is non-finite, or that is
+    no longer `alive`, keeps its parameters and optimiser state (its update is masked); the returned `alive`
+    says which seeds took this step.
+    """
+    update = _update_fn(model, std, spec, opt, train_dev, projector)
+
+    def masked(params, opt_state, key, alive, step, horizon):
+        new_params, new_opt, loss, gnorm = update(params, opt_state, key, step, horizon)
+        ok = alive & jnp.isfinite(loss) & jnp.isfinite(gnorm)
+        keep = functools.partial(jax.tree_util.tree_map, lambda new, old: jnp.where(ok, new, old))
+        return keep(new_params, params), keep(new_opt, opt_state), loss, gnorm, ok
+
+    @functools.partial(jax.jit, static_argnums=4)
+    def bundled(params, opt_state, keys, step, horizon, alive):
+        return jax.vmap(lambda p, o, k, a: masked(p, o, k, a, step, horizon))(params, opt_state, keys, alive)
+
+    return bundled
+
+
+def _bundle_cosine(model, std, spec: TrainSpec, train_dev, projector):
+    cosine = _cosine_fn(model, std, spec, train_dev, projector)
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def bundled(params, keys, step, horizon):
+        return jax.vmap(lambda p, k: cosine(p, k, step, horizon))(params, keys)
+
+    return bundled
+
+
+def fit_bundle(
+    model,
+    params: list,
+    train: np.ndarray,
+    std: np.ndarray,
+    spec: TrainSpec,
+    *,
+    keys: list,
+    logs: list[Callable[[dict], None]],
+    resumes: list[Resume | None] | None = None,
+    checkpoints: list[Callable] | None = None,
+    projector=None,
+    start_with: tuple[object, int] | None = None,
+    validate: Callable | None = None,
+) -> list[tuple[dict, dict]]:
+    """Train the seeds of one configuration (their parameters, batch keys, logs, checkpoints) as one vmapped
+    program; returns each seed's (params, summary) as `fit` would.
+
+    Every seed runs the single-seed step on its own parameters, optimiser state and batches. A seed whose loss
+    or gradient turns non-finite is frozen at its last finite parameters and reported diverged with the step;
+    one whose loss explodes (`divergence`) or whose validation patience runs out stops as it would alone; the
+    others go on. With `validate` (selection.make_validator) every seed's validation runs as one vmapped call.
+    All seeds must resume at one step (a caller groups them by their checkpoints' steps).
+    """
+    n_obs = train.shape[1]
+    if spec.horizon + 1 > n_obs:
+        raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
+    opt = make_optimizer(spec)
+    resumes = [r or Resume(0, opt.init(p)) for r, p in zip(resumes or [None] * len(params), params, strict=True)]
+    starts = sorted({r.step for r in resumes})
+    if len(starts) > 1 or starts[0] > spec.steps:
+        raise ValueError(f"the seeds of a bundle resume at one step <= {spec.steps}; they resume at {starts}")
+    checkpoints = checkpoints or [None] * len(params)
+    loops = [
+        _Loop(spec, log, validate, ckpt, _Selector(p, r.history, r.best_params))
+        for log, ckpt, p, r in zip(logs, checkpoints, params, resumes, strict=True)
+    ]
+    train_dev = jnp.asarray(train)
+    updates = _Updates(
+        main=_bundle_updater(model, std, spec, opt, train_dev, projector),
+        first=_bundle_updater(start_with[0], std, spec, opt, train_dev, projector) if start_with else None,
+        first_steps=start_with[1] if start_with else 0,
+        cosine=_bundle_cosine(model, std, spec, train_dev, projector) if spec.grad_cosine_every and spec.window else None,
+    )
+    bundle = _BundleLoop(loops, jnp.stack(keys))
+    final = bundle.run(updates, stack(params), stack([r.opt_state for r in resumes]), starts[0])
+    return [loop.result(unstack(final, i)) for i, loop in enumerate(loops)]
+
+
+class _BundleLoop:
+    """Steps a bundle; each seed's `_Loop` keeps its own log, divergence, validation, checkpoints and summary."""
+
+    def __init__(self, loops: list[_Loop], keys):
+        self.loops, self.keys = loops, keys
+        self.spec = loops[0].spec
+        self.active = [True] * len(loops)  # host view: the seeds still training
+        self.alive = jnp.ones(len(loops), dtype=bool)  # device view, passed to the step
+
+    def run(self, updates: _Updates, params, opt_state, start: int):
+        spec, first = self.spec, self.loops[0]
+        for loop in self.loops:
+            loop.start = loop.trained = start
+        if first.validating() and start == 0:
+            self._validation(params, 0, horizon_at(first.schedule, 0))
+        for step in range(start, spec.steps):
+            horizon = horizon_at(first.schedule, step)
+            step_ = jnp.asarray(step)
+            params, opt_state, loss, gnorm, took = updates.at(step)(params, opt_state, self.keys, step_, horizon, self.alive)
+            self.loss, self.gnorm, self.took = loss, gnorm, took
+            for i in self._running():
+                self.loops[i].trained = step + 1
+            if step % spec.log_every == 0 or step == spec.steps - 1:
+                self._log_step(step, horizon)
+            if updates.cosine is not None and step % spec.grad_cosine_every == 0:
+                self._cosine(updates.cosine(params, self.keys, step_, horizon), step, horizon)
+            self._after_step(params, opt_state, step + 1, horizon)
+            if not any(self.active):
+                break
+        return params
+
+    def _running(self) -> list[int]:
+        return [i for i, a in enumerate(self.active) if a]
+
+    def _stop(self, i: int) -> None:
+        self.active[i] = False
+        self.alive = self.alive.at[i].set(False)
+
+    def _sync(self, step: int) -> None:
+        """Seeds whose update at `step` was masked for a non-finite loss or gradient: frozen, diverged."""
+        took, loss = np.asarray(self.took), np.asarray(self.loss)
+        for i in self._running():
+            if not took[i]:
+                loop = self.loops[i]
+                loop.loss, loop.trained = self.loss[i], step
+                loop.first_loss = float(loss[i]) if loop.first_loss is None else loop.first_loss
+                loop.diverged = (
+                    f"non-finite training loss or gradient (loss {float(loss[i])}) at step {step}; "
+                    f"the seed's parameters were frozen there while the rest of its bundle trained on"
+                )
+                loop.log({"step": step, "loss": float(loss[i]), "diverged": loop.diverged, "wall_s": loop._wall()})
+                self._stop(i)
+
+    def _log_step(self, step: int, horizon: int) -> None:
+        self._sync(step)
+        gnorm = np.asarray(self.gnorm)
+        for i in self._running():
+            loop = self.loops[i]
+            loop.loss = self.loss[i]
+            if loop._log_step(step, horizon, gnorm[i]):
+                self._stop(i)
+
+    def _cosine(self, cos, step: int, horizon: int) -> None:
+        cos = np.asarray(cos)
+        for i in self._running():
+            self.loops[i].log({"step": step, "horizon": horizon, "grad_cosine_full": float(cos[i])})
+
+    def _after_step(self, params, opt_state, done: int, horizon: int) -> None:
+        spec, first = self.spec, self.loops[0]
+        validate = first.validating() and (done % spec.val_every == 0 or done == spec.steps)
+        save = first.checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0
+        if not (validate or save):
+            return
+        self._sync(done - 1)
+        if validate:
+            self._validation(params, done, horizon)
+            for i in self._running():
+                if spec.patience and self.loops[i].selector.since >= spec.patience:
+                    self._stop(i)
+        if save:
+            for i in self._running():
+                loop = self.loops[i]
+                state = (unstack(params, i), unstack(opt_state, i), loop.selector.best_params)
+                loop.checkpoint(done, state, {"history": loop.selector.history})
+
+    def _validation(self, params, step: int, horizon: int) -> None:
+        validate = self.loops[0].validate
+        records = validate.bundle(params, horizon) if hasattr(validate, "bundle") else None
+        for i in self._running():
+            loop, seed_params = self.loops[i], unstack(params, i)
+            rec = records[i] if records is not None else validate(seed_params, horizon)
+            rec = {"step": step, "horizon": horizon, **rec, "wall_s": loop._wall()}
+            loop.selector.add(rec, seed_params)
+            loop.log(rec)
