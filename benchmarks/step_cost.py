@@ -105,8 +105,10 @@ def main() -> None:
         if out.returncode:
             sys.exit(f"{name}: {out.stderr.strip().splitlines()[-1]}")
         rows.append((name, json.loads(out.stdout.strip().splitlines()[-1])))
-    print(f"{rows[0][1]['config']}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"jax {jax.__version__}, {datetime.date.today()}\n")
+    print(
+        f"{rows[0][1]['config']}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"jax {jax.__version__}, {datetime.date.today()}\n"
+    )
     print(
         "| variant | training step ms | first step s (compile) | step ms, horizon 10, remat "
         "| Lyapunov FPUT D=16, 200 intervals, s | λ₁ |"

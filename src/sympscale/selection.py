@@ -100,6 +100,14 @@ def make_validator(
         out = validate(params, jnp.asarray(train_horizon))
         return {k: float(v) for k, v in out.items()}
 
+    bundled = jax.jit(jax.vmap(validate, in_axes=(0, None)))
+
+    def bundle(params, train_horizon: int) -> list[dict]:
+        """One record per seed of stacked parameters (a seed bundle), as one vmapped program."""
+        out = {k: np.asarray(v) for k, v in bundled(params, jnp.asarray(train_horizon)).items()}
+        return [{k: float(v[i]) for k, v in out.items()} for i in range(len(out["val_vpt_steps"]))]
+
+    run.bundle = bundle  # type: ignore[attr-defined]
     run.n_windows = int(x0.shape[0])  # type: ignore[attr-defined]
     run.horizon = horizon  # type: ignore[attr-defined]
     return run

@@ -544,7 +544,9 @@ def fit_bundle(
         main=_bundle_updater(model, std, spec, opt, train_dev, projector),
         first=_bundle_updater(start_with[0], std, spec, opt, train_dev, projector) if start_with else None,
         first_steps=start_with[1] if start_with else 0,
-        cosine=_bundle_cosine(model, std, spec, train_dev, projector) if spec.grad_cosine_every and spec.window else None,
+        cosine=_bundle_cosine(model, std, spec, train_dev, projector)
+        if spec.grad_cosine_every and spec.window
+        else None,
     )
     bundle = _BundleLoop(loops, jnp.stack(keys))
     final = bundle.run(updates, stack(params), stack([r.opt_state for r in resumes]), starts[0])
@@ -569,7 +571,9 @@ class _BundleLoop:
         for step in range(start, spec.steps):
             horizon = horizon_at(first.schedule, step)
             step_ = jnp.asarray(step)
-            params, opt_state, loss, gnorm, took = updates.at(step)(params, opt_state, self.keys, step_, horizon, self.alive)
+            params, opt_state, loss, gnorm, took = updates.at(step)(
+                params, opt_state, self.keys, step_, horizon, self.alive
+            )
             self.loss, self.gnorm, self.took = loss, gnorm, took
             for i in self._running():
                 self.loops[i].trained = step + 1
