@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -95,6 +96,30 @@ def run_once(overrides, tmp_path, echo=print):
     cfg = composed(overrides, tmp_path / "cache")
     spec = job.JobSpec.from_config(cfg)
     return job.execute(spec, tmp_path / "job", resolved=OmegaConf.to_container(cfg, resolve=True), echo=echo)
+
+
+def leaves(path: Path) -> list:
+    with np.load(path) as z:
+        return [z[k] for k in sorted(z.files, key=lambda k: int(k.split("_")[1]))]
+
+
+@pytest.mark.parametrize("model", ["symp", "gru"])
+def test_an_interrupted_job_resumes_to_the_parameters_of_an_uninterrupted_one(model, tmp_path, monkeypatch):
+    """The rerun continues from the checkpoint's parameters (not the initial ones) with its optimiser state."""
+    overrides = [*TINY, f"model={model}", "train.val_every=0"]
+    whole = run_once(overrides, tmp_path / "whole")
+    stop = interrupt_after_first_checkpoint(monkeypatch)
+    with pytest.raises(stop):
+        run_once(overrides, tmp_path / "cut")
+    monkeypatch.undo()
+    said = []
+    resumed = run_once(overrides, tmp_path / "cut", said.append)
+    assert any("resuming from the checkpoint at step 20" in line for line in said), said
+    assert resumed["train"]["resumed_from_step"] == 20
+    for a, b in zip(leaves(tmp_path / "cut/job/params.npz"), leaves(tmp_path / "whole/job/params.npz"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert resumed["train"]["final_loss"] == whole["train"]["final_loss"]
+    assert resumed["eval"]["one_step_mse"] == whole["eval"]["one_step_mse"]
 
 
 def test_a_checkpoint_survives_a_change_of_log_cadence(tmp_path, monkeypatch):

@@ -28,21 +28,34 @@ def climatology_mse(states: np.ndarray, mean: np.ndarray, std: np.ndarray, *, se
     return float(np.mean((flat[a] - flat[b]) ** 2))
 
 
-def one_step_mse(model, params, traj: np.ndarray, std: np.ndarray) -> float:
-    """Normalised MSE of one model step from every true state of `traj` (n, T, D) to the next (one trajectory
-    at a time); +inf when any prediction is not finite."""
-    inv_std = jnp.asarray(1.0 / np.asarray(std))
+def _one_step_errors(model, traj: np.ndarray, std: np.ndarray):
+    """errors(params) -> (n,) normalised MSE of one model step from every true state of each trajectory."""
+    inv_std, xs = jnp.asarray(1.0 / np.asarray(std)), jnp.asarray(traj)
 
-    @jax.jit
-    def per_trajectory(params, xs):  # (n, T, D) -> (n,)
+    def errors(params):
         def one(x):
             pred = model.observe(model.step(params, model.encode(params, x[:-1])))
             return jnp.mean(((pred - x[1:]) * inv_std) ** 2)
 
-        return lax.map(one, xs)
+        return lax.map(one, xs)  # one trajectory at a time
 
-    err = np.asarray(per_trajectory(params, jnp.asarray(traj)))
+    return errors
+
+
+def _finite_mean(err: np.ndarray) -> float:
     return float(np.mean(err)) if np.isfinite(err).all() else float("inf")
+
+
+def one_step_mse(model, params, traj: np.ndarray, std: np.ndarray) -> float:
+    """Normalised MSE of one model step from every true state of `traj` (n, T, D) to the next (one trajectory
+    at a time); +inf when any prediction is not finite."""
+    return _finite_mean(np.asarray(jax.jit(_one_step_errors(model, traj, std))(params)))
+
+
+def one_step_mse_bundle(model, params, traj: np.ndarray, std: np.ndarray) -> list[float]:
+    """`one_step_mse` of each seed of stacked parameters (a seed bundle), as one vmapped program."""
+    err = np.asarray(jax.jit(jax.vmap(_one_step_errors(model, traj, std)))(params))
+    return [_finite_mean(e) for e in err]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -169,31 +182,89 @@ def rollout_metrics(
     With a `projector`, a second rollout projects every step onto the invariants; its conservation residuals
     (`conservation_projected`), last-100 MSE and Newton statistics are reported beside the plain ones.
     """
+    scored = _rollouts(model, system, test, std, horizon, last, projector)
+    out = jax.tree_util.tree_map(np.asarray, jax.jit(scored)(params))
+    return _metrics(out, test, mean, std, system, horizon, last, bounded_factor, lyapunov, dt_obs, projector)
+
+
+def rollout_metrics_bundle(
+    model,
+    params,
+    system,
+    test: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    horizon: int,
+    bounded_factor: float = 2.0,
+    last: int = 100,
+    projector=None,
+    lyapunov: float | None = None,
+    dt_obs: float = 1.0,
+) -> list[dict]:
+    """`rollout_metrics` of each seed of stacked parameters (a seed bundle): the rollouts as one vmapped program."""
+    scored = _rollouts(model, system, test, std, horizon, last, projector)
+    out = jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(scored))(params))
+    seeds = len(jax.tree_util.tree_leaves(out)[0])
+    return [
+        _metrics(
+            jax.tree_util.tree_map(lambda a, i=i: a[i], out),
+            test,
+            mean,
+            std,
+            system,
+            horizon,
+            last,
+            bounded_factor,
+            lyapunov,
+            dt_obs,
+            projector,
+        )
+        for i in range(seeds)
+    ]
+
+
+def _rollouts(model, system, test: np.ndarray, std: np.ndarray, horizon: int, last: int, projector):
+    """scored(params) -> {"plain": (mse, residuals, own)[, "projected": ((mse, residuals, own), iterations, ok)]}:
+    the device part of the evaluation, a pure function of the parameters."""
     n_traj, n_obs, _ = test.shape
     if horizon + 1 > n_obs:
         raise ValueError(f"eval horizon {horizon} needs {horizon + 1} observations, test data has {n_obs}")
     if horizon < last:
         raise ValueError(f"eval horizon {horizon} is shorter than the {last}-step scoring window")
-    score = _scorer(model, params, system, test, std, horizon)
+    score = _scorer(model, system, test, std, horizon)
     x0 = jnp.asarray(test[:, 0])
-    run = jax.jit(lambda params: score(rollout(model, params, x0, horizon, memory="none")))
-    mse, resid, own = jax.tree_util.tree_map(np.asarray, run(params))
+
+    def scored(params):
+        out = {"plain": score(params, rollout(model, params, x0, horizon, memory="none"))}
+        if projector is not None:
+            pred, iters, ok = rollout(model, params, x0, horizon, memory="none", projector=projector, with_stats=True)
+            out["projected"] = (score(params, pred), iters, ok)
+        return out
+
+    return scored
+
+
+def _metrics(out: dict, test, mean, std, system, horizon, last, bounded_factor, lyapunov, dt_obs, projector) -> dict:
+    """Every registered metric of one seed's scored rollouts (numpy), and the projected rollout's."""
+    mse, resid, own = out["plain"]
     energy = getattr(system, "energy", None)
     r = Rollout(mse, resid, own, test, mean, std, horizon, last, bounded_factor, lyapunov, dt_obs, energy)
-    out = {"horizon": horizon, "n_trajectories": n_traj}
+    metrics = {"horizon": horizon, "n_trajectories": test.shape[0]}
     for entry in METRICS.values():
-        out.update(entry.make(r))
+        metrics.update(entry.make(r))
     if projector is not None:
-        out.update(_projected(model, params, x0, horizon, last, projector, score))
-    return out
+        metrics.update(_projected(*out["projected"], last, projector))
+    return metrics
 
 
-def _scorer(model, params, system, test: np.ndarray, std: np.ndarray, horizon: int):
-    """pred (T, n, D) -> (normalised MSE (n, T), invariant residuals, the model's own energy residual or None)."""
+def _scorer(model, system, test: np.ndarray, std: np.ndarray, horizon: int):
+    """score(params, pred (T, n, D)) -> (normalised MSE (n, T), invariant residuals, the model's own energy
+    residual or None)."""
     truth = jnp.asarray(test[:, 1 : horizon + 1])
     x0 = jnp.asarray(test[:, 0])
 
-    def score(pred):
+    def score(params, pred):
         pred = jnp.swapaxes(pred, 0, 1)  # (n, T, D)
         mse = jnp.mean(((pred - truth) / std) ** 2, axis=-1)  # (n, T)
         states = jnp.concatenate([x0[:, None], pred], axis=1)
@@ -208,15 +279,9 @@ def _scorer(model, params, system, test: np.ndarray, std: np.ndarray, horizon: i
     return score
 
 
-def _projected(model, params, x0, horizon: int, last: int, projector, score) -> dict:
+def _projected(scored, iters: np.ndarray, ok: np.ndarray, last: int, projector) -> dict:
     """The projected rollout's conservation, last-window MSE and Newton iteration statistics."""
-
-    @jax.jit
-    def run_projected(params):
-        pred, iters, ok = rollout(model, params, x0, horizon, memory="none", projector=projector, with_stats=True)
-        return score(pred), iters, ok
-
-    (mse_p, resid_p, _), iters, ok = jax.tree_util.tree_map(np.asarray, run_projected(params))
+    mse_p, resid_p, _ = scored
     return {
         "conservation_projected": {k: _max_or_inf(v) for k, v in resid_p.items()},
         "last100_mse_projected": float(np.mean(mse_p[:, -last:])),

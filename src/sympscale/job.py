@@ -104,20 +104,34 @@ def environment() -> dict:
 def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=print) -> dict:
     """Run the job and write its folder; on an exception the status file records the cause, then it re-raises."""
     record = resolved if resolved is not None else spec_record(spec)
+    job = _open(out_dir, record, echo)
+    try:
+        metrics = _execute(spec, job, echo, identity.computation(record))
+    except BaseException as e:
+        _failed(job, e)
+        raise
+    _finish(job, metrics)
+    return metrics
+
+
+def _open(out_dir: Path, record: dict, echo) -> JobDir:
+    """Claim the job's folder for this computation, write its config and mark it running."""
     aside = identity.claim(out_dir, record, record.get("if_changed", "stop"))
     if aside is not None:
         echo(f"moved the earlier run of another computation in {out_dir} to {aside}")
     job = JobDir(out_dir)
     job.write_config(record)
     job.set_status("running")
-    try:
-        metrics = _execute(spec, job, echo, identity.computation(record))
-    except BaseException as e:
-        job.set_status("failed", error=f"{type(e).__name__}: {e}", log=str(job.path / JobDir.LOG))
-        raise
+    return job
+
+
+def _failed(job: JobDir, e: BaseException) -> None:
+    job.set_status("failed", error=f"{type(e).__name__}: {e}", log=str(job.path / JobDir.LOG))
+
+
+def _finish(job: JobDir, metrics: dict) -> None:
     job.write_metrics(metrics)
     job.set_status("done", outcome=metrics["status"])
-    return metrics
 
 
 def spec_record(spec: JobSpec) -> dict:
@@ -230,7 +244,7 @@ def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dic
     run, memory_choice = _resolve_memory(run, echo)
     tag = _run_tag(computation, run.data.key)
     ckpt_path = job.path / CHECKPOINT
-    resume = _resume(ckpt_path, run, params, tag, computation, job, echo)
+    params, resume = _resume(ckpt_path, run, params, tag, computation, job, echo)
     validate = None
     if run.train.val_every:
         validate = make_validator(
@@ -284,9 +298,9 @@ def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:
     return run.with_train(dataclasses.replace(run.train, memory=chosen)), choice
 
 
-def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job: JobDir, echo) -> Resume | None:
-    """The checkpoint's state when it belongs to this run; otherwise a fresh log (and an unusable checkpoint is
-    reported with its reason and kept beside, never silently dropped)."""
+def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job: JobDir, echo):
+    """(parameters, Resume) of the checkpoint when it belongs to this run; otherwise (`params`, None) and a fresh
+    log (an unusable checkpoint is reported with its reason and kept beside, never silently dropped)."""
     template = (params, run.optimiser().init(params), params)
     try:
         restored = checkpoint.load(path, template, tag=tag)
@@ -300,11 +314,11 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
         restored = None
     if restored is None:
         job.start_log()
-        return None
+        return params, None
     step, (params, opt_state, best), meta = restored
     _trim_log(job.path / JobDir.LOG, step)
     echo(f"resuming from the checkpoint at step {step} ({path})")
-    return Resume(step, opt_state, best, meta.get("history", []))
+    return params, Resume(step, opt_state, best, meta.get("history", []))
 
 
 def _trim_log(path: Path, step: int) -> None:
