@@ -212,3 +212,181 @@ def test_an_interrupted_bundle_resumes_exactly(data):
     mixed = resumes[:2] + [None]
     with pytest.raises(ValueError, match="resume at one step"):
         _bundle(model, data, spec, params, validate, resumes=mixed)
+
+
+# ----- a bundle job: every seed's folder as a single job writes it -------------------------------------------
+
+TINY = [
+    "system=toda",
+    "D=8",
+    "train=smoke",
+    "train.steps=40",
+    "train.batch_size=4",
+    "train.horizon=4",
+    "train.horizon_start=2",
+    "train.val_every=20",
+    "train.val_horizon=20",
+    "train.checkpoint_every=20",
+    "train.log_every=10",
+    "data.n_trajectories=10",
+    "data.n_obs=160",
+    "eval.horizon=100",
+    "capacity.width=8",
+    "capacity.depth=2",
+]
+JOB_SEEDS = (1, 2, 3)
+
+
+def _job_inputs(tmp_path, seeds=JOB_SEEDS, extra=()):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from sympscale.job import JobSpec
+    from sympscale.train import config_dir, register
+
+    register()  # the schemas, as importing the entry point registers them (another test may have reset Hydra)
+    specs, records = [], []
+    for seed in seeds:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(
+                config_name="config", overrides=[*TINY, *extra, f"seed={seed}", f"data.cache_dir={tmp_path / 'cache'}"]
+            )
+        specs.append(JobSpec.from_config(cfg))
+        records.append(OmegaConf.to_container(cfg, resolve=True))
+    return specs, records
+
+
+@pytest.fixture(scope="module")
+def single_jobs(tmp_path_factory):
+    """(folder, metrics of each seed run alone), computed once for the tests that compare bundles with them."""
+    from sympscale import job
+
+    root = tmp_path_factory.mktemp("single_jobs")
+    specs, records = _job_inputs(root)
+    metrics = [
+        job.execute(s, root / "single" / str(s.seed), resolved=r, echo=lambda m: None)
+        for s, r in zip(specs, records, strict=True)
+    ]
+    return root / "single", metrics
+
+
+def _bundle_job(tmp_path, extra=(), echo=lambda m: None):
+    from sympscale import job
+
+    specs, records = _job_inputs(tmp_path, extra=extra)
+    dirs = [tmp_path / "bundle" / str(s.seed) for s in specs]
+    return job.execute_bundle(specs, dirs, resolved=records, echo=echo)
+
+
+def _params_file(path):
+    with np.load(path) as z:
+        return [z[k] for k in sorted(z.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def _same_job(bundled: dict, single: dict, tol=1e-9):
+    assert bundled["status"] == single["status"] and bundled["seed"] == single["seed"]
+    for key in ("steps_trained", "selected_step", "converged", "diverged", "final_loss"):
+        b, s = bundled["train"][key], single["train"][key]
+        assert b == pytest.approx(s, rel=tol) if isinstance(s, float) else b == s, key
+    for key in ("one_step_mse", "last100_mse", "steps_to_mse_1", "energy_residual", "bounded"):
+        assert bundled["eval"][key] == pytest.approx(single["eval"][key], rel=tol), key
+    assert set(bundled) == set(single) and set(bundled["eval"]) == set(single["eval"])
+
+
+def test_a_bundle_job_writes_every_seed_folder_as_a_single_job_does(tmp_path, single_jobs):
+    import json
+
+    single_dir, singles = single_jobs
+    said = []
+    bundled = _bundle_job(tmp_path, echo=said.append)
+    assert any("a bundle of 3 seeds [1, 2, 3]" in line for line in said), said
+    for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
+        _same_job(b, s)
+        assert b["train"]["bundle"] == {"seeds": list(JOB_SEEDS), "size": 3} and s["train"]["bundle"] is None
+        one, many = single_dir / str(seed), tmp_path / "bundle" / str(seed)
+        assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in many.iterdir())
+        cache = str(tmp_path / "cache"), str(single_dir.parent / "cache")
+        configs = [json.loads((d / "config.json").read_text()) for d in (many, one)]
+        assert configs[0]["data"].pop("cache_dir") == cache[0] and configs[1]["data"].pop("cache_dir") == cache[1]
+        assert configs[0] == configs[1]
+        assert json.loads((many / "status.json").read_text())["status"] == "done"
+        for x, y in zip(_params_file(many / "params.npz"), _params_file(one / "params.npz"), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+        logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in (many, one)]
+        assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]]
+
+
+def test_a_seed_that_goes_non_finite_fails_alone_in_its_bundle(tmp_path, monkeypatch, single_jobs):
+    from sympscale import job
+
+    _, singles = single_jobs
+    real = job.init_params
+
+    def poison_seed_2(run, seed):
+        params, key = real(run, seed)
+        return (jax.tree_util.tree_map(lambda a: a * 1e300, params) if seed == 2 else params), key
+
+    monkeypatch.setattr(job, "init_params", poison_seed_2)
+    bundled = _bundle_job(tmp_path)
+    _same_job(bundled[0], singles[0])
+    _same_job(bundled[2], singles[2])
+    assert bundled[1]["status"] == "diverged" and "non-finite" in bundled[1]["train"]["divergence"]
+    assert bundled[1]["train"]["steps_trained"] == 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_saves(monkeypatch, n: int):
+    """Raise once `n` checkpoints have been written (the bundle killed mid-training)."""
+    from sympscale import job
+
+    real, saved = job.checkpoint.save, []
+
+    def save(path, step, state, *, tag, meta=None):
+        real(path, step, state, tag=tag, meta=meta)
+        saved.append(path)
+        if len(saved) == n:
+            raise _Stop
+
+    monkeypatch.setattr(job.checkpoint, "save", save)
+
+
+@pytest.mark.parametrize("saves", [3, 2], ids=["all-at-one-step", "one-seed-without-checkpoint"])
+def test_an_interrupted_bundle_job_resumes_and_finishes_every_seed_once(saves, tmp_path, monkeypatch, single_jobs):
+    import json
+
+    single_dir, singles = single_jobs
+    _stop_after_saves(monkeypatch, saves)
+    with pytest.raises(_Stop):
+        _bundle_job(tmp_path)
+    for seed in JOB_SEEDS:
+        status = json.loads((tmp_path / "bundle" / str(seed) / "status.json").read_text())
+        assert status["status"] == "failed" and "_Stop" in status["error"]
+    monkeypatch.undo()
+    said = []
+    bundled = _bundle_job(tmp_path, echo=said.append)
+    assert sum("resuming from the checkpoint at step 20" in line for line in said) == saves
+    for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
+        _same_job(b, s)
+        log = [json.loads(x) for x in (tmp_path / "bundle" / str(seed) / "train_log.jsonl").read_text().splitlines()]
+        steps = [r["step"] for r in log if "loss" in r]
+        assert steps == sorted(set(steps)), "each training step logged once"
+        for x, y in zip(
+            _params_file(tmp_path / "bundle" / str(seed) / "params.npz"),
+            _params_file(single_dir / str(seed) / "params.npz"),
+            strict=True,
+        ):
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+
+
+def test_a_bundle_refuses_jobs_that_differ_in_more_than_the_seed(tmp_path):
+    from sympscale import job
+
+    specs, records = _job_inputs(tmp_path, seeds=(1, 2))
+    other = dataclasses.replace(specs[1], D=16)
+    with pytest.raises(ValueError, match="differ in their seed only"):
+        job.execute_bundle([specs[0], other], [tmp_path / "a", tmp_path / "b"], resolved=records)
+    with pytest.raises(ValueError, match="each seed once"):
+        job.execute_bundle([specs[0], specs[0]], [tmp_path / "a", tmp_path / "b"], resolved=records)

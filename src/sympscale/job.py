@@ -19,14 +19,14 @@ import numpy as np
 from sympscale import checkpoint, identity, provenance
 from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
 from sympscale.data import DataSpec
-from sympscale.evaluation import one_step_mse, rollout_metrics
+from sympscale.evaluation import one_step_mse, one_step_mse_bundle, rollout_metrics, rollout_metrics_bundle
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity
 from sympscale.progress import Progress
 from sympscale.projection import make_projector
 from sympscale.recipe import effective_train
 from sympscale.selection import make_validator
-from sympscale.training import Resume, TrainSpec, fit
+from sympscale.training import Resume, TrainSpec, fit, fit_bundle, stack
 
 SCHEMA_VERSION = 1
 CHECKPOINT = "checkpoint.npz"
@@ -153,13 +153,23 @@ UNTRAINED = {
     "wall_s": 0.0,
     "memory": None,
     "memory_auto": None,
+    "bundle": None,
 }
+
+
+def _assemble(spec: JobSpec, echo) -> Assembly:
+    system = build_system(spec)
+    return assemble(spec, system=system, data=load_data(spec, system, log=echo))
+
+
+def _save_params(job: JobDir, params) -> None:
+    np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
+    (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
 
 
 def _execute(spec: JobSpec, job: JobDir, echo, computation: dict) -> dict:
     t_start = time.perf_counter()
-    system = build_system(spec)
-    run = assemble(spec, system=system, data=load_data(spec, system, log=echo))
+    run = _assemble(spec, echo)
     params, train_key = init_params(run, spec.seed)
     echo(
         f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {run.info['params']:,} parameters "
@@ -171,13 +181,13 @@ def _execute(spec: JobSpec, job: JobDir, echo, computation: dict) -> dict:
         job.start_log()
         train_summary = dict(UNTRAINED)
     ev = _evaluate(spec, run, params, echo)
-    np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
-    (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
+    _save_params(job, params)
     return {**_record(spec, run, train_summary), "eval": ev, "wall_s": time.perf_counter() - t_start}
 
 
-def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> dict:
-    """The held-out rollout metrics (plain and projected), the one-step error and the ground-truth horizon."""
+def _evaluate(spec: JobSpec, run: Assembly, params, echo, *, stacked: bool = False):
+    """The held-out rollout metrics (plain and projected), the one-step error and the ground-truth horizon; with
+    `stacked` parameters (a seed bundle), a list of each seed's, computed as one vmapped program."""
     data, system = run.data, run.system
     gt_obs = data.meta["ground_truth"]["horizon_obs"]
     if spec.eval_horizon > gt_obs:
@@ -187,7 +197,10 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> dict:
             f"{gt_obs} compare with an unreliable truth; boundedness and invariants remain meaningful."
         )
     t_eval = time.perf_counter()
-    ev = rollout_metrics(
+    metrics_of, one_step_of = (
+        (rollout_metrics_bundle, one_step_mse_bundle) if stacked else (rollout_metrics, one_step_mse)
+    )
+    evs = metrics_of(
         run.model,
         params,
         system,
@@ -200,11 +213,20 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> dict:
         lyapunov=data.meta["lyapunov"]["lambda1"],
         dt_obs=system.dt_obs,
     )
-    ev["one_step_mse"] = one_step_mse(run.model, params, data.test, data.std)
-    ev["ground_truth_horizon_obs"] = gt_obs
-    ev["exceeds_ground_truth"] = spec.eval_horizon > gt_obs
-    ev["wall_s"] = time.perf_counter() - t_eval
-    return ev
+    one_step = one_step_of(run.model, params, data.test, data.std)
+    evs, one_step = (evs, one_step) if stacked else ([evs], [one_step])
+    wall = time.perf_counter() - t_eval
+    out = [
+        {
+            **ev,
+            "one_step_mse": one,
+            "ground_truth_horizon_obs": gt_obs,
+            "exceeds_ground_truth": spec.eval_horizon > gt_obs,
+        }
+        | {"wall_s": wall}
+        for ev, one in zip(evs, one_step, strict=True)
+    ]
+    return out if stacked else out[0]
 
 
 def _record(spec: JobSpec, run: Assembly, train_summary: dict) -> dict:
@@ -243,27 +265,9 @@ def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dic
     """Fit the model with validation-based selection, resuming from the job's checkpoint when it matches."""
     run, memory_choice = _resolve_memory(run, echo)
     tag = _run_tag(computation, run.data.key)
-    ckpt_path = job.path / CHECKPOINT
-    params, resume = _resume(ckpt_path, run, params, tag, computation, job, echo)
-    validate = None
-    if run.train.val_every:
-        validate = make_validator(
-            run.model, run.data.val, run.data.std, horizon=run.train.val_horizon, starts=run.train.val_starts
-        )
-        echo(
-            f"validation every {run.train.val_every} steps: {validate.n_windows} windows of <= {validate.horizon} steps"
-        )
-    lyap_per_step = run.data.meta["lyapunov"]["lambda1"] * run.system.dt_obs
-    progress = Progress(run.train.steps, lyap_per_step=lyap_per_step, initial=resume.step if resume else 0)
-
-    def log(rec: dict) -> None:
-        job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
-        progress.update(rec)
-
-    def save(step, state, meta):
-        record = {"computation": computation, "code": provenance.record(), "data": run.data.key}
-        checkpoint.save(ckpt_path, step, state, tag=tag, meta={**meta, **record})
-
+    params, resume = _resume(job.path / CHECKPOINT, run, params, tag, computation, job, echo)
+    validate = _validator(run, echo)
+    progress = _progress(run, resume.step if resume else 0)
     with progress:  # the bar closes also when training raises
         params, summary = fit(
             run.model,
@@ -272,18 +276,170 @@ def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dic
             run.data.std,
             run.train,
             key=train_key,
-            log=log,
+            log=_logger(job, progress),
             resume=resume,
-            checkpoint=save,
+            checkpoint=_saver(job, run, computation, tag),
             projector=run.projector,
             start_with=run.start_with,
             validate=validate,
         )
-    verdict = "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
+    echo(f"selected the parameters of step {summary['selected_step']} (best validation VPT); {_verdict(summary)}")
+    return params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice, "bundle": None}
+
+
+def _validator(run: Assembly, echo):
+    if not run.train.val_every:
+        return None
+    validate = make_validator(
+        run.model, run.data.val, run.data.std, horizon=run.train.val_horizon, starts=run.train.val_starts
+    )
+    echo(f"validation every {run.train.val_every} steps: {validate.n_windows} windows of <= {validate.horizon} steps")
+    return validate
+
+
+def _progress(run: Assembly, initial: int) -> Progress:
+    lyap_per_step = run.data.meta["lyapunov"]["lambda1"] * run.system.dt_obs
+    return Progress(run.train.steps, lyap_per_step=lyap_per_step, initial=initial)
+
+
+def _logger(job: JobDir, progress: Progress | None):
+    def log(rec: dict) -> None:
+        job.log({**rec, "time": time.time()})  # epoch seconds: lets a launcher measure its start-up overhead
+        if progress is not None:
+            progress.update(rec)
+
+    return log
+
+
+def _saver(job: JobDir, run: Assembly, computation: dict, tag: str):
+    def save(step, state, meta):
+        record = {"computation": computation, "code": provenance.record(), "data": run.data.key}
+        checkpoint.save(job.path / CHECKPOINT, step, state, tag=tag, meta={**meta, **record})
+
+    return save
+
+
+def _verdict(summary: dict) -> str:
     if summary["diverged"]:
-        verdict = f"DIVERGED ({summary['divergence']}): not a result"
-    echo(f"selected the parameters of step {summary['selected_step']} (best validation VPT); {verdict}")
-    return params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice}
+        return f"DIVERGED ({summary['divergence']}): not a result"
+    return "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
+
+
+# ----- seed bundles: the seeds of one configuration trained as one vmapped program -----------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Member:
+    """One seed of a bundle: its place in the caller's list, its spec, its folder and its computation."""
+
+    index: int
+    spec: JobSpec
+    job: JobDir
+    computation: dict
+
+
+def bundle_key(spec: JobSpec) -> JobSpec:
+    """What the seeds of one bundle share: the spec with its seed blanked."""
+    return dataclasses.replace(spec, seed=0)
+
+
+def execute_bundle(
+    specs: list[JobSpec], out_dirs: list[Path], *, resolved: list[dict] | None = None, echo=print
+) -> list[dict | Exception]:
+    """Run jobs that differ only in `seed` as one bundle: one assembly and dataset, their training and evaluation
+    as one vmapped program; every seed's folder is written as `execute` writes it.
+
+    Returns each seed's metrics, or the exception that failed that seed alone (its folder could not be claimed).
+    An exception of the bundle itself marks every seed failed, then propagates.
+    """
+    if any(bundle_key(s) != bundle_key(specs[0]) for s in specs) or len({s.seed for s in specs}) < len(specs):
+        raise ValueError("a bundle holds jobs that differ in their seed only, each seed once")
+    records = resolved if resolved is not None else [spec_record(s) for s in specs]
+    results: list = [None] * len(specs)
+    members = []
+    for i, (spec, out, record) in enumerate(zip(specs, out_dirs, records, strict=True)):
+        try:
+            members.append(_Member(i, spec, _open(Path(out), record, echo), identity.computation(record)))
+        except Exception as e:  # noqa: BLE001  (this seed's folder cannot take it: it fails alone)
+            results[i] = e
+    if not members:
+        return results
+    try:
+        metrics = _execute_bundle(members, echo)
+    except BaseException as e:
+        for m in members:
+            _failed(m.job, e)
+        raise
+    for m, met in zip(members, metrics, strict=True):
+        _finish(m.job, met)
+        results[m.index] = met
+    return results
+
+
+def _execute_bundle(members: list[_Member], echo) -> list[dict]:
+    t_start = time.perf_counter()
+    spec = members[0].spec
+    run = _assemble(spec, echo)
+    inits = [init_params(run, m.spec.seed) for m in members]
+    seeds = [m.spec.seed for m in members]
+    echo(
+        f"{spec.model} on {spec.system} D={spec.D}, a bundle of {len(members)} seeds {seeds}: {run.info['params']:,} "
+        f"parameters each (capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, "
+        f"window={spec.bptt_window or 'full'}"
+    )
+    bundle = {"seeds": seeds, "size": len(members)}
+    if run.info["params"]:
+        trained = _train_bundle(members, echo, run, inits)
+        evs = _evaluate(spec, run, stack([params for params, _ in trained]), echo, stacked=True)
+    else:  # the oracle: nothing to learn, nothing to vmap over
+        for m in members:
+            m.job.start_log()
+        trained = [(params, dict(UNTRAINED)) for params, _ in inits]
+        evs = [_evaluate(spec, run, params, echo) for params, _ in trained]
+    out = []
+    for m, (params, summary), ev in zip(members, trained, evs, strict=True):
+        _save_params(m.job, params)
+        record = _record(m.spec, run, {**summary, "bundle": bundle})
+        out.append({**record, "eval": ev, "wall_s": time.perf_counter() - t_start})
+    return out
+
+
+def _train_bundle(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:
+    """Fit every seed of the bundle; seeds whose checkpoints stopped at different steps train as sub-bundles."""
+    run, memory_choice = _resolve_memory(run, echo)
+    tags = [_run_tag(m.computation, run.data.key) for m in members]
+    resumed = [
+        _resume(m.job.path / CHECKPOINT, run, params, tag, m.computation, m.job, echo)
+        for m, (params, _), tag in zip(members, inits, tags, strict=True)
+    ]
+    validate = _validator(run, echo)
+    groups: dict[int, list[int]] = {}
+    for i, (_, resume) in enumerate(resumed):
+        groups.setdefault(resume.step if resume else 0, []).append(i)
+    results: list = [None] * len(members)
+    for start, idx in sorted(groups.items()):
+        progress = _progress(run, start)
+        with progress:
+            fitted = fit_bundle(
+                run.model,
+                [resumed[i][0] for i in idx],
+                run.data.train,
+                run.data.std,
+                run.train,
+                keys=[inits[i][1] for i in idx],
+                logs=[_logger(members[i].job, progress if i == idx[0] else None) for i in idx],
+                resumes=[resumed[i][1] for i in idx],
+                checkpoints=[_saver(members[i].job, run, members[i].computation, tags[i]) for i in idx],
+                projector=run.projector,
+                start_with=run.start_with,
+                validate=validate,
+            )
+        for i, (params, summary) in zip(idx, fitted, strict=True):
+            echo(
+                f"seed {members[i].spec.seed}: selected the parameters of step {summary['selected_step']}; {_verdict(summary)}"
+            )
+            results[i] = (params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice})
+    return results
 
 
 def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:
