@@ -83,6 +83,36 @@ def _task(cfg: DictConfig) -> dict:
     return metrics
 
 
+class _Bundle:
+    """Seed bundles for the local_devices launcher (`sympscale.launcher.bundles`): `prepare` runs inside each
+    member's Hydra job (its folder and config), `run` trains the prepared members as one vmapped program."""
+
+    @staticmethod
+    def prepare(cfg: DictConfig) -> tuple:
+        errors = config_errors(cfg)
+        if errors:
+            raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+        from sympscale.job import JobSpec
+
+        return JobSpec.from_config(cfg), Path(HydraConfig.get().runtime.output_dir), _resolved(cfg)
+
+    @staticmethod
+    def run(prepared: list[tuple]) -> list:
+        from sympscale.job import execute_bundle, headline
+
+        specs, dirs, records = (list(x) for x in zip(*prepared, strict=True))
+        results = execute_bundle(specs, dirs, resolved=records)
+        for out_dir, result in zip(dirs, results, strict=True):
+            if isinstance(result, BaseException):
+                print(f"sympscale: {out_dir}: {type(result).__name__}: {result}", file=sys.stderr)
+            else:
+                print(f"results: {out_dir}\n{headline(result)}")
+        return results
+
+
+LAUNCHER_BUNDLE_TASK = _Bundle  # read by the local_devices launcher
+
+
 def _refuse(errors: list[str]) -> None:
     """One line per problem, exit status 2: nothing was computed or written."""
     for line in dict.fromkeys(errors):

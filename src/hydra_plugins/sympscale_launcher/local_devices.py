@@ -3,7 +3,9 @@
     python -m sympscale.train -m system=toda,fput D=64,256 model=symp,gru seed=1-10
 
 Options (hydra.launcher.*): platform (auto|cuda|rocm|cpu), devices, cpu_workers, jobs_per_device, fail_fast,
-max_retries, resume, rerun_stale, dry_run, progress_every, compilation_cache, shard. The work is done by
+max_retries, resume, rerun_stale, dry_run, progress_every, compilation_cache, shard, bundle (seeds per process:
+jobs that differ only in `seed` run as one process when the task's module defines `LAUNCHER_BUNDLE_TASK`,
+`sympscale.launcher.bundles`). The work is done by
 `sympscale.launcher` (options, lock, devices, scheduler, wire, child, records); this class turns Hydra's job
 list into processes and back.
 
@@ -50,6 +52,7 @@ class LocalDevicesConf:
     progress_every: float = 30.0  # seconds between progress lines
     compilation_cache: Optional[str] = "${hydra.sweep.dir}/.jax_cache"  # noqa: UP045  shared by all jobs
     shard: Optional[str] = None  # noqa: UP045  null | "i/n" | "slurm": run only this node's share of the grid
+    bundle: Any = 1  # seeds per process: 1 | n | auto (jobs differing only in `seed` train as one vmapped program)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="local_devices", node=LocalDevicesConf, provider="sympscale")
@@ -102,7 +105,7 @@ class LocalDevicesLauncher(Launcher):
         from sympscale.launcher.lock import SweepLock, SweepLocked
         from sympscale.launcher.options import launcher_option_errors
 
-        errors = launcher_option_errors(self.options)
+        errors = launcher_option_errors(self.options) or self._bundle_errors()
         if errors:
             raise ValueError("invalid launcher options:\n  " + "\n  ".join(f"hydra.launcher.{e}" for e in errors))
         setup_globals()
@@ -129,12 +132,48 @@ class LocalDevicesLauncher(Launcher):
         finally:
             lock.release()
 
+    def _bundle_errors(self) -> list:
+        """bundle=n > 1 needs a task whose module can run bundles (`auto` falls back to one job per process)."""
+        setting = self.options.get("bundle", 1)
+        if setting in (1, "auto") or self._bundle_task() is not None:
+            return []
+        from sympscale.launcher.bundles import BUNDLE_ATTRIBUTE
+
+        return [
+            f"bundle={setting!r} is invalid for this task: its module defines no {BUNDLE_ATTRIBUTE} (or the task "
+            f"cannot be imported by name); valid: 1 or auto"
+        ]
+
+    def _bundle_task(self) -> Optional[dict]:  # noqa: UP045
+        """How the child imports the task module's bundle task, or None when there is none to import."""
+        from sympscale.launcher import wire
+        from sympscale.launcher.bundles import BUNDLE_ATTRIBUTE, find_bundle_task
+
+        ref = wire.task_reference(self.task_function)
+        if ref is None or find_bundle_task(self.task_function) is None:
+            return None
+        return {**ref, "qualname": BUNDLE_ATTRIBUTE, "unwrap": False}
+
+    def _units(self, jobs: list, slots: int) -> list:
+        """What the scheduler runs: bundles of the queued jobs that differ only in `seed` (one process each),
+        single jobs, and the skipped jobs (listed, not run)."""
+        from sympscale.launcher.bundles import bundle_size, make_bundles
+        from sympscale.launcher.scheduler import bundle_unit
+
+        queued = [j for j in jobs if j.status == "queued"]
+        setting = self.options.get("bundle", 1)
+        if setting == 1 or self._bundle_task() is None:
+            return jobs
+        size = bundle_size(setting, len(queued), slots)
+        units = [m[0] if len(m) == 1 else bundle_unit(m) for m in make_bundles(queued, size)]
+        return units + [j for j in jobs if j.status != "queued"]
+
     def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         from sympscale.launcher import records
         from sympscale.launcher.child import JobFailure
         from sympscale.launcher.devices import plan_devices
         from sympscale.launcher.hook import find_hook
-        from sympscale.launcher.scheduler import Scheduler, summary_table
+        from sympscale.launcher.scheduler import Scheduler, bundle_table, summary_table
         from sympscale.launcher.sharding import parse_shard
 
         opt = self.options
@@ -149,8 +188,10 @@ class LocalDevicesLauncher(Launcher):
             f"{f' [shard {shard[0]}/{shard[1]}]' if shard else ''} on {plan.platform} devices "
             f"{', '.join(plan.devices)} ({plan.source}), {opt['jobs_per_device']} per device; sweep dir {sweep_dir}"
         )
+        units = self._units(jobs, len(plan.devices) * opt["jobs_per_device"])
         if opt["dry_run"]:
             print(summary_table(jobs))
+            print(bundle_table(units, opt.get("bundle", 1)))
             print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
             return []
         scheduler = Scheduler(
@@ -164,7 +205,7 @@ class LocalDevicesLauncher(Launcher):
         command = [sys.executable, "-m", "sympscale.launcher.child"]
         try:
             scheduler.run(
-                jobs,
+                units,
                 lambda job: command,
                 self._env_maker(plan),
                 lambda job: self._ended(job, keys[job.idx]),
@@ -251,15 +292,8 @@ class LocalDevicesLauncher(Launcher):
         shipped: dict = {}
         resolvers: dict = {}
 
-        def spec(job: Any) -> bytes:
-            if "task" not in shipped:
-                try:
-                    shipped["task"] = wire.ship_task(self.task_function)
-                except TypeError as e:
-                    shipped["task"] = e
-            if isinstance(shipped["task"], Exception):
-                raise shipped["task"]
-            cfg = configs[job.idx]
+        def member(cfg: DictConfig) -> dict:
+            """A job's config as YAML, its flags, and the resolvers it calls that the child may lack."""
             text = OmegaConf.to_yaml(cfg, resolve=False)
             for name in wire.referenced_resolvers(text):
                 if name not in resolvers and name in BaseContainer._resolvers:
@@ -273,14 +307,28 @@ class LocalDevicesLauncher(Launcher):
                 "readonly": bool(OmegaConf.is_readonly(cfg)),
                 "hydra_readonly": bool(OmegaConf.is_readonly(cfg.hydra)),
             }
+            return {"config": text, "flags": flags, "resolvers": wire.referenced_resolvers(text)}
+
+        def spec(job: Any) -> bytes:
+            if "task" not in shipped:
+                try:
+                    shipped["task"] = wire.ship_task(self.task_function)
+                except TypeError as e:
+                    shipped["task"] = e
+            if isinstance(shipped["task"], Exception):
+                raise shipped["task"]
+            members = [member(configs[m.idx]) for m in job.members or [job]]
+            used = {n for m in members for n in m["resolvers"]}
             return wire.encode_job(
-                config_yaml=text,
-                flags=flags,
+                config_yaml=members[0]["config"],
+                flags=members[0]["flags"],
                 task_ref=shipped["task"][0],
                 pickled_task=shipped["task"][1],
-                pickled_resolvers={n: resolvers[n] for n in wire.referenced_resolvers(text) if resolvers.get(n)},
+                pickled_resolvers={n: resolvers[n] for n in sorted(used) if resolvers.get(n)},
                 cwd=cwd,
                 version_base=version_base,
+                members=members if job.members else None,
+                bundle_task=self._bundle_task() if job.members else None,
             )
 
         return spec

@@ -106,6 +106,18 @@ def _prepare(spec: dict):
     return task, config, HydraContext(config_loader=None, callbacks=Callbacks(config))
 
 
+def _member_config(member: dict):
+    """A bundle member's config with its flags (as `_prepare` sets the job's)."""
+    from omegaconf import OmegaConf
+
+    config = _config(member["config"])
+    flags = member["flags"]
+    OmegaConf.set_struct(config, bool(flags.get("struct")))
+    OmegaConf.set_readonly(config.hydra, bool(flags.get("hydra_readonly")) or None)
+    OmegaConf.set_readonly(config, bool(flags.get("readonly")) or None)
+    return config
+
+
 def _config(text: str):
     """The job config from its YAML, with the hydra node typed again (Hydra's HydraConfig insists on it)."""
     from hydra.conf import HydraConf
@@ -132,6 +144,9 @@ def main() -> int:
         traceback.print_exc()
         write(encode_result(completed=False, error=f"could not set up the job: {type(e).__name__}: {e}"))
         return 1
+    if "members" in spec:
+        write(_run_bundle(spec, context))
+        return 0
     from hydra.core.utils import JobStatus, run_job
 
     ret = run_job(
@@ -160,6 +175,59 @@ def main() -> int:
         )
     )
     return 0 if completed else 1
+
+
+def _failure(exc: BaseException, **where) -> dict:
+    from sympscale.launcher.remote_error import describe
+    from sympscale.launcher.wire import result_record
+
+    print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), file=sys.stderr, flush=True)
+    exception = describe(exc)
+    return result_record(
+        completed=False, error=f"{type(exc).__name__}: {exception['message']}", exception=exception, **where
+    )
+
+
+def _run_bundle(spec: dict, context) -> bytes:
+    """A seed bundle: each member's Hydra job set-up runs the bundle task's `prepare` (its folder, .hydra/ files
+    and HydraConfig as for a single job), then `run` trains the prepared members together. A member whose
+    preparation fails fails alone; the members' results go back as one record."""
+    from hydra.core.utils import JobStatus, run_job
+
+    from sympscale.launcher.wire import encode_bundle_result, load_task, result_record
+
+    bundle = load_task(spec["bundle_task"])
+    records: list = [None] * len(spec["members"])
+    prepared, where = [], {}
+    for k, member in enumerate(spec["members"]):
+        config = _member_config(member)
+        ret = run_job(
+            hydra_context=context,
+            task_function=bundle.prepare,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+            configure_logging=k == 0,
+        )
+        where[k] = {
+            "task_name": ret.task_name,
+            "output_dir": str(config.hydra.runtime.output_dir),
+            "working_dir": ret.working_dir,
+        }
+        if ret.status == JobStatus.COMPLETED:
+            prepared.append((k, ret._return_value))
+        else:
+            records[k] = _failure(ret._return_value, **where[k])
+    try:
+        outcomes = bundle.run([p for _, p in prepared]) if prepared else []
+    except Exception as e:  # the bundle itself failed: every member it held fails with that cause
+        outcomes = [e] * len(prepared)
+    for (k, _), outcome in zip(prepared, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            records[k] = _failure(outcome, **where[k])
+        else:
+            records[k] = result_record(completed=True, value=outcome, **where[k])
+    return encode_bundle_result(records)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from sympscale.launcher.sharding import parse_shard
 
 BOOLEANS = ("resume", "rerun_stale", "fail_fast", "dry_run")
 MAX_RETRIES = 100  # a failure that repeats forever must not keep the launcher busy forever
+MAX_BUNDLE = 256  # seeds in one process: beyond this a typo, not a plan
 
 
 def launcher_option_errors(options: Mapping) -> list[str]:
@@ -46,6 +47,10 @@ def launcher_option_errors(options: Mapping) -> list[str]:
         _int_at_least(options["max_retries"], 0) and options["max_retries"] <= MAX_RETRIES
     ):
         bad("max_retries", f"an integer in 0..{MAX_RETRIES}")
+    if "bundle" in options and not (
+        options["bundle"] == "auto" or (_int_at_least(options["bundle"], 1) and options["bundle"] <= MAX_BUNDLE)
+    ):
+        bad("bundle", f"auto or an integer in 1..{MAX_BUNDLE} (seeds per process; 1: one process per job)")
     if "progress_every" in options:
         p = options["progress_every"]
         if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p) or p <= 0:

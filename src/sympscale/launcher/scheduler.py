@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from sympscale.launcher.process import StartError, kill_group, signal_name, spawn
+from sympscale.launcher.process import StartError, kill_group, open_log, signal_name, spawn
 from sympscale.launcher.wire import decode_result
 
 
@@ -45,6 +45,12 @@ class Job:
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     result_file: IO[bytes] | None = None
+    members: list[Job] | None = None  # a bundle: the jobs its one process runs (each keeps its own record)
+
+    @property
+    def ref(self) -> str:
+        """How lines name it: #idx, or a bundle's members #a,b,c."""
+        return f"#{self.idx}" if not self.members else "#" + ",".join(str(m.idx) for m in self.members)
 
     @property
     def duration(self) -> float | None:
@@ -55,6 +61,27 @@ class Job:
     @property
     def label(self) -> str:
         return " ".join(self.overrides) or "(no overrides)"
+
+
+def bundle_unit(members: list[Job]) -> Job:
+    """One process for several jobs (`sympscale.launcher.bundles`): its folder and log are the first member's."""
+    first = members[0]
+    seeds = [
+        next((o.split("=", 1)[1] for o in m.overrides if o.split("=", 1)[0].lstrip("+~") == "seed"), "?")
+        for m in members
+    ]
+    shared = [o for o in first.overrides if o.split("=", 1)[0].lstrip("+~") != "seed"]
+    unit = Job(
+        idx=first.idx,
+        overrides=[*shared, f"seed={','.join(seeds)}"],
+        job_dir=first.job_dir,
+        cost=sum(m.cost for m in members),
+        members=list(members),
+    )
+    unit.log_path = first.log_path
+    for m in members:
+        m.log_path = unit.log_path
+    return unit
 
 
 class Scheduler:
@@ -141,15 +168,17 @@ class Scheduler:
         if job.status != "failed":
             return False
         if job.attempts <= self.max_retries:
-            self.echo(f"[launcher] retrying #{job.idx} (attempt {job.attempts + 1}): {job.cause}")
+            if job.members:  # only the members that did not finish run again
+                job.members = [m for m in job.members if m.status != "done"]
+            self.echo(f"[launcher] retrying {job.ref} (attempt {job.attempts + 1}): {job.cause}")
             job.status = "queued"
             queue.appendleft(job)
             return False
         if self.first_failure is None:
-            self.first_failure = job
+            self.first_failure = next((m for m in job.members or [] if m.status == "failed"), job)
         if self.fail_fast:
-            self.echo(f"[launcher] fail_fast: #{job.idx} failed, stopping the sweep")
-            self._stop_all(running, queue, "cancelled", f"cancelled by fail_fast after #{job.idx} failed", on_finish)
+            self.echo(f"[launcher] fail_fast: {job.ref} failed, stopping the sweep")
+            self._stop_all(running, queue, "cancelled", f"cancelled by fail_fast after {job.ref} failed", on_finish)
             return True
         return False
 
@@ -159,6 +188,9 @@ class Scheduler:
         job.attempts += 1
         job.status, job.device, job.started, job.finished = "running", device, time.time(), None
         job.cause, job.result, job.exit_code, job.stopped, job.proc = None, None, None, None, None
+        for m in job.members or []:
+            m.attempts += 1
+            m.status, m.device, m.started, m.finished = "running", device, job.started, None
         try:
             try:
                 data = stdin_for(job)
@@ -172,10 +204,23 @@ class Scheduler:
             job.cause = str(e) if isinstance(e, StartError) else f"could not start the job: {type(e).__name__}: {e}"
             self._close(job)
             self._record(job, on_finish, quiet=True)  # the folder may be what failed: keep the first cause
-            self.echo(f"[launcher] FAILED #{job.idx:<4} on {device:<6} {job.label} — {job.cause}")
+            self.echo(f"[launcher] FAILED {job.ref:<5} on {device:<6} {job.label} — {job.cause}")
             return False
-        self.echo(f"[launcher] start  #{job.idx:<4} on {device:<6} {job.label}")
+        self._point_to_bundle_log(job)
+        self.echo(f"[launcher] start  {job.ref:<5} on {device:<6} {job.label}")
         return True
+
+    @staticmethod
+    def _point_to_bundle_log(unit: Job) -> None:
+        """Each member folder's launcher.log says where its bundle's output goes (appended: nothing is lost)."""
+        for m in (unit.members or [])[1:]:
+            try:
+                with open_log(m.job_dir, m.job_dir / "launcher.log") as f:
+                    f.write(
+                        f"[launcher] {time.ctime()}: runs in bundle {unit.ref}; output in {unit.log_path}\n".encode()
+                    )
+            except StartError:  # the member's own set-up in the bundle reports its folder
+                pass
 
     def _finish(self, job: Job, code: int, on_finish) -> None:
         """Read what a job left behind, decide its status, record it, print one line."""
@@ -205,9 +250,12 @@ class Scheduler:
         self._record(job, on_finish)
         word = {"done": "done  ", "failed": "FAILED"}.get(job.status, job.status.upper())
         tail = "" if job.status == "done" else f" — {job.cause} (log: {job.log_path})"
-        self.echo(f"[launcher] {word} #{job.idx:<4} on {job.device:<6} {job.duration:7.1f}s {job.label}{tail}")
+        self.echo(f"[launcher] {word} {job.ref:<5} on {job.device:<6} {job.duration:7.1f}s {job.label}{tail}")
 
     def _record(self, job: Job, on_finish, quiet: bool = False) -> None:
+        if job.members:
+            self._record_members(job, on_finish, quiet)
+            return
         try:
             on_finish(job)
         except Exception as e:
@@ -218,6 +266,31 @@ class Scheduler:
                 job.status, job.cause = "failed", reason
             else:
                 job.cause = f"{job.cause}; {reason}" if job.cause else reason
+
+    def _record_members(self, unit: Job, on_finish, quiet: bool) -> None:
+        """A bundle ended: each member's status from its own result record (the bundle's when it left none),
+        recorded as a job of its own; the bundle is done when every member is."""
+        records = (unit.result or {}).get("members") or []
+        for k, m in enumerate(unit.members):
+            rec = records[k] if k < len(records) else None
+            m.device, m.started, m.finished, m.exit_code, m.result = (
+                unit.device,
+                unit.started,
+                unit.finished,
+                unit.exit_code,
+                rec,
+            )
+            if rec is not None and rec["status"] == "COMPLETED":
+                m.status, m.cause = "done", None
+            elif rec is not None and not unit.stopped:
+                m.status, m.cause = "failed", rec.get("error") or "the job reported a failure without a reason"
+            else:
+                m.status, m.cause = unit.status if unit.status != "done" else "failed", unit.cause
+            self._record(m, on_finish, quiet)
+        bad = [m for m in unit.members if m.status != "done"]
+        if bad:
+            unit.status = unit.stopped_as if unit.stopped else "failed"
+            unit.cause = "; ".join(f"#{m.idx}: {m.cause}" for m in bad)
 
     @staticmethod
     def _close(job: Job) -> None:
@@ -242,19 +315,21 @@ class Scheduler:
         for job in jobs:
             self._finish(job, job.proc.returncode, on_finish)
         for job in queue:
-            job.status, job.cause = "cancelled", f"not started: {reason}"
+            for m in [job, *(job.members or [])]:
+                m.status, m.cause = "cancelled", f"not started: {reason}"
         queue.clear()
 
     # ----------------------------------------------------------------------------------------------------
     def progress_line(self, jobs: list[Job], running: dict, t0: float) -> str:
-        counts = {s: sum(j.status == s for j in jobs) for s in ("queued", "running", "done", "failed", "skipped")}
-        finished = [j.duration for j in jobs if j.status in ("done", "failed") and j.duration]
+        members = [m for j in jobs for m in (j.members or [j])]  # a bundle counts its members
+        counts = {s: sum(j.status == s for j in members) for s in ("queued", "running", "done", "failed", "skipped")}
+        finished = [j.duration for j in jobs if j.status in ("done", "failed") and j.duration]  # processes
         eta = ""
         if finished:
-            remaining = counts["queued"] + 0.5 * counts["running"]
+            remaining = sum(j.status == "queued" for j in jobs) + 0.5 * len(running)
             eta = f" | ETA {_fmt(sum(finished) / len(finished) * remaining / max(len(self.slots), 1))}"
         occ = " ".join(
-            f"{d}:" + (",".join(f"#{j.idx}" for j in running.values() if j.device == d) or "-") for d in self.devices
+            f"{d}:" + (",".join(j.ref for j in running.values() if j.device == d) or "-") for d in self.devices
         )
         return (
             f"[launcher] {_fmt(time.time() - t0)} | queued {counts['queued']} running {counts['running']} "
@@ -281,3 +356,14 @@ def summary_table(jobs: list[Job]) -> str:
             cause = f"  <- {j.cause}"
         rows.append(f"{j.idx:>4}  {j.status:<11} {j.device or '-':<8} {t:>8}  {j.label}{cause}")
     return "\n".join(rows)
+
+
+def bundle_table(units: list[Job], setting) -> str:
+    """The processes a sweep will start: each bundle with its members (single jobs counted)."""
+    bundles = [u for u in units if u.members]
+    singles = sum(1 for u in units if not u.members and u.status == "queued")
+    head = (
+        f"bundles (hydra.launcher.bundle={setting}): {len(bundles)} processes for "
+        f"{sum(len(b.members) for b in bundles)} jobs, {singles} jobs alone"
+    )
+    return "\n".join([head, *(f"  {b.ref:<12} {b.label}" for b in bundles)])

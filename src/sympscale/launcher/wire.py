@@ -7,7 +7,12 @@ Job spec (launcher -> child), JSON on the child's stdin pipe (format "sympscale-
      "flags": {"struct": true, "readonly": false, "hydra_readonly": true},
      "task": {"module": "sympscale.train", "qualname": "_task", "file": null, "unwrap": false} | null,
      "sys_path": [...], "cwd": "/where/the/sweep/was/started", "version_base": "1.3" | null,
-     "pickled": {"task": "<base64>" | null, "resolvers": {"name": "<base64>"}}}
+     "pickled": {"task": "<base64>" | null, "resolvers": {"name": "<base64>"}},
+     "members": [{"config": "...", "flags": {...}}, ...] | absent,  # a seed bundle: every member's config
+     "bundle_task": {"module": ..., "qualname": "LAUNCHER_BUNDLE_TASK", ...} | absent}
+
+A bundle's child runs each member's Hydra job set-up (folder, .hydra/ files) with the bundle task's `prepare`,
+then the members together with its `run` (`sympscale.launcher.bundles`).
 
 The task function travels by name: its module (or, for a script run as `__main__`, its file) and qualified
 name, imported by the child, which re-registers the module's config-store entries and resolvers as a side
@@ -22,7 +27,8 @@ child as a file descriptor (format "sympscale-result/1")::
     {"format": "sympscale-result/1", "status": "COMPLETED" | "FAILED",
      "value": <the return value as JSON> | null, "value_repr": "<repr when not JSON-able>" | null,
      "error": "<ExceptionType: message>" | null, "exception": <remote_error.describe(the task's exception)> | null,
-     "task_name": "...", "output_dir": "...", "working_dir": "..."}
+     "task_name": "...", "output_dir": "...", "working_dir": "...",
+     "members": [<a result record per member>] | absent}  # a bundle: COMPLETED when every member completed
 """
 
 from __future__ import annotations
@@ -123,6 +129,8 @@ def encode_job(
     pickled_resolvers: Mapping[str, str],
     cwd: str,
     version_base: str | None,
+    members: list[Mapping] | None = None,
+    bundle_task: Mapping | None = None,
 ) -> bytes:
     """The job spec as JSON bytes (see the module docstring)."""
     spec = {
@@ -135,6 +143,11 @@ def encode_job(
         "version_base": version_base,
         "pickled": {"task": pickled_task, "resolvers": dict(pickled_resolvers)},
     }
+    if members is not None:
+        if bundle_task is None:
+            raise ValueError("a bundle's spec needs the bundle task")
+        spec["members"] = [{"config": m["config"], "flags": dict(m["flags"])} for m in members]
+        spec["bundle_task"] = dict(bundle_task)
     return json.dumps(spec).encode()
 
 
@@ -146,6 +159,13 @@ def decode_job(data: bytes) -> dict:
     for key, kind in (("config", str), ("flags", dict), ("sys_path", list), ("cwd", str), ("pickled", dict)):
         if not isinstance(spec.get(key), kind):
             raise ValueError(f"job spec: {key!r} missing or not a {kind.__name__}")
+    if "members" in spec:
+        members = spec["members"]
+        if not isinstance(members, list) or not members or not isinstance(spec.get("bundle_task"), dict):
+            raise ValueError("job spec: a bundle needs a non-empty 'members' list and a 'bundle_task'")
+        for m in members:
+            if not isinstance(m, dict) or not isinstance(m.get("config"), str) or not isinstance(m.get("flags"), dict):
+                raise ValueError("job spec: every bundle member needs a 'config' string and 'flags'")
     return spec
 
 
@@ -213,6 +233,42 @@ def encode_result(
     working_dir=None,
 ) -> bytes:
     """The result record as JSON bytes; a return value that is not JSON-able is kept as its repr."""
+    return json.dumps(
+        result_record(
+            completed=completed,
+            value=value,
+            error=error,
+            exception=exception,
+            task_name=task_name,
+            output_dir=output_dir,
+            working_dir=working_dir,
+        ),
+        allow_nan=True,
+    ).encode()
+
+
+def encode_bundle_result(members: list[dict]) -> bytes:
+    """A bundle's record: its members' records (`result_record`), COMPLETED when every one completed."""
+    completed = all(m["status"] == "COMPLETED" for m in members)
+    failed = [m["error"] for m in members if m["status"] != "COMPLETED"]
+    rec = result_record(
+        completed=completed,
+        error=None if completed else f"{len(failed)} of {len(members)} members failed; first: {failed[0]}",
+    )
+    return json.dumps({**rec, "members": members}, allow_nan=True).encode()
+
+
+def result_record(
+    *,
+    completed: bool,
+    value=None,
+    error: str | None = None,
+    exception: dict | None = None,
+    task_name=None,
+    output_dir=None,
+    working_dir=None,
+) -> dict:
+    """A result record (see the module docstring) as a dict."""
     rec = {
         "format": RESULT_FORMAT,
         "status": "COMPLETED" if completed else "FAILED",
@@ -229,14 +285,22 @@ def encode_result(
             rec["value"] = plain(value)
         except (TypeError, ValueError, RecursionError):
             rec["value_repr"] = repr(value)
-    return json.dumps(rec, allow_nan=True).encode()
+    return rec
 
 
 def decode_result(data: bytes) -> dict:
     """Parse a result record (JSON only); ValueError when it is missing, truncated or malformed."""
     if not data:
         raise ValueError("the job wrote no result")
-    rec = json.loads(data.decode(errors="replace"))
+    rec = _checked(json.loads(data.decode(errors="replace")))
+    if "members" in rec:
+        if not isinstance(rec["members"], list) or not rec["members"]:
+            raise ValueError("result field 'members' is not a non-empty list")
+        rec["members"] = [_checked(m) for m in rec["members"]]
+    return rec
+
+
+def _checked(rec) -> dict:
     if not isinstance(rec, dict) or rec.get("format") != RESULT_FORMAT:
         raise ValueError(f"not a {RESULT_FORMAT} record")
     if rec.get("status") not in ("COMPLETED", "FAILED"):
