@@ -129,6 +129,8 @@ CASES = [
     (["-m", "hydra.launcher.max_retries=-1"], "hydra.launcher.max_retries=-1"),
     (["-m", "hydra.launcher.max_retries=1000000000000"], "hydra.launcher.max_retries=1000000000000"),
     (["-m", "hydra.launcher.progress_every=0"], "hydra.launcher.progress_every=0"),
+    (["-m", "hydra.launcher.bundle=0"], "hydra.launcher.bundle=0"),
+    (["-m", "hydra.launcher.bundle=many"], "hydra.launcher.bundle='many'"),
 ]
 
 

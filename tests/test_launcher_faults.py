@@ -103,9 +103,10 @@ def test_option_errors_name_the_key_the_value_and_what_is_valid():
         fail_fast=False,
         dry_run=False,
         compilation_cache="x",
+        bundle="auto",
     )
     assert launcher_option_errors(good) == []
-    assert launcher_option_errors({**good, "devices": ["0", "1"], "cpu_workers": 3, "shard": "1/4"}) == []
+    assert launcher_option_errors({**good, "devices": ["0", "1"], "cpu_workers": 3, "shard": "1/4", "bundle": 8}) == []
     cases = {
         "platform": ("tpu", "auto | cuda | rocm | cpu"),
         "devices": ([], "non-empty list"),
@@ -118,12 +119,15 @@ def test_option_errors_name_the_key_the_value_and_what_is_valid():
         "rerun_stale": ("no", "true | false"),
         "fail_fast": (1, "true | false"),
         "dry_run": (None, "true | false"),
+        "bundle": (0, "auto or an integer in 1..256"),
     }
     for key, (value, valid) in cases.items():
         errors = launcher_option_errors({**good, key: value})
         assert len(errors) == 1, (key, errors)
         assert errors[0].startswith(f"{key}="), errors
         assert repr(value).strip("'") in errors[0] and valid in errors[0], errors
+    for bad in ("many", True, 1.5, 257, -2, None):
+        assert len(launcher_option_errors({**good, "bundle": bad})) == 1, bad
     assert len(launcher_option_errors({**good, "jobs_per_device": 0, "cpu_workers": 0, "progress_every": 0})) == 3
 
 

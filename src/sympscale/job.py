@@ -417,7 +417,13 @@ def _train_bundle(members: list[_Member], echo, run: Assembly, inits: list) -> l
     for i, (_, resume) in enumerate(resumed):
         groups.setdefault(resume.step if resume else 0, []).append(i)
     results: list = [None] * len(members)
-    for start, idx in sorted(groups.items()):
+    chunks = [
+        (start, idx[i : i + size])
+        for start, idx in sorted(groups.items())
+        for size in [_fitting(run, len(idx), echo)]
+        for i in range(0, len(idx), size)
+    ]
+    for start, idx in chunks:
         progress = _progress(run, start)
         with progress:
             fitted = fit_bundle(
@@ -440,6 +446,31 @@ def _train_bundle(members: list[_Member], echo, run: Assembly, inits: list) -> l
             )
             results[i] = (params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice})
     return results
+
+
+def _memory_limits_bundles() -> bool:
+    return jax.default_backend() != "cpu"
+
+
+def _fitting(run: Assembly, seeds: int, echo) -> int:
+    """How many of `seeds` train together: on a GPU as many as the bundled program's predicted peak lets fit its
+    memory (with `profiling.HEADROOM`); on the CPU backend all of them (host memory is not what limits)."""
+    if seeds == 1 or not _memory_limits_bundles():
+        return seeds
+    from sympscale.profiling import HEADROOM, bundle_fit, device_budget, predicted_bundle_peak
+
+    budget, what = device_budget()
+    if budget is None:
+        return seeds
+
+    def fits(n: int) -> bool:
+        peak = predicted_bundle_peak(run, n)
+        return peak is None or peak <= HEADROOM * budget
+
+    size = bundle_fit(seeds, fits)
+    if size < seeds:
+        echo(f"a bundle of {seeds} seeds does not fit {what} ({budget / 2**30:.1f} GiB): trains {size} at a time")
+    return size
 
 
 def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:

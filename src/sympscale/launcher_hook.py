@@ -8,7 +8,9 @@ interface is documented in `sympscale.launcher.hook` and in the README's launche
 - `code`: `sympscale.provenance.record()` — the package version and a digest of its source, so a rerun after
   a code change lists the finished jobs that older code computed (stale) instead of keeping them silently;
 - `result`: the job's own `status.json` must agree that it is done, and a status a killed job left "running"
-  is corrected to the launcher's verdict.
+  is corrected to the launcher's verdict;
+- `estimate`: a job's or a seed bundle's device time from a measured training step (`python -m
+  sympscale.estimate`, a process of its own), for the dry run.
 
 Imported by the launcher's process, which must never initialise JAX: nothing here imports it.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +39,24 @@ def cost(task_cfg: Mapping) -> float:
     except (KeyError, TypeError, ValueError) as e:
         log.debug(f"job cost unknown ({type(e).__name__}: {e}); it is ordered as 0")
         return 0.0
+
+
+ESTIMATE_TIMEOUT = 900  # seconds: a compile of the largest preset on a GPU takes minutes, not more
+
+
+def estimate(task_cfg: Mapping, seeds: int) -> dict:
+    """Predicted device seconds of a job or a bundle of `seeds` (`sympscale.estimate`); seconds None when the
+    measurement could not run (the basis says why)."""
+    request = json.dumps({"config": dict(task_cfg), "seeds": seeds}, default=str)
+    cmd = [sys.executable, "-m", "sympscale.estimate"]
+    try:
+        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "basis": f"unavailable: the measured step took over {ESTIMATE_TIMEOUT} s"}
+    if out.returncode:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"seconds": None, "basis": f"unavailable: {last[:300]}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def job_key(task_cfg: Mapping) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -123,3 +124,39 @@ def measure_step(run, memory: str, *, repeats: int = 3, seed: int = 0) -> dict:
         "first_call_s": compile_and_first,
         "device": f"{dev.platform}:{getattr(dev, 'device_kind', dev)}",
     }
+
+
+def predicted_bundle_peak(run, seeds: int) -> int | None:
+    """XLA's predicted peak bytes of `run`'s bundled training step for `seeds` seeds, compiled from shapes for
+    the default backend at the final horizon (`training.fit_bundle`'s program); None where XLA gives none."""
+    from sympscale.training import bundle_step, make_optimizer
+
+    spec = run.train
+    step = bundle_step(run.model, run.std, spec, run.data.train, run.projector)
+
+    def stacked(tree):
+        return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((seeds, *a.shape), a.dtype), tree)
+
+    params = jax.eval_shape(run.model.init, jax.random.key(0))
+    opt_state = jax.eval_shape(make_optimizer(spec).init, params)
+    keys = jax.eval_shape(lambda: jnp.stack([jax.random.key(0)] * seeds))
+    alive = jax.ShapeDtypeStruct((seeds,), jnp.bool_)
+    args = (stacked(params), stacked(opt_state), keys, jax.ShapeDtypeStruct((), jnp.int64), spec.horizon, alive)
+    ma = step.lower(*args).compile().memory_analysis()
+    if ma is None:
+        return None
+    return (
+        ma.generated_code_size_in_bytes
+        + ma.argument_size_in_bytes
+        + ma.output_size_in_bytes
+        - (ma.alias_size_in_bytes)
+        + ma.temp_size_in_bytes
+    )
+
+
+def bundle_fit(seeds: int, fits: Callable[[int], bool]) -> int:
+    """The most seeds of a bundle that train together: `seeds`, halved until `fits(size)` (at least 1)."""
+    size = seeds
+    while size > 1 and not fits(size):
+        size = (size + 1) // 2
+    return size

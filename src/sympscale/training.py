@@ -492,6 +492,11 @@ def _bundle_updater(model, std, spec: TrainSpec, opt, train_dev, projector):
     return bundled
 
 
+def bundle_step(model, std, spec: TrainSpec, train, projector=None):
+    """The bundled training step of `fit_bundle` (for timing): step(params, opt_state, keys, step, horizon, alive)."""
+    return _bundle_updater(model, std, spec, make_optimizer(spec), jnp.asarray(train), projector)
+
+
 def _bundle_cosine(model, std, spec: TrainSpec, train_dev, projector):
     cosine = _cosine_fn(model, std, spec, train_dev, projector)
 

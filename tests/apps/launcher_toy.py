@@ -3,7 +3,7 @@
 Job folders are `<sweep>/<job number>`. Each job appends "<seed> <pid>" to `<sweep>/starts.log`, writes
 started.json and a status.json of "running" (as the real pipeline does), sleeps, then finishes "done".
 TOY_FAULTS="2:raise,3:exit0,4:hang" picks a fault per seed (hang: sleep TOY_HANG seconds, default 60);
-TOY_SLEEP sets the normal work time; TOY_PLANT=<marker> makes every job plant malicious pickles named like
+"flaky" fails the first attempt only; TOY_SLEEP sets the normal work time; TOY_BUNDLE=1 makes the app run seed bundles; TOY_PLANT=<marker> makes every job plant malicious pickles named like
 the old launcher's payload and result files in `<sweep>/.launcher/` (unpickling one creates the marker).
 """
 
@@ -52,30 +52,58 @@ def plant(sweep: Path, marker: str) -> None:
 
 
 def task(cfg):
+    return work(cfg.seed, Path(HydraConfig.get().runtime.output_dir), Path(HydraConfig.get().sweep.dir))
+
+
+def work(seed, out: Path, sweep: Path) -> dict:
     from sympscale.jobdir import JobDir
 
-    out = Path(HydraConfig.get().runtime.output_dir)
-    sweep = Path(HydraConfig.get().sweep.dir)
     with open(sweep / "starts.log", "a") as f:
-        f.write(f"{cfg.seed} {os.getpid()}\n")
+        f.write(f"{seed} {os.getpid()}\n")
     job = JobDir(out)
-    job.write_config({"seed": cfg.seed})
+    job.write_config({"seed": seed})
     job.set_status("running")
-    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "seed": cfg.seed}))
+    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "seed": seed}))
     if os.environ.get("TOY_PLANT"):
         plant(sweep, os.environ["TOY_PLANT"])
     faults = dict(f.split(":") for f in os.environ.get("TOY_FAULTS", "").split(",") if f)
-    fault = faults.get(str(cfg.seed))
+    fault = faults.get(str(seed))
     time.sleep(
         float(os.environ.get("TOY_HANG", "60")) if fault == "hang" else float(os.environ.get("TOY_SLEEP", "0.1"))
     )
-    if fault == "raise":
-        raise ValueError(f"injected failure for seed {cfg.seed}")
+    if fault == "raise" or (fault == "flaky" and not (out / "flaked").exists()):  # flaky: only the first time
+        (out / "flaked").touch()
+        raise ValueError(f"injected failure for seed {seed}")
     if fault == "exit0":
         os._exit(0)
-    job.write_metrics({"seed": cfg.seed})
+    job.write_metrics({"seed": seed})
     job.set_status("done")
-    return {"seed": cfg.seed}
+    return {"seed": seed}
+
+
+class ToyBundle:
+    """TOY_BUNDLE=1: the app runs seed bundles (one process, the members one after another);
+    TOY_PREPARE_FAIL=<seed> fails that member's preparation."""
+
+    @staticmethod
+    def prepare(cfg):
+        if os.environ.get("TOY_PREPARE_FAIL") == str(cfg.seed):
+            raise RuntimeError(f"injected preparation failure for seed {cfg.seed}")
+        return cfg.seed, Path(HydraConfig.get().runtime.output_dir), Path(HydraConfig.get().sweep.dir)
+
+    @staticmethod
+    def run(prepared):
+        out = []
+        for seed, folder, sweep in prepared:
+            try:
+                out.append(work(seed, folder, sweep))
+            except Exception as e:  # noqa: BLE001  (a member's failure is its own)
+                out.append(e)
+        return out
+
+
+if os.environ.get("TOY_BUNDLE"):
+    LAUNCHER_BUNDLE_TASK = ToyBundle
 
 
 if __name__ == "__main__":

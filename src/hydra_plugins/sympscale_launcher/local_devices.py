@@ -168,6 +168,30 @@ class LocalDevicesLauncher(Launcher):
         units = [m[0] if len(m) == 1 else bundle_unit(m) for m in make_bundles(queued, size)]
         return units + [j for j in jobs if j.status != "queued"]
 
+    def _estimates(self, units: list, configs: dict) -> dict:
+        """unit idx -> the app's predicted device time of that process (one estimate per configuration and bundle
+        size; after one that could not be made, no more are tried)."""
+        from sympscale.launcher.bundles import seed_free
+
+        cache: dict = {}
+        out: dict = {}
+        unknown = None
+        for u in units:
+            if u.status != "queued":
+                continue
+            members = u.members or [u]
+            key = (seed_free(members[0].overrides), len(members))
+            if key not in cache:
+                if unknown is not None:
+                    cache[key] = unknown
+                else:
+                    log.info(f"dry run: measuring a training step of {u.label} ({len(members)} seed(s))")
+                    cache[key] = self.hook.estimate(_plain_task_config(configs[members[0].idx]), len(members))
+                    if cache[key] is not None and cache[key].get("seconds") is None:
+                        unknown = cache[key]
+            out[u.idx] = cache[key]
+        return out
+
     def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         from sympscale.launcher import records
         from sympscale.launcher.child import JobFailure
@@ -191,7 +215,8 @@ class LocalDevicesLauncher(Launcher):
         units = self._units(jobs, len(plan.devices) * opt["jobs_per_device"])
         if opt["dry_run"]:
             print(summary_table(jobs))
-            print(bundle_table(units, opt.get("bundle", 1)))
+            slots = len(plan.devices) * opt["jobs_per_device"]
+            print(bundle_table(units, opt.get("bundle", 1), self._estimates(units, configs), slots))
             print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
             return []
         scheduler = Scheduler(

@@ -14,6 +14,9 @@ callables; each one it lacks keeps the generic behaviour on the right.
         -> (status, cause)             ended (status: done | failed | interrupted |    unchanged
                                        cancelled), and of a job found done on resume;
                                        it may correct the app's own files in job_dir
+    estimate(task_cfg, seeds)          predicted device seconds of a job (seeds = 1)   generic: None (the dry
+        -> {"seconds": float | None,   or of a seed bundle, and how it was predicted;  run predicts nothing)
+            "basis": str} | None       the dry run sums them (seconds None: unknown)
 
 `task_cfg` is the job's resolved task config as plain dicts and lists (no `hydra` node); `job_dir` a Path.
 The hook runs in the launcher's process, which must not initialise JAX: keep it light. What it returns is
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ATTRIBUTE = "LAUNCHER_HOOK"
-METHODS = ("cost", "job_key", "code", "result")
+METHODS = ("cost", "job_key", "code", "result", "estimate")
 END_STATUSES = ("done", "failed", "interrupted", "cancelled")
 
 
@@ -93,6 +96,19 @@ class Hook:
         ):
             raise TypeError(f"{self.where}.result returned {value!r}; expected (one of {END_STATUSES}, cause or None)")
         return value
+
+    def estimate(self, task_cfg: Mapping, seeds: int) -> dict | None:
+        out = self._call("estimate", task_cfg, seeds)
+        if out is None or out[0] is None:
+            return None
+        rec = out[0]
+        seconds = rec.get("seconds") if isinstance(rec, Mapping) else "missing"
+        ok = seconds is None or (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0)
+        if not (ok and isinstance(rec.get("basis"), str)):
+            raise TypeError(
+                f"{self.where}.estimate returned {rec!r}; expected {{'seconds': float >= 0 or None, 'basis': str}}"
+            )
+        return dict(rec)
 
     def legacy_key(self, key: str) -> str:
         """The key a launcher before code versions wrote for the same job: sha256(config id, task name, task

@@ -358,12 +358,33 @@ def summary_table(jobs: list[Job]) -> str:
     return "\n".join(rows)
 
 
-def bundle_table(units: list[Job], setting) -> str:
-    """The processes a sweep will start: each bundle with its members (single jobs counted)."""
-    bundles = [u for u in units if u.members]
-    singles = sum(1 for u in units if not u.members and u.status == "queued")
-    head = (
+def bundle_table(units: list[Job], setting, estimates: dict[int, dict | None] | None = None, slots: int = 1) -> str:
+    """The processes a sweep will start: each bundle with its members, and the predicted device time (from the
+    app's estimates per process, `Hook.estimate`, when it gives them)."""
+    queued = [u for u in units if u.status == "queued"]
+    bundles = [u for u in queued if u.members]
+    estimates = estimates or {}
+
+    def when(u: Job) -> str:
+        rec = estimates.get(u.idx)
+        return "" if not rec or rec.get("seconds") is None else f"  ~{_fmt(rec['seconds'])}"
+
+    lines = [
         f"bundles (hydra.launcher.bundle={setting}): {len(bundles)} processes for "
-        f"{sum(len(b.members) for b in bundles)} jobs, {singles} jobs alone"
-    )
-    return "\n".join([head, *(f"  {b.ref:<12} {b.label}" for b in bundles)])
+        f"{sum(len(b.members) for b in bundles)} jobs, {len(queued) - len(bundles)} jobs alone",
+        *(f"  {b.ref:<12} {b.label}{when(b)}" for b in bundles),
+    ]
+    recs = [estimates.get(u.idx) for u in queued]
+    if not recs:
+        return "\n".join(lines)
+    if any(r is None for r in recs):
+        lines.append("predicted device time: unknown (the application gives no estimate)")
+    elif any(r.get("seconds") is None for r in recs):
+        lines.append(f"predicted device time: unknown ({next(r for r in recs if r.get('seconds') is None)['basis']})")
+    else:
+        total = sum(r["seconds"] for r in recs)
+        lines.append(
+            f"predicted device time: {total / 3600:.2f} device-hours in {len(queued)} processes, ~{_fmt(total / max(slots, 1))} "
+            f"on {slots} slot(s) if they stay busy; basis: {recs[0]['basis']}"
+        )
+    return "\n".join(lines)
