@@ -390,3 +390,41 @@ def test_a_bundle_refuses_jobs_that_differ_in_more_than_the_seed(tmp_path):
         job.execute_bundle([specs[0], other], [tmp_path / "a", tmp_path / "b"], resolved=records)
     with pytest.raises(ValueError, match="each seed once"):
         job.execute_bundle([specs[0], specs[0]], [tmp_path / "a", tmp_path / "b"], resolved=records)
+
+
+def test_the_bundles_of_seeds_that_fit_in_parts_when_the_whole_does_not(tmp_path, monkeypatch):
+    from sympscale import job, profiling
+
+    assert profiling.bundle_fit(10, lambda n: n <= 3) == 3 and profiling.bundle_fit(4, lambda n: False) == 1
+    specs, _ = _job_inputs(tmp_path)
+    run = job._assemble(specs[0], lambda m: None)
+    p1, p2, p3 = (profiling.predicted_bundle_peak(run, n) for n in (1, 2, 3))
+    assert p1 < p2 < p3  # the bundled program's predicted peak grows with its seeds
+
+
+def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results(tmp_path, monkeypatch, single_jobs):
+    from sympscale import job, profiling
+
+    _, singles = single_jobs
+    specs, _ = _job_inputs(tmp_path)
+    run = job._assemble(specs[0], lambda m: None)
+    p2, p3 = (profiling.predicted_bundle_peak(run, n) for n in (2, 3))
+    monkeypatch.setattr(job, "_memory_limits_bundles", lambda: True)  # as on a GPU
+    monkeypatch.setattr(profiling, "device_budget", lambda: (int((p2 + p3) / 2 / profiling.HEADROOM), "a test budget"))
+    said = []
+    bundled = _bundle_job(tmp_path, echo=said.append)
+    assert any("does not fit a test budget" in line and "trains 2 at a time" in line for line in said), said
+    for b, s in zip(bundled, singles, strict=True):
+        _same_job(b, s)
+
+
+def test_the_estimate_measures_the_bundled_step_of_the_config(tmp_path):
+    from sympscale import estimate
+
+    _, records = _job_inputs(tmp_path, seeds=(1,))
+    one, three = (estimate.estimate(records[0], n) for n in (1, 3))
+    for rec in (one, three):
+        assert rec["seconds"] > 0 and rec["step_s"] > 0 and "measured training step" in rec["basis"]
+    assert "3 seed(s)" in three["basis"]
+    assert 0 < one["horizon_scale"] <= 1  # the curriculum's mean horizon over the final one
+    assert one["seconds"] == pytest.approx(40 * one["step_s"] * one["horizon_scale"])  # train.steps=40

@@ -193,7 +193,8 @@ def test_a_bundled_sweep_equals_the_unbundled_one_and_a_killed_bundle_resumes(tm
     assert {j["status"] for j in json.loads((many / "launcher_summary.json").read_text())["jobs"]} == {"interrupted"}
     again = sympscale(tmp_path, "many", "seed=1,2,3", "hydra.launcher.bundle=auto")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("resuming from the checkpoint at step") == 3
+    logs = "".join(p.read_text() for p in many.glob("*/launcher.log"))  # the bundle's output: its first member's log
+    assert logs.count("resuming from the checkpoint at step") == 3, logs[-3000:]
     alone, bundled = metrics(tmp_path / "one"), metrics(many)
     assert sorted(alone) == sorted(bundled) == [1, 2, 3]
     for seed in (1, 2, 3):
@@ -205,3 +206,19 @@ def test_a_bundled_sweep_equals_the_unbundled_one_and_a_killed_bundle_resumes(tm
         log = [json.loads(x) for x in (next(many.glob(f"*seed={seed},*")) / "train_log.jsonl").read_text().splitlines()]
         steps = [r["step"] for r in log if "loss" in r]
         assert steps == sorted(set(steps))  # each step logged once across the kill and the resume
+
+
+@pytest.mark.slow
+def test_the_dry_run_of_a_study_lists_its_bundles_and_predicts_its_device_time(tmp_path):
+    cmd = [
+        sys.executable, "-m", "sympscale.train", "-m", *TINY, "model=symp,gru", "seed=1-3",
+        f"hydra.sweep.dir={tmp_path / 'dry'}", f"data.cache_dir={tmp_path / 'cache'}",
+        "hydra.launcher.platform=cpu", "hydra.launcher.cpu_workers=1", "hydra.launcher.dry_run=true",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "bundles (hydra.launcher.bundle=auto): 2 processes for 6 jobs, 0 jobs alone" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("predicted device time:"))
+    assert "device-hours in 2 processes" in line and "measured training step (3 seed(s)" in line, line
+    assert "dry run: 6 jobs, 6 would run" in out.stdout
+    assert not list(tmp_path.glob("dry/*/config.json")) and not (tmp_path / "cache").exists()  # nothing run

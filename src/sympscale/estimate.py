@@ -58,6 +58,7 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     return {
         "seconds": tr.steps * step_s * scale,
         "step_s": step_s,
+        "horizon_scale": scale,
         "basis": f"a measured training step ({seeds} seed(s), horizon {tr.horizon}, {tr.memory}) on "
         f"{dev.platform}:{getattr(dev, 'device_kind', dev)} x {tr.steps} steps x mean/final horizon {scale:.2f}; "
         f"data, validation and evaluation not counted",
