@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import pytest
 
 from sympscale.launcher.bundles import bundle_size, make_bundles, seed_free
-
 from test_launcher_faults import launcher_record, status_file, summary, toy, toy_popen, wait_for
 
 BUNDLED = {"TOY_BUNDLE": "1"}
