@@ -17,6 +17,7 @@ from sympscale.training import (
     _updater,
     fit,
     fit_bundle,
+    healthy,
     make_loss,
     make_optimizer,
     sample_windows,
@@ -90,12 +91,7 @@ def test_the_bundled_update_equals_the_single_update(name, data):
     keys = [jax.random.key(k + 7) for k in SEEDS]
     bundled = _bundle_updater(model, std, spec, opt, train_dev, None)
     out = bundled(
-        stack(params),
-        stack([opt.init(p) for p in params]),
-        jnp.stack(keys),
-        jnp.asarray(3),
-        6,
-        jnp.ones(len(SEEDS), dtype=bool),
+        stack(params), stack([opt.init(p) for p in params]), jnp.stack(keys), jnp.asarray(3), 6, healthy(len(SEEDS))
     )
     for i, (p, k) in enumerate(zip(params, keys, strict=True)):
         new, state, value, gnorm = _updater(model, std, spec, opt, train_dev, k, None)(
@@ -104,7 +100,24 @@ def test_the_bundled_update_equals_the_single_update(name, data):
         assert abs(float(out[2][i]) - float(value)) <= 1e-12 * abs(float(value))
         assert abs(float(out[3][i]) - float(gnorm)) <= 1e-12 * abs(float(gnorm))
         assert rel(unstack(out[0], i), new) <= 1e-12 and rel(unstack(out[1], i), state) <= 1e-12
-        assert bool(out[4][i])
+        assert bool(out[4][0][i]) and int(out[4][1][i]) == -1
+
+
+def test_a_seed_that_went_non_finite_once_stays_frozen(data):
+    """The bundle's health carries a fault: a later finite step neither revives the seed nor hides when it failed."""
+    _, train, _, _, std = data
+    model = model_of("gru", data)
+    spec = TrainSpec(horizon=6, batch_size=4, warmup=0)
+    opt = make_optimizer(spec)
+    params = [model.init(jax.random.key(k)) for k in SEEDS]
+    poisoned = [params[0], jax.tree_util.tree_map(lambda a: a * jnp.nan, params[1]), params[2]]
+    step = _bundle_updater(model, std, spec, opt, jnp.asarray(train), None)
+    keys, opt_state = jnp.stack([jax.random.key(k) for k in SEEDS]), stack([opt.init(p) for p in params])
+    _, _, _, _, health = step(stack(poisoned), opt_state, keys, jnp.asarray(3), 6, healthy(3))
+    assert health[0].tolist() == [True, False, True] and health[1].tolist() == [-1, 3, -1]
+    new, _, _, _, health = step(stack(params), opt_state, keys, jnp.asarray(4), 6, health)  # finite again
+    assert health[0].tolist() == [True, False, True] and health[1].tolist() == [-1, 3, -1]
+    assert rel(unstack(new, 1), params[1]) == 0.0 and rel(unstack(new, 0), params[0]) > 0
 
 
 def _spec(**kw):
@@ -154,6 +167,28 @@ def test_twenty_steps_of_a_bundle_of_three_equal_three_single_runs(name, data):
         _bundle(model, data, spec, params, validate), _singles(model, data, spec, params, validate), strict=True
     ):
         _same_run(b, one)
+
+
+def test_leapfrog_first_steps_and_the_gradient_cosine_probe_in_a_bundle_as_alone(data):
+    """symp's `leapfrog_steps` (a cheaper integrator first) and the truncated-vs-full gradient cosine log."""
+    s, _, val, mean, std = data
+    model = model_of("symp", data)
+    leapfrog = build(
+        "symp", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2), system=s,
+        options={"method": "leapfrog"},
+    )[0]  # fmt: skip
+    spec = dataclasses.replace(_spec(), window=2, grad_cosine_every=5)
+    validate = make_validator(model, val, std, horizon=spec.val_horizon, starts=2)
+    params = [model.init(jax.random.key(k)) for k in SEEDS]
+    kw = {"start_with": (leapfrog, 7)}
+    bundle, singles = (
+        _bundle(model, data, spec, params, validate, **kw),
+        _singles(model, data, spec, params, validate, **kw),
+    )
+    for b, one in zip(bundle, singles, strict=True):
+        _same_run(b, one)
+        cos = [[r["grad_cosine_full"] for r in log if "grad_cosine_full" in r] for log in (b[2], one[2])]
+        assert len(cos[0]) == 4 and cos[0] == pytest.approx(cos[1], rel=1e-9)
 
 
 def test_a_non_finite_seed_is_frozen_and_the_others_finish_as_alone(data):
@@ -259,10 +294,18 @@ def _job_inputs(tmp_path, seeds=JOB_SEEDS, extra=()):
 @pytest.fixture(scope="module")
 def single_jobs(tmp_path_factory):
     """(folder, metrics of each seed run alone), computed once for the tests that compare bundles with them."""
+    import copy
+
+    from hydra.core.singleton import Singleton
+
     from sympscale import job
 
     root = tmp_path_factory.mktemp("single_jobs")
-    specs, records = _job_inputs(root)
+    state = copy.deepcopy(Singleton.get_state())  # composing sets Hydra's version base: later tests must not see it
+    try:
+        specs, records = _job_inputs(root)
+    finally:
+        Singleton.set_state(state)
     metrics = [
         job.execute(s, root / "single" / str(s.seed), resolved=r, echo=lambda m: None)
         for s, r in zip(specs, records, strict=True)
@@ -428,3 +471,14 @@ def test_the_estimate_measures_the_bundled_step_of_the_config(tmp_path):
     assert "3 seed(s)" in three["basis"]
     assert 0 < one["horizon_scale"] <= 1  # the curriculum's mean horizon over the final one
     assert one["seconds"] == pytest.approx(40 * one["step_s"] * one["horizon_scale"])  # train.steps=40
+
+
+def test_a_bundle_of_a_model_with_nothing_to_train_evaluates_each_seed(tmp_path):
+    from sympscale import job
+
+    specs, records = _job_inputs(tmp_path, seeds=(1, 2), extra=["model=oracle"])
+    bundled = job.execute_bundle(specs, [tmp_path / "1", tmp_path / "2"], resolved=records, echo=lambda m: None)
+    alone = job.execute(specs[0], tmp_path / "alone", resolved=records[0], echo=lambda m: None)
+    for b in bundled:
+        assert b["status"] == "done" and b["train"]["steps_trained"] == 0
+        assert b["eval"]["one_step_mse"] == alone["eval"]["one_step_mse"]

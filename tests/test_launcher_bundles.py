@@ -122,6 +122,21 @@ def test_sigterm_interrupts_a_running_bundle_and_cancels_the_queued_one(tmp_path
     assert status_file(tmp_path, 0)["status"] != "running"  # the app's record was repaired
 
 
+def test_fail_fast_names_the_failed_member_and_cancels_the_queued_bundle(tmp_path):
+    out = toy(
+        tmp_path,
+        "seed=1,2,3,4",
+        "hydra.launcher.bundle=2",
+        "hydra.launcher.cpu_workers=1",
+        "hydra.launcher.fail_fast=true",
+        env={**BUNDLED, "TOY_FAULTS": "2:raise"},
+    )
+    assert out.returncode != 0
+    assert "job #1 (seed=2) failed first: ValueError: injected failure for seed 2" in out.stderr, out.stderr[-2000:]
+    jobs = summary(tmp_path)
+    assert [jobs[n]["status"] for n in range(4)] == ["done", "failed", "cancelled", "cancelled"]
+
+
 def test_the_dry_run_lists_the_bundles(tmp_path):
     out = toy(tmp_path, "seed=1,2,3,4,5", "hydra.launcher.bundle=auto", "hydra.launcher.dry_run=true", env=BUNDLED)
     assert out.returncode == 0, out.stderr

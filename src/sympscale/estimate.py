@@ -29,7 +29,7 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     from sympscale.assembly import assemble, init_params
     from sympscale.curriculum import mean_horizon
     from sympscale.job import JobSpec
-    from sympscale.training import bundle_step, stack
+    from sympscale.training import bundle_step, healthy, stack
 
     spec = JobSpec.from_config(OmegaConf.create(task_cfg))
     run = assemble(spec)  # shapes only: no data generated
@@ -45,12 +45,12 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     train = jnp.zeros((n_train, spec.data.n_obs, spec.D), dtype=jnp.float64)
     step = bundle_step(run.model, np.ones(spec.D), tr, train, run.projector)
     state = stack([p for p, _ in inits]), stack([run.optimiser().init(p) for p, _ in inits])
-    keys, alive = jnp.stack([k for _, k in inits]), jnp.ones(seeds, dtype=bool)
-    jax.block_until_ready(step(*state, keys, jnp.asarray(0), tr.horizon, alive))  # compile
+    keys, health = jnp.stack([k for _, k in inits]), healthy(seeds)
+    jax.block_until_ready(step(*state, keys, jnp.asarray(0), tr.horizon, health))  # compile
     times = []
     for i in range(REPEATS):
         t0 = time.perf_counter()
-        jax.block_until_ready(step(*state, keys, jnp.asarray(i + 1), tr.horizon, alive))
+        jax.block_until_ready(step(*state, keys, jnp.asarray(i + 1), tr.horizon, health))
         times.append(time.perf_counter() - t0)
     step_s = float(np.median(times))
     scale = mean_horizon(tr.schedule(), tr.steps) / tr.horizon

@@ -399,7 +399,9 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
     out = []
     for m, (params, summary), ev in zip(members, trained, evs, strict=True):
         _save_params(m.job, params)
-        record = _record(m.spec, run, {**summary, "bundle": bundle})
+        # trained_with: the seeds its training program held (fewer than the bundle's when it trained in parts)
+        together = summary.pop("trained_with", len(members))
+        record = _record(m.spec, run, {**summary, "bundle": {**bundle, "trained_with": together}})
         out.append({**record, "eval": ev, "wall_s": time.perf_counter() - t_start})
     return out
 
@@ -444,7 +446,10 @@ def _train_bundle(members: list[_Member], echo, run: Assembly, inits: list) -> l
             echo(
                 f"seed {members[i].spec.seed}: selected the parameters of step {summary['selected_step']}; {_verdict(summary)}"
             )
-            results[i] = (params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice})
+            results[i] = (
+                params,
+                {**summary, "memory": run.train.memory, "memory_auto": memory_choice, "trained_with": len(idx)},
+            )
     return results
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -49,14 +50,18 @@ def estimate(task_cfg: Mapping, seeds: int) -> dict:
     measurement could not run (the basis says why)."""
     request = json.dumps({"config": dict(task_cfg), "seeds": seeds}, default=str)
     cmd = [sys.executable, "-m", "sympscale.estimate"]
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
     try:
-        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT)
+        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         return {"seconds": None, "basis": f"unavailable: the measured step took over {ESTIMATE_TIMEOUT} s"}
     if out.returncode:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         return {"seconds": None, "basis": f"unavailable: {last[:300]}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"seconds": None, "basis": f"unavailable: unreadable answer {out.stdout[-200:]!r}"}
 
 
 def job_key(task_cfg: Mapping) -> str:

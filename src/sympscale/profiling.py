@@ -129,7 +129,7 @@ def measure_step(run, memory: str, *, repeats: int = 3, seed: int = 0) -> dict:
 def predicted_bundle_peak(run, seeds: int) -> int | None:
     """XLA's predicted peak bytes of `run`'s bundled training step for `seeds` seeds, compiled from shapes for
     the default backend at the final horizon (`training.fit_bundle`'s program); None where XLA gives none."""
-    from sympscale.training import bundle_step, make_optimizer
+    from sympscale.training import bundle_step, healthy, make_optimizer
 
     spec = run.train
     step = bundle_step(run.model, run.std, spec, run.data.train, run.projector)
@@ -140,8 +140,8 @@ def predicted_bundle_peak(run, seeds: int) -> int | None:
     params = jax.eval_shape(run.model.init, jax.random.key(0))
     opt_state = jax.eval_shape(make_optimizer(spec).init, params)
     keys = jax.eval_shape(lambda: jnp.stack([jax.random.key(0)] * seeds))
-    alive = jax.ShapeDtypeStruct((seeds,), jnp.bool_)
-    args = (stacked(params), stacked(opt_state), keys, jax.ShapeDtypeStruct((), jnp.int64), spec.horizon, alive)
+    health = jax.eval_shape(lambda: healthy(seeds))
+    args = (stacked(params), stacked(opt_state), keys, jax.ShapeDtypeStruct((), jnp.int64), spec.horizon, health)
     ma = step.lower(*args).compile().memory_analysis()
     if ma is None:
         return None

@@ -471,29 +471,43 @@ def unstack(tree, i: int):
 
 
 def _bundle_updater(model, std, spec: TrainSpec, opt, train_dev, projector):
-    """update(params, opt_state, keys, step, horizon, alive) over stacked seeds, one compile per horizon.
+    """update(params, opt_state, keys, step, horizon, health) over stacked seeds, one compile per horizon.
 
-    Each seed's step is the single-seed step (vmapped). A seed whose loss or gradient is non-finite, or that is
-    no longer `alive`, keeps its parameters and optimiser state (its update is masked); the returned `alive`
-    says which seeds took this step.
+    Each seed's step is the single-seed step (vmapped). `health` = (alive, bad_step, bad_loss), each (seeds,): a
+    seed whose loss, gradient or updated parameters are non-finite at this step, or that is no longer alive, keeps its parameters and
+    optimiser state (its update is masked) and is alive no more; bad_step and bad_loss record when and with
+    which loss a seed first went non-finite (-1 and NaN while it has not). Returns (params, opt_state, loss,
+    gradient norm, health).
     """
     update = _update_fn(model, std, spec, opt, train_dev, projector)
 
     def masked(params, opt_state, key, alive, step, horizon):
         new_params, new_opt, loss, gnorm = update(params, opt_state, key, step, horizon)
-        ok = alive & jnp.isfinite(loss) & jnp.isfinite(gnorm)
+        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(new_params)]))
+        ok = alive & jnp.isfinite(loss) & jnp.isfinite(gnorm) & finite
         keep = functools.partial(jax.tree_util.tree_map, lambda new, old: jnp.where(ok, new, old))
         return keep(new_params, params), keep(new_opt, opt_state), loss, gnorm, ok
 
     @functools.partial(jax.jit, static_argnums=4)
-    def bundled(params, opt_state, keys, step, horizon, alive):
-        return jax.vmap(lambda p, o, k, a: masked(p, o, k, a, step, horizon))(params, opt_state, keys, alive)
+    def bundled(params, opt_state, keys, step, horizon, health):
+        alive, bad_step, bad_loss = health
+        params, opt_state, loss, gnorm, ok = jax.vmap(lambda p, o, k, a: masked(p, o, k, a, step, horizon))(
+            params, opt_state, keys, alive
+        )
+        fault = alive & ~ok  # went non-finite now (a seed already stopped is not alive)
+        health = (ok, jnp.where(fault, step, bad_step), jnp.where(fault, loss, bad_loss))
+        return params, opt_state, loss, gnorm, health
 
     return bundled
 
 
+def healthy(seeds: int) -> tuple:
+    """The `health` of a bundle whose seeds all train: (alive, bad_step, bad_loss)."""
+    return jnp.ones(seeds, dtype=bool), jnp.full(seeds, -1, dtype=jnp.int64), jnp.full(seeds, jnp.nan)
+
+
 def bundle_step(model, std, spec: TrainSpec, train, projector=None):
-    """The bundled training step of `fit_bundle` (for timing): step(params, opt_state, keys, step, horizon, alive)."""
+    """The bundled training step of `fit_bundle` (for timing): step(params, opt_state, keys, step, horizon, health)."""
     return _bundle_updater(model, std, spec, make_optimizer(spec), jnp.asarray(train), projector)
 
 
@@ -565,7 +579,7 @@ class _BundleLoop:
         self.loops, self.keys = loops, keys
         self.spec = loops[0].spec
         self.active = [True] * len(loops)  # host view: the seeds still training
-        self.alive = jnp.ones(len(loops), dtype=bool)  # device view, passed to the step
+        self.health = healthy(len(loops))  # device view (alive, bad_step, bad_loss), carried by the step
 
     def run(self, updates: _Updates, params, opt_state, start: int):
         spec, first = self.spec, self.loops[0]
@@ -576,10 +590,9 @@ class _BundleLoop:
         for step in range(start, spec.steps):
             horizon = horizon_at(first.schedule, step)
             step_ = jnp.asarray(step)
-            params, opt_state, loss, gnorm, took = updates.at(step)(
-                params, opt_state, self.keys, step_, horizon, self.alive
+            params, opt_state, self.loss, self.gnorm, self.health = updates.at(step)(
+                params, opt_state, self.keys, step_, horizon, self.health
             )
-            self.loss, self.gnorm, self.took = loss, gnorm, took
             for i in self._running():
                 self.loops[i].trained = step + 1
             if step % spec.log_every == 0 or step == spec.steps - 1:
@@ -596,25 +609,26 @@ class _BundleLoop:
 
     def _stop(self, i: int) -> None:
         self.active[i] = False
-        self.alive = self.alive.at[i].set(False)
+        alive, bad_step, bad_loss = self.health
+        self.health = (alive.at[i].set(False), bad_step, bad_loss)
 
-    def _sync(self, step: int) -> None:
-        """Seeds whose update at `step` was masked for a non-finite loss or gradient: frozen, diverged."""
-        took, loss = np.asarray(self.took), np.asarray(self.loss)
+    def _sync(self) -> None:
+        """Seeds whose update was masked since the last look (a non-finite loss or gradient): frozen, diverged."""
+        alive, bad_step, bad_loss = (np.asarray(a) for a in self.health)
         for i in self._running():
-            if not took[i]:
-                loop = self.loops[i]
-                loop.loss, loop.trained = self.loss[i], step
-                loop.first_loss = float(loss[i]) if loop.first_loss is None else loop.first_loss
+            if not alive[i]:
+                loop, step, loss = self.loops[i], int(bad_step[i]), float(bad_loss[i])
+                loop.loss, loop.trained = bad_loss[i], step
+                loop.first_loss = loss if loop.first_loss is None else loop.first_loss
                 loop.diverged = (
-                    f"non-finite training loss or gradient (loss {float(loss[i])}) at step {step}; "
+                    f"non-finite training loss or gradient (loss {loss}) at step {step}; "
                     f"the seed's parameters were frozen there while the rest of its bundle trained on"
                 )
-                loop.log({"step": step, "loss": float(loss[i]), "diverged": loop.diverged, "wall_s": loop._wall()})
-                self._stop(i)
+                loop.log({"step": step, "loss": loss, "diverged": loop.diverged, "wall_s": loop._wall()})
+                self.active[i] = False
 
     def _log_step(self, step: int, horizon: int) -> None:
-        self._sync(step)
+        self._sync()
         gnorm = np.asarray(self.gnorm)
         for i in self._running():
             loop = self.loops[i]
@@ -633,11 +647,12 @@ class _BundleLoop:
         save = first.checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0
         if not (validate or save):
             return
-        self._sync(done - 1)
+        self._sync()
         if validate:
             self._validation(params, done, horizon)
             for i in self._running():
                 if spec.patience and self.loops[i].selector.since >= spec.patience:
+                    self.loops[i].loss = self.loss[i]  # its summary's final loss: this step's, as alone
                     self._stop(i)
         if save:
             for i in self._running():

@@ -52,7 +52,8 @@ class LocalDevicesConf:
     progress_every: float = 30.0  # seconds between progress lines
     compilation_cache: Optional[str] = "${hydra.sweep.dir}/.jax_cache"  # noqa: UP045  shared by all jobs
     shard: Optional[str] = None  # noqa: UP045  null | "i/n" | "slurm": run only this node's share of the grid
-    bundle: Any = 1  # seeds per process: 1 | n | auto (jobs differing only in `seed` train as one vmapped program)
+    bundle: Any = "auto"  # seeds per process: auto | n | 1 (jobs differing only in `seed` as one vmapped program;
+    # auto: as many as keep every slot busy, where the task's module can run bundles, else one job per process)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="local_devices", node=LocalDevicesConf, provider="sympscale")
@@ -134,7 +135,7 @@ class LocalDevicesLauncher(Launcher):
 
     def _bundle_errors(self) -> list:
         """bundle=n > 1 needs a task whose module can run bundles (`auto` falls back to one job per process)."""
-        setting = self.options.get("bundle", 1)
+        setting = self.options.get("bundle", "auto")
         if setting in (1, "auto") or self._bundle_task() is not None:
             return []
         from sympscale.launcher.bundles import BUNDLE_ATTRIBUTE
@@ -161,7 +162,7 @@ class LocalDevicesLauncher(Launcher):
         from sympscale.launcher.scheduler import bundle_unit
 
         queued = [j for j in jobs if j.status == "queued"]
-        setting = self.options.get("bundle", 1)
+        setting = self.options.get("bundle", "auto")
         if setting == 1 or self._bundle_task() is None:
             return jobs
         size = bundle_size(setting, len(queued), slots)
@@ -216,7 +217,7 @@ class LocalDevicesLauncher(Launcher):
         if opt["dry_run"]:
             print(summary_table(jobs))
             slots = len(plan.devices) * opt["jobs_per_device"]
-            print(bundle_table(units, opt.get("bundle", 1), self._estimates(units, configs), slots))
+            print(bundle_table(units, opt.get("bundle", "auto"), self._estimates(units, configs), slots))
             print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
             return []
         scheduler = Scheduler(

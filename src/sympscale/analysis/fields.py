@@ -99,7 +99,9 @@ def metric_fields(m: dict) -> dict:
         "convergence_improvement": tr("convergence", "improvement"),
         "mean_train_horizon": tr("curriculum", "mean_horizon"),
         "one_step_mse": ev("one_step_mse"),
-        "train_wall_s": tr("wall_s"),
+        "train_wall_s": tr("wall_s"),  # of the process that trained it: a seed bundle's is shared by its seeds
+        "bundle_size": tr("bundle", "size") or 1,
+        "train_device_s": None if tr("wall_s") is None else tr("wall_s") / (tr("bundle", "trained_with") or 1),
         "last100_mse": ev("last100_mse"),
         "bounded": ev("bounded"),
         "steps_to_mse_1": ev("steps_to_mse_1"),

@@ -196,11 +196,18 @@ def _run_bundle(spec: dict, context) -> bytes:
 
     from sympscale.launcher.wire import encode_bundle_result, load_task, result_record
 
-    bundle = load_task(spec["bundle_task"])
     records: list = [None] * len(spec["members"])
+    try:
+        bundle = load_task(spec["bundle_task"])
+    except Exception as e:  # every member fails with the cause
+        return encode_bundle_result([_failure(e) for _ in records])
     prepared, where = [], {}
     for k, member in enumerate(spec["members"]):
-        config = _member_config(member)
+        try:
+            config = _member_config(member)
+        except Exception as e:  # this member alone
+            records[k] = _failure(e)
+            continue
         ret = run_job(
             hydra_context=context,
             task_function=bundle.prepare,

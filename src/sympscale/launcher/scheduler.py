@@ -284,8 +284,10 @@ class Scheduler:
                 m.status, m.cause = "done", None
             elif rec is not None and not unit.stopped:
                 m.status, m.cause = "failed", rec.get("error") or "the job reported a failure without a reason"
+            elif unit.status == "done":  # the bundle's record lacks this member
+                m.status, m.cause = "failed", "the bundle's result has no record of this job"
             else:
-                m.status, m.cause = unit.status if unit.status != "done" else "failed", unit.cause
+                m.status, m.cause = unit.status, unit.cause
             self._record(m, on_finish, quiet)
         bad = [m for m in unit.members if m.status != "done"]
         if bad:
