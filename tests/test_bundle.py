@@ -345,7 +345,10 @@ def test_a_bundle_job_writes_every_seed_folder_as_a_single_job_does(tmp_path, si
     assert any("a bundle of 3 seeds [1, 2, 3]" in line for line in said), said
     for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
         _same_job(b, s)
-        assert b["train"]["bundle"] == {"seeds": list(JOB_SEEDS), "size": 3} and s["train"]["bundle"] is None
+        assert (
+            b["train"]["bundle"] == {"seeds": list(JOB_SEEDS), "size": 3, "trained_with": 3}
+            and s["train"]["bundle"] is None
+        )
         one, many = single_dir / str(seed), tmp_path / "bundle" / str(seed)
         assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in many.iterdir())
         cache = str(tmp_path / "cache"), str(single_dir.parent / "cache")
@@ -457,6 +460,7 @@ def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results
     said = []
     bundled = _bundle_job(tmp_path, echo=said.append)
     assert any("does not fit a test budget" in line and "trains 2 at a time" in line for line in said), said
+    assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [2, 2, 1]
     for b, s in zip(bundled, singles, strict=True):
         _same_job(b, s)
 

@@ -213,7 +213,9 @@ def test_a_bundled_sweep_equals_the_unbundled_one_and_a_killed_bundle_resumes(tm
     assert sorted(alone) == sorted(bundled) == [1, 2, 3]
     for seed in (1, 2, 3):
         a, b = alone[seed], bundled[seed]
-        assert b["train"]["bundle"] == {"seeds": [1, 2, 3], "size": 3} and a["train"]["bundle"] is None
+        assert (
+            b["train"]["bundle"] == {"seeds": [1, 2, 3], "size": 3, "trained_with": 3} and a["train"]["bundle"] is None
+        )
         assert b["train"]["selected_step"] == a["train"]["selected_step"]
         for key in ("one_step_mse", "last100_mse"):
             assert b["eval"][key] == pytest.approx(a["eval"][key], rel=1e-9), (seed, key)
