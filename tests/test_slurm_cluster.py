@@ -288,9 +288,10 @@ def test_node_array_script_runs_each_grid_point_once(slurm, workdir, tmp_path):
     started = {}
     for i, t in text.items():
         assert f"[shard {i}/2]" in t, t[-3000:]
-        for idx in re.findall(r"^\[launcher\] done\s+#(\d+)", t, re.M):
-            assert idx not in started, f"grid point #{idx} ran in task {started[idx]} and {i}"
-            started[idx] = i
+        for ref in re.findall(r"^\[launcher\] done\s+#([\d,]+)", t, re.M):  # #k, or a seed bundle's #k,l
+            for idx in ref.split(","):
+                assert idx not in started, f"grid point #{idx} ran in task {started[idx]} and {i}"
+                started[idx] = i
     assert started == {"0": 0, "2": 0, "1": 1}, (started, text)  # grid point k runs in task k mod 2
     dirs = sorted(d for d in sweep.iterdir() if d.is_dir() and not d.name.startswith("."))
     assert [re.search(r"seed=(\d+)", d.name).group(1) for d in dirs] == ["1", "2", "3"], dirs
