@@ -41,7 +41,7 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     if not run.info["params"]:
         return {"seconds": 0.0, "step_s": 0.0, "basis": "nothing to train"}
     inits = [init_params(run, seed) for seed in range(seeds)]
-    n_train = max(1, int(0.7 * spec.data.n_trajectories))
+    n_train = spec.data.split_sizes()[0]
     train = jnp.zeros((n_train, spec.data.n_obs, spec.D), dtype=jnp.float64)
     step = bundle_step(run.model, np.ones(spec.D), tr, train, run.projector)
     state = stack([p for p, _ in inits]), stack([run.optimiser().init(p) for p, _ in inits])

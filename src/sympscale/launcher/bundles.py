@@ -17,9 +17,14 @@ SEED_KEY = "seed"
 AUTO_CAP = 16  # `auto` bundles at most this many seeds (measured gains: 5.3x at 16 seeds, D = 64, H100)
 
 
+def is_seed(override: str) -> bool:
+    """Does this override set the seed (`seed=3`, `+seed=3`, `~seed`)?"""
+    return override.split("=", 1)[0].lstrip("+~") == SEED_KEY
+
+
 def seed_free(overrides: Sequence[str]) -> tuple[str, ...]:
     """A job's overrides without its seed: the jobs of one bundle share them."""
-    return tuple(sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") != SEED_KEY))
+    return tuple(sorted(o for o in overrides if not is_seed(o)))
 
 
 def bundle_size(setting: Any, queued: int, slots: int) -> int:

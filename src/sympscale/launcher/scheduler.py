@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from sympscale.launcher.bundles import is_seed
 from sympscale.launcher.process import StartError, kill_group, open_log, signal_name, spawn
 from sympscale.launcher.wire import decode_result
 
@@ -66,11 +67,8 @@ class Job:
 def bundle_unit(members: list[Job]) -> Job:
     """One process for several jobs (`sympscale.launcher.bundles`): its folder and log are the first member's."""
     first = members[0]
-    seeds = [
-        next((o.split("=", 1)[1] for o in m.overrides if o.split("=", 1)[0].lstrip("+~") == "seed"), "?")
-        for m in members
-    ]
-    shared = [o for o in first.overrides if o.split("=", 1)[0].lstrip("+~") != "seed"]
+    seeds = [next((o.split("=", 1)[1] for o in m.overrides if is_seed(o)), "?") for m in members]
+    shared = [o for o in first.overrides if not is_seed(o)]
     unit = Job(
         idx=first.idx,
         overrides=[*shared, f"seed={','.join(seeds)}"],

@@ -222,29 +222,9 @@ def plain(value):
     return json.loads(json.dumps(value, default=default, allow_nan=True))
 
 
-def encode_result(
-    *,
-    completed: bool,
-    value=None,
-    error: str | None = None,
-    exception: dict | None = None,
-    task_name=None,
-    output_dir=None,
-    working_dir=None,
-) -> bytes:
-    """The result record as JSON bytes; a return value that is not JSON-able is kept as its repr."""
-    return json.dumps(
-        result_record(
-            completed=completed,
-            value=value,
-            error=error,
-            exception=exception,
-            task_name=task_name,
-            output_dir=output_dir,
-            working_dir=working_dir,
-        ),
-        allow_nan=True,
-    ).encode()
+def encode_result(**fields) -> bytes:
+    """The result record (`result_record`'s keywords) as JSON bytes."""
+    return json.dumps(result_record(**fields), allow_nan=True).encode()
 
 
 def encode_bundle_result(members: list[dict]) -> bytes:
