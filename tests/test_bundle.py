@@ -1,4 +1,5 @@
-"""Seed bundles: the seeds of one configuration as one vmapped program equal the single-seed programs."""
+"""Seed bundles: the seeds of one configuration trained as one program (a single run is a bundle of one) equal
+their members run alone: a property of the one training, evaluation and job path."""
 
 import dataclasses
 
@@ -9,21 +10,9 @@ import pytest
 
 from sympscale.models import Capacity, build
 from sympscale.projection import make_projector
+from sympscale.seedaxis import n_seeds, over_seeds, stack, unstack
 from sympscale.selection import make_validator
-from sympscale.training import (
-    Resume,
-    TrainSpec,
-    _bundle_updater,
-    _updater,
-    fit,
-    fit_bundle,
-    healthy,
-    make_loss,
-    make_optimizer,
-    sample_windows,
-    stack,
-    unstack,
-)
+from sympscale.training import Resume, TrainSpec, _updater, fit, fit_bundle, healthy, make_optimizer
 
 SEEDS = (11, 12, 13)
 
@@ -55,52 +44,19 @@ def rel(a, b) -> float:
     return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(la, lb, strict=True)) / scale
 
 
-VARIANTS = [  # (projection, window, memory): each factor at both of its levels, for every model
-    ("none", None, "remat"),
-    ("multi", 4, "blocked"),
-    ("none", 4, "remat"),
-    ("multi", None, "blocked"),
-]
+def test_over_seeds_maps_a_per_seed_function_and_runs_a_bundle_of_one_as_the_function_itself():
+    def f(p, x):
+        return {"y": jnp.tanh(p["w"] @ x) * p["b"], "n": jnp.sum(x * x)}
 
-
-@pytest.mark.parametrize("name", ["symp", "gru", "rk4", "freeform"])
-@pytest.mark.parametrize("projection, window, memory", VARIANTS)
-def test_bundled_loss_and_gradient_equal_the_single_seed_program(name, projection, window, memory, data):
-    s, train, _, _, std = data
-    model = model_of(name, data)
-    spec = TrainSpec(horizon=8, batch_size=4, window=window, memory=memory)
-    loss = make_loss(model, std, spec, make_projector(s, projection))
-    params = [model.init(jax.random.key(k)) for k in SEEDS]
-    batches = [sample_windows(jax.random.key(k + 100), jnp.asarray(train), 4, 8) for k in SEEDS]
-    single = jax.jit(jax.value_and_grad(loss))
-    bundled = jax.jit(jax.vmap(jax.value_and_grad(loss)))(stack(params), *stack(batches))
-    for i, (p, (x0, targets)) in enumerate(zip(params, batches, strict=True)):
-        value, grad = single(p, x0, targets)
-        assert abs(float(bundled[0][i]) - float(value)) <= 1e-12 * abs(float(value))
-        assert rel(unstack(bundled[1], i), grad) <= 1e-12
-
-
-@pytest.mark.parametrize("name", ["symp", "gru"])
-def test_the_bundled_update_equals_the_single_update(name, data):
-    """The step the bundle runs (masking included): each seed's loss, gradient norm and new state as alone."""
-    s, train, _, _, std = data
-    model = model_of(name, data)
-    spec = TrainSpec(horizon=6, batch_size=4, warmup=0)
-    opt, train_dev = make_optimizer(spec), jnp.asarray(train)
-    params = [model.init(jax.random.key(k)) for k in SEEDS]
-    keys = [jax.random.key(k + 7) for k in SEEDS]
-    bundled = _bundle_updater(model, std, spec, opt, train_dev, None)
-    out = bundled(
-        stack(params), stack([opt.init(p) for p in params]), jnp.stack(keys), jnp.asarray(3), 6, healthy(len(SEEDS))
-    )
-    for i, (p, k) in enumerate(zip(params, keys, strict=True)):
-        new, state, value, gnorm = _updater(model, std, spec, opt, train_dev, k, None)(
-            p, opt.init(p), jnp.asarray(3), 6
-        )
-        assert abs(float(out[2][i]) - float(value)) <= 1e-12 * abs(float(value))
-        assert abs(float(out[3][i]) - float(gnorm)) <= 1e-12 * abs(float(gnorm))
-        assert rel(unstack(out[0], i), new) <= 1e-12 and rel(unstack(out[1], i), state) <= 1e-12
-        assert bool(out[4][0][i]) and int(out[4][1][i]) == -1
+    keys = jax.random.split(jax.random.key(0), 3)
+    ps = [{"w": jax.random.normal(k, (5, 5)), "b": jnp.float64(i + 1.0)} for i, k in enumerate(keys)]
+    xs = [jax.random.normal(jax.random.fold_in(k, 1), (5,)) for k in keys]
+    bundled = jax.jit(over_seeds(f))(stack(ps), stack(xs))
+    assert n_seeds(bundled) == 3 and n_seeds({}) == 1
+    for i, (p, x) in enumerate(zip(ps, xs, strict=True)):
+        assert rel(unstack(bundled, i), f(p, x)) <= 1e-15
+        alone = jax.jit(over_seeds(f))(stack([p]), stack([x]))  # a bundle of one: the function itself, bit for bit
+        assert jax.tree_util.tree_all(jax.tree_util.tree_map(jnp.array_equal, unstack(alone, 0), jax.jit(f)(p, x)))
 
 
 def test_a_seed_that_went_non_finite_once_stays_frozen(data):
@@ -111,7 +67,7 @@ def test_a_seed_that_went_non_finite_once_stays_frozen(data):
     opt = make_optimizer(spec)
     params = [model.init(jax.random.key(k)) for k in SEEDS]
     poisoned = [params[0], jax.tree_util.tree_map(lambda a: a * jnp.nan, params[1]), params[2]]
-    step = _bundle_updater(model, std, spec, opt, jnp.asarray(train), None)
+    step = _updater(model, std, spec, opt, jnp.asarray(train), None)
     keys, opt_state = jnp.stack([jax.random.key(k) for k in SEEDS]), stack([opt.init(p) for p in params])
     _, _, _, _, health = step(stack(poisoned), opt_state, keys, jnp.asarray(3), 6, healthy(3))
     assert health[0].tolist() == [True, False, True] and health[1].tolist() == [-1, 3, -1]
@@ -156,15 +112,18 @@ def _same_run(bundled, single, tol=1e-9):
                 assert rb[key] == pytest.approx(rs[key], rel=1e-9, abs=1e-300), (rs["step"], key)
 
 
-@pytest.mark.parametrize("name", ["symp", "gru"])
-def test_twenty_steps_of_a_bundle_of_three_equal_three_single_runs(name, data):
+@pytest.mark.parametrize("name, projection, memory", [("symp", "multi", "blocked"), ("gru", "none", "remat")])
+def test_twenty_steps_of_a_bundle_of_three_equal_three_single_runs(name, projection, memory, data):
     s, _, val, _, std = data
     model = model_of(name, data)
-    spec = _spec()
+    spec = dataclasses.replace(_spec(), memory=memory)
     validate = make_validator(model, val, std, horizon=spec.val_horizon, starts=2)
     params = [model.init(jax.random.key(k)) for k in SEEDS]
+    kw = {"projector": make_projector(s, projection)}
     for b, one in zip(
-        _bundle(model, data, spec, params, validate), _singles(model, data, spec, params, validate), strict=True
+        _bundle(model, data, spec, params, validate, **kw),
+        _singles(model, data, spec, params, validate, **kw),
+        strict=True,
     ):
         _same_run(b, one)
 
@@ -326,13 +285,16 @@ def _params_file(path):
         return [z[k] for k in sorted(z.files, key=lambda k: int(k.split("_")[1]))]
 
 
-def _same_job(bundled: dict, single: dict, tol=1e-9):
+def _same_job(bundled: dict, single: dict, tol=1e-9, rollout_tol=1e-6):
+    """Training and one-step error to `tol`; the 100-step chaotic test rollouts amplify the parameters' last-bit
+    differences (a vmapped matrix product rounds differently) to ~1e-9, so they are held to `rollout_tol`."""
     assert bundled["status"] == single["status"] and bundled["seed"] == single["seed"]
     for key in ("steps_trained", "selected_step", "converged", "diverged", "final_loss"):
         b, s = bundled["train"][key], single["train"][key]
         assert b == pytest.approx(s, rel=tol) if isinstance(s, float) else b == s, key
-    for key in ("one_step_mse", "last100_mse", "steps_to_mse_1", "energy_residual", "bounded"):
-        assert bundled["eval"][key] == pytest.approx(single["eval"][key], rel=tol), key
+    assert bundled["eval"]["one_step_mse"] == pytest.approx(single["eval"]["one_step_mse"], rel=tol)
+    for key in ("last100_mse", "steps_to_mse_1", "energy_residual", "bounded"):
+        assert bundled["eval"][key] == pytest.approx(single["eval"][key], rel=rollout_tol), key
     assert set(bundled) == set(single) and set(bundled["eval"]) == set(single["eval"])
 
 
@@ -477,7 +439,7 @@ def test_the_estimate_measures_the_bundled_step_of_the_config(tmp_path):
     assert one["seconds"] == pytest.approx(40 * one["step_s"] * one["horizon_scale"])  # train.steps=40
 
 
-def test_a_bundle_of_a_model_with_nothing_to_train_evaluates_each_seed(tmp_path):
+def test_a_bundle_of_a_model_with_nothing_to_train_gives_every_seed_the_evaluation(tmp_path):
     from sympscale import job
 
     specs, records = _job_inputs(tmp_path, seeds=(1, 2), extra=["model=oracle"])

@@ -29,7 +29,8 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     from sympscale.assembly import assemble, init_params
     from sympscale.curriculum import mean_horizon
     from sympscale.job import JobSpec
-    from sympscale.training import bundle_step, healthy, stack
+    from sympscale.seedaxis import stack
+    from sympscale.training import bundle_step, healthy
 
     spec = JobSpec.from_config(OmegaConf.create(task_cfg))
     run = assemble(spec)  # shapes only: no data generated

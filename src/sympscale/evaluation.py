@@ -15,6 +15,7 @@ import numpy as np
 from jax import lax
 
 from sympscale.registry import METRICS
+from sympscale.seedaxis import n_seeds, over_seeds, stack, unstack
 from sympscale.training import rollout
 
 VPT_THRESHOLDS = (0.3, 0.5)
@@ -49,12 +50,12 @@ def _finite_mean(err: np.ndarray) -> float:
 def one_step_mse(model, params, traj: np.ndarray, std: np.ndarray) -> float:
     """Normalised MSE of one model step from every true state of `traj` (n, T, D) to the next (one trajectory
     at a time); +inf when any prediction is not finite."""
-    return _finite_mean(np.asarray(jax.jit(_one_step_errors(model, traj, std))(params)))
+    return one_step_mse_bundle(model, stack([params]), traj, std)[0]
 
 
 def one_step_mse_bundle(model, params, traj: np.ndarray, std: np.ndarray) -> list[float]:
-    """`one_step_mse` of each seed of stacked parameters (a seed bundle), as one vmapped program."""
-    err = np.asarray(jax.jit(jax.vmap(_one_step_errors(model, traj, std)))(params))
+    """`one_step_mse` of each seed of stacked parameters (a seed bundle), as one program."""
+    err = np.asarray(jax.jit(over_seeds(_one_step_errors(model, traj, std)))(params))
     return [_finite_mean(e) for e in err]
 
 
@@ -158,33 +159,9 @@ def valid_prediction_time(r: Rollout) -> dict:
     }
 
 
-def rollout_metrics(
-    model,
-    params,
-    system,
-    test: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    *,
-    horizon: int,
-    bounded_factor: float = 2.0,
-    last: int = 100,
-    projector=None,
-    lyapunov: float | None = None,
-    dt_obs: float = 1.0,
-) -> dict:
-    """Roll out from the first state of each test trajectory for `horizon` steps and score it with every
-    registered metric (`sympscale.registry.METRICS`).
-
-    `lyapunov` (λ₁ of the dataset, per time unit) adds the valid prediction time in Lyapunov times (a rollout
-    that never crosses counts as the full horizon).
-
-    With a `projector`, a second rollout projects every step onto the invariants; its conservation residuals
-    (`conservation_projected`), last-100 MSE and Newton statistics are reported beside the plain ones.
-    """
-    scored = _rollouts(model, system, test, std, horizon, last, projector)
-    out = jax.tree_util.tree_map(np.asarray, jax.jit(scored)(params))
-    return _metrics(out, test, mean, std, system, horizon, last, bounded_factor, lyapunov, dt_obs, projector)
+def rollout_metrics(model, params, system, test: np.ndarray, mean: np.ndarray, std: np.ndarray, **kw) -> dict:
+    """`rollout_metrics_bundle` of one seed's parameters."""
+    return rollout_metrics_bundle(model, stack([params]), system, test, mean, std, **kw)[0]
 
 
 def rollout_metrics_bundle(
@@ -202,26 +179,20 @@ def rollout_metrics_bundle(
     lyapunov: float | None = None,
     dt_obs: float = 1.0,
 ) -> list[dict]:
-    """`rollout_metrics` of each seed of stacked parameters (a seed bundle): the rollouts as one vmapped program."""
+    """Roll out from the first state of each test trajectory for `horizon` steps and score it with every
+    registered metric (`sympscale.registry.METRICS`), for each seed of stacked parameters (a seed bundle, one
+    program; a single run is a bundle of one).
+
+    `lyapunov` (λ₁ of the dataset, per time unit) adds the valid prediction time in Lyapunov times (a rollout
+    that never crosses counts as the full horizon).
+
+    With a `projector`, a second rollout projects every step onto the invariants; its conservation residuals
+    (`conservation_projected`), last-100 MSE and Newton statistics are reported beside the plain ones.
+    """
     scored = _rollouts(model, system, test, std, horizon, last, projector)
-    out = jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(scored))(params))
-    seeds = len(jax.tree_util.tree_leaves(out)[0])
-    return [
-        _metrics(
-            jax.tree_util.tree_map(lambda a, i=i: a[i], out),
-            test,
-            mean,
-            std,
-            system,
-            horizon,
-            last,
-            bounded_factor,
-            lyapunov,
-            dt_obs,
-            projector,
-        )
-        for i in range(seeds)
-    ]
+    out = jax.tree_util.tree_map(np.asarray, jax.jit(over_seeds(scored))(params))
+    settings = (test, mean, std, system, horizon, last, bounded_factor, lyapunov, dt_obs, projector)
+    return [_metrics(unstack(out, i), *settings) for i in range(n_seeds(out))]
 
 
 def _rollouts(model, system, test: np.ndarray, std: np.ndarray, horizon: int, last: int, projector):

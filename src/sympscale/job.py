@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -19,14 +20,15 @@ import numpy as np
 from sympscale import checkpoint, identity, provenance
 from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
 from sympscale.data import DataSpec
-from sympscale.evaluation import one_step_mse, one_step_mse_bundle, rollout_metrics, rollout_metrics_bundle
+from sympscale.evaluation import one_step_mse_bundle, rollout_metrics_bundle
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity
 from sympscale.progress import Progress
 from sympscale.projection import make_projector
 from sympscale.recipe import effective_train
+from sympscale.seedaxis import stack
 from sympscale.selection import make_validator
-from sympscale.training import Resume, TrainSpec, fit, fit_bundle, stack
+from sympscale.training import Resume, TrainSpec, fit_bundle
 
 SCHEMA_VERSION = 1
 CHECKPOINT = "checkpoint.npz"
@@ -102,16 +104,12 @@ def environment() -> dict:
 
 
 def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=print) -> dict:
-    """Run the job and write its folder; on an exception the status file records the cause, then it re-raises."""
-    record = resolved if resolved is not None else spec_record(spec)
-    job = _open(out_dir, record, echo)
-    try:
-        metrics = _execute(spec, job, echo, identity.computation(record))
-    except BaseException as e:
-        _failed(job, e)
-        raise
-    _finish(job, metrics)
-    return metrics
+    """Run the job and write its folder: a bundle of one (`execute_bundle`). On an exception the status file records
+    the cause, then it re-raises."""
+    (result,) = execute_bundle([spec], [out_dir], resolved=None if resolved is None else [resolved], echo=echo)
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _open(out_dir: Path, record: dict, echo) -> JobDir:
@@ -167,27 +165,9 @@ def _save_params(job: JobDir, params) -> None:
     (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
 
 
-def _execute(spec: JobSpec, job: JobDir, echo, computation: dict) -> dict:
-    t_start = time.perf_counter()
-    run = _assemble(spec, echo)
-    params, train_key = init_params(run, spec.seed)
-    echo(
-        f"{spec.model} on {spec.system} D={spec.D} seed={spec.seed}: {run.info['params']:,} parameters "
-        f"(capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, window={spec.bptt_window or 'full'}"
-    )
-    if run.info["params"]:
-        params, train_summary = _train(job, echo, run, params, train_key, computation)
-    else:  # the oracle: nothing to learn
-        job.start_log()
-        train_summary = dict(UNTRAINED)
-    ev = _evaluate(spec, run, params, echo)
-    _save_params(job, params)
-    return {**_record(spec, run, train_summary), "eval": ev, "wall_s": time.perf_counter() - t_start}
-
-
-def _evaluate(spec: JobSpec, run: Assembly, params, echo, *, stacked: bool = False):
-    """The held-out rollout metrics (plain and projected), the one-step error and the ground-truth horizon; with
-    `stacked` parameters (a seed bundle), a list of each seed's, computed as one vmapped program."""
+def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> list[dict]:
+    """Each seed's held-out rollout metrics (plain and projected), one-step error and ground-truth horizon, for
+    stacked parameters (a seed bundle), computed as one program."""
     data, system = run.data, run.system
     gt_obs = data.meta["ground_truth"]["horizon_obs"]
     if spec.eval_horizon > gt_obs:
@@ -197,10 +177,7 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo, *, stacked: bool = Fal
             f"{gt_obs} compare with an unreliable truth; boundedness and invariants remain meaningful."
         )
     t_eval = time.perf_counter()
-    metrics_of, one_step_of = (
-        (rollout_metrics_bundle, one_step_mse_bundle) if stacked else (rollout_metrics, one_step_mse)
-    )
-    evs = metrics_of(
+    evs = rollout_metrics_bundle(
         run.model,
         params,
         system,
@@ -213,10 +190,9 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo, *, stacked: bool = Fal
         lyapunov=data.meta["lyapunov"]["lambda1"],
         dt_obs=system.dt_obs,
     )
-    one_step = one_step_of(run.model, params, data.test, data.std)
-    evs, one_step = (evs, one_step) if stacked else ([evs], [one_step])
+    one_step = one_step_mse_bundle(run.model, params, data.test, data.std)
     wall = time.perf_counter() - t_eval
-    out = [
+    return [
         {
             **ev,
             "one_step_mse": one,
@@ -226,7 +202,6 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo, *, stacked: bool = Fal
         | {"wall_s": wall}
         for ev, one in zip(evs, one_step, strict=True)
     ]
-    return out if stacked else out[0]
 
 
 def _record(spec: JobSpec, run: Assembly, train_summary: dict) -> dict:
@@ -259,32 +234,6 @@ def _record(spec: JobSpec, run: Assembly, train_summary: dict) -> dict:
         "code": provenance.record(),
         "env": environment(),
     }
-
-
-def _train(job: JobDir, echo, run: Assembly, params, train_key, computation: dict):
-    """Fit the model with validation-based selection, resuming from the job's checkpoint when it matches."""
-    run, memory_choice = _resolve_memory(run, echo)
-    tag = _run_tag(computation, run.data.key)
-    params, resume = _resume(job.path / CHECKPOINT, run, params, tag, computation, job, echo)
-    validate = _validator(run, echo)
-    progress = _progress(run, resume.step if resume else 0)
-    with progress:  # the bar closes also when training raises
-        params, summary = fit(
-            run.model,
-            params,
-            run.data.train,
-            run.data.std,
-            run.train,
-            key=train_key,
-            log=_logger(job, progress),
-            resume=resume,
-            checkpoint=_saver(job, run, computation, tag),
-            projector=run.projector,
-            start_with=run.start_with,
-            validate=validate,
-        )
-    echo(f"selected the parameters of step {summary['selected_step']} (best validation VPT); {_verdict(summary)}")
-    return params, {**summary, "memory": run.train.memory, "memory_auto": memory_choice, "bundle": None}
 
 
 def _validator(run: Assembly, echo):
@@ -325,9 +274,6 @@ def _verdict(summary: dict) -> str:
     return "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
 
 
-# ----- seed bundles: the seeds of one configuration trained as one vmapped program -----------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class _Member:
     """One seed of a bundle: its place in the caller's list, its spec, its folder and its computation."""
@@ -347,7 +293,7 @@ def execute_bundle(
     specs: list[JobSpec], out_dirs: list[Path], *, resolved: list[dict] | None = None, echo=print
 ) -> list[dict | Exception]:
     """Run jobs that differ only in `seed` as one bundle: one assembly and dataset, their training and evaluation
-    as one vmapped program; every seed's folder is written as `execute` writes it.
+    as one program (`seedaxis.over_seeds`); every seed's folder is written as a single job writes its own.
 
     Returns each seed's metrics, or the exception that failed that seed alone (its folder could not be claimed).
     An exception of the bundle itself marks every seed failed, then propagates.
@@ -382,32 +328,35 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
     run = _assemble(spec, echo)
     inits = [init_params(run, m.spec.seed) for m in members]
     seeds = [m.spec.seed for m in members]
+    who = f"seed={seeds[0]}" if len(seeds) == 1 else f"a bundle of {len(seeds)} seeds {seeds}"
     echo(
-        f"{spec.model} on {spec.system} D={spec.D}, a bundle of {len(members)} seeds {seeds}: {run.info['params']:,} "
-        f"parameters each (capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, "
+        f"{spec.model} on {spec.system} D={spec.D} {who}: {run.info['params']:,} parameters "
+        f"(capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, "
         f"window={spec.bptt_window or 'full'}"
     )
-    bundle = {"seeds": seeds, "size": len(members)}
     if run.info["params"]:
-        trained = _train_bundle(members, echo, run, inits)
-        evs = _evaluate(spec, run, stack([params for params, _ in trained]), echo, stacked=True)
-    else:  # the oracle: nothing to learn, nothing to vmap over
+        trained = _train(members, echo, run, inits)
+        evs = _evaluate(spec, run, stack([params for params, _ in trained]), echo)
+    else:  # the oracle: nothing to learn, the same evaluation for every seed
         for m in members:
             m.job.start_log()
         trained = [(params, dict(UNTRAINED)) for params, _ in inits]
-        evs = [_evaluate(spec, run, params, echo) for params, _ in trained]
+        (ev,) = _evaluate(spec, run, stack([trained[0][0]]), echo)
+        evs = [copy.deepcopy(ev) for _ in members]
     out = []
     for m, (params, summary), ev in zip(members, trained, evs, strict=True):
         _save_params(m.job, params)
         # trained_with: the seeds its training program held (fewer than the bundle's when it trained in parts)
         together = summary.pop("trained_with", len(members))
-        record = _record(m.spec, run, {**summary, "bundle": {**bundle, "trained_with": together}})
+        bundle = {"seeds": seeds, "size": len(seeds), "trained_with": together} if len(seeds) > 1 else None
+        record = _record(m.spec, run, {**summary, "bundle": bundle})
         out.append({**record, "eval": ev, "wall_s": time.perf_counter() - t_start})
     return out
 
 
-def _train_bundle(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:
-    """Fit every seed of the bundle; seeds whose checkpoints stopped at different steps train as sub-bundles."""
+def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:
+    """Fit every seed of the bundle with validation-based selection, each resuming from its checkpoint when it
+    matches; seeds whose checkpoints stopped at different steps train as sub-bundles."""
     run, memory_choice = _resolve_memory(run, echo)
     tags = [_run_tag(m.computation, run.data.key) for m in members]
     resumed = [
@@ -443,8 +392,10 @@ def _train_bundle(members: list[_Member], echo, run: Assembly, inits: list) -> l
                 validate=validate,
             )
         for i, (params, summary) in zip(idx, fitted, strict=True):
+            whose = f"seed {members[i].spec.seed}: " if len(members) > 1 else ""
             echo(
-                f"seed {members[i].spec.seed}: selected the parameters of step {summary['selected_step']}; {_verdict(summary)}"
+                f"{whose}selected the parameters of step {summary['selected_step']} (best validation VPT); "
+                f"{_verdict(summary)}"
             )
             results[i] = (
                 params,

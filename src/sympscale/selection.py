@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sympscale.seedaxis import over_seeds
+
 PLATEAU_FRACTION = 0.25  # the convergence rule looks at this last fraction of the steps trained
 
 
@@ -100,10 +102,10 @@ def make_validator(
         out = validate(params, jnp.asarray(train_horizon))
         return {k: float(v) for k, v in out.items()}
 
-    bundled = jax.jit(jax.vmap(validate, in_axes=(0, None)))
+    bundled = jax.jit(lambda params, train_horizon: over_seeds(lambda p: validate(p, train_horizon))(params))
 
     def bundle(params, train_horizon: int) -> list[dict]:
-        """One record per seed of stacked parameters (a seed bundle), as one vmapped program."""
+        """One record per seed of stacked parameters (a seed bundle; `seedaxis.over_seeds`), as one program."""
         out = {k: np.asarray(v) for k, v in bundled(params, jnp.asarray(train_horizon)).items()}
         return [{k: float(v[i]) for k, v in out.items()} for i in range(len(out["val_vpt_steps"]))]
 

@@ -49,12 +49,20 @@ def config_dir() -> str:
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict:
     """Run one job described by a composed config; returns its metrics (also written to out_dir)."""
+    from sympscale.job import execute
+
+    spec, record = _job_spec(cfg)
+    return execute(spec, out_dir, resolved=record)
+
+
+def _job_spec(cfg: DictConfig) -> tuple:
+    """(the job's spec, its resolved record); ConfigError before any compute when the config cannot run."""
     errors = config_errors(cfg)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
-    from sympscale.job import JobSpec, execute  # imports JAX: only once the config is known good
+    from sympscale.job import JobSpec  # imports JAX: only once the config is known good
 
-    return execute(JobSpec.from_config(cfg), out_dir, resolved=_resolved(cfg))
+    return JobSpec.from_config(cfg), _resolved(cfg)
 
 
 def _resolved(cfg: DictConfig) -> dict:
@@ -85,16 +93,12 @@ def _task(cfg: DictConfig) -> dict:
 
 class _Bundle:
     """Seed bundles for the local_devices launcher (`sympscale.launcher.bundles`): `prepare` runs inside each
-    member's Hydra job (its folder and config), `run` trains the prepared members as one vmapped program."""
+    member's Hydra job (its folder and config), `run` trains the prepared members as one program."""
 
     @staticmethod
     def prepare(cfg: DictConfig) -> tuple:
-        errors = config_errors(cfg)
-        if errors:
-            raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
-        from sympscale.job import JobSpec
-
-        return JobSpec.from_config(cfg), Path(HydraConfig.get().runtime.output_dir), _resolved(cfg)
+        spec, record = _job_spec(cfg)
+        return spec, Path(HydraConfig.get().runtime.output_dir), record
 
     @staticmethod
     def run(prepared: list[tuple]) -> list:

@@ -21,6 +21,7 @@ import optax
 from jax import lax
 
 from sympscale.curriculum import horizon_at, horizon_schedule, mean_horizon
+from sympscale.seedaxis import over_seeds, stack, unstack
 from sympscale.selection import better, convergence
 
 MEMORY_STRATEGIES = ("remat", "none", "blocked")  # what a rollout can run; "auto" is resolved before training
@@ -229,12 +230,6 @@ def _cosine_fn(model, std, spec: TrainSpec, train_dev, projector=None):
     return cosine
 
 
-def _cosine_probe(model, std, spec: TrainSpec, train_dev, key, projector=None):
-    """cosine(params, step, horizon) of one run (its batch key fixed)."""
-    compiled = jax.jit(_cosine_fn(model, std, spec, train_dev, projector), static_argnums=3)
-    return lambda params, step, horizon: compiled(params, key, step, horizon)
-
-
 def _global_norm(tree) -> jnp.ndarray:
     return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(tree)))
 
@@ -252,12 +247,6 @@ def _update_fn(model, std, spec: TrainSpec, opt, train_dev, projector):
         return optax.apply_updates(params, updates), opt_state, loss, _global_norm(grads)
 
     return update
-
-
-def _updater(model, std, spec: TrainSpec, opt, train_dev, key, projector):
-    """update(params, opt_state, step, horizon) of one run (one compile per horizon)."""
-    compiled = jax.jit(_update_fn(model, std, spec, opt, train_dev, projector), static_argnums=4)
-    return lambda params, opt_state, step, horizon: compiled(params, opt_state, key, step, horizon)
 
 
 @dataclasses.dataclass
@@ -288,6 +277,59 @@ class _Selector:
             self.since += 1
 
 
+def _updater(model, std, spec: TrainSpec, opt, train_dev, projector):
+    """update(params, opt_state, keys, step, horizon, health) over stacked seeds, one compile per horizon.
+
+    Each seed's step is the single-seed step (`_update_fn`, mapped by `over_seeds`). `health` = (alive, bad_step,
+    bad_loss), each (seeds,): a seed whose loss, gradient or updated parameters are non-finite at this step, or
+    that is no longer alive, keeps its parameters and optimiser state (its update is masked) and is alive no more;
+    bad_step and bad_loss record when and with which loss a seed first went non-finite (-1 and NaN while it has
+    not). Returns (params, opt_state, loss, gradient norm, health).
+    """
+    update = _update_fn(model, std, spec, opt, train_dev, projector)
+
+    def masked(params, opt_state, key, alive, step, horizon):
+        new_params, new_opt, loss, gnorm = update(params, opt_state, key, step, horizon)
+        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(new_params)]))
+        ok = alive & jnp.isfinite(loss) & jnp.isfinite(gnorm) & finite
+        keep = functools.partial(jax.tree_util.tree_map, lambda new, old: jnp.where(ok, new, old))
+        return keep(new_params, params), keep(new_opt, opt_state), loss, gnorm, ok
+
+    @functools.partial(jax.jit, static_argnums=4)
+    def bundled(params, opt_state, keys, step, horizon, health):
+        alive, bad_step, bad_loss = health
+        params, opt_state, loss, gnorm, ok = over_seeds(lambda p, o, k, a: masked(p, o, k, a, step, horizon))(
+            params, opt_state, keys, alive
+        )
+        fault = alive & ~ok  # went non-finite now (a seed already stopped is not alive)
+        health = (ok, jnp.where(fault, step, bad_step), jnp.where(fault, loss, bad_loss))
+        return params, opt_state, loss, gnorm, health
+
+    return bundled
+
+
+def healthy(seeds: int) -> tuple:
+    """The `health` of a bundle whose seeds all train: (alive, bad_step, bad_loss)."""
+    return jnp.ones(seeds, dtype=bool), jnp.full(seeds, -1, dtype=jnp.int64), jnp.full(seeds, jnp.nan)
+
+
+def bundle_step(model, std, spec: TrainSpec, train, projector=None):
+    """The training step of `fit_bundle` (for timing and memory): step(params, opt_state, keys, step, horizon,
+    health) over stacked seeds."""
+    return _updater(model, std, spec, make_optimizer(spec), jnp.asarray(train), projector)
+
+
+def _cosine_probe(model, std, spec: TrainSpec, train_dev, projector):
+    """cosine(params, keys, step, horizon) over stacked seeds (`_cosine_fn` of each)."""
+    cosine = _cosine_fn(model, std, spec, train_dev, projector)
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def bundled(params, keys, step, horizon):
+        return over_seeds(lambda p, k: cosine(p, k, step, horizon))(params, keys)
+
+    return bundled
+
+
 def fit(
     model,
     params,
@@ -303,41 +345,86 @@ def fit(
     start_with: tuple[object, int] | None = None,
     validate: Callable[[dict, int], dict] | None = None,
 ) -> tuple[dict, dict]:
-    """Train; returns (params, summary). A loss that turns non-finite or explodes stops training early with
-    summary["diverged"] = True and the reason in summary["divergence"] (the run is not a result).
+    """Train one seed, a bundle of one (`fit_bundle`); returns (params, summary)."""
+    (result,) = fit_bundle(
+        model,
+        [params],
+        train,
+        std,
+        spec,
+        keys=[key],
+        logs=[log],
+        resumes=[resume],
+        checkpoints=[checkpoint],
+        projector=projector,
+        start_with=start_with,
+        validate=validate,
+    )
+    return result
+
+
+def fit_bundle(
+    model,
+    params: list,
+    train: np.ndarray,
+    std: np.ndarray,
+    spec: TrainSpec,
+    *,
+    keys: list,
+    logs: list[Callable[[dict], None]],
+    resumes: list[Resume | None] | None = None,
+    checkpoints: list[Callable | None] | None = None,
+    projector=None,
+    start_with: tuple[object, int] | None = None,
+    validate: Callable | None = None,
+) -> list[tuple[dict, dict]]:
+    """Train the seeds of one configuration (their parameters, batch keys, logs, checkpoints) as one program;
+    returns each seed's (params, summary).
+
+    Every seed runs the single-seed step on its own parameters, optimiser state and batches (`_updater`). A seed
+    whose loss, gradient or parameters turn non-finite is frozen at its last finite parameters and reported
+    diverged with the step; one whose loss explodes (`divergence`) or whose validation patience runs out stops;
+    the others go on. A diverged seed is not a result: summary["diverged"] = True, the reason in
+    summary["divergence"].
 
     The free-running horizon follows `spec.schedule()` (a curriculum up to `spec.horizon`). With `validate`
-    (selection.make_validator) the run scores itself every `spec.val_every` steps (and before the first step);
-    the returned parameters are the best-scoring ones, `summary` names their step and applies the convergence
-    rule; `spec.patience` stops training after that many validations without improvement.
+    (selection.make_validator) every seed scores itself every `spec.val_every` steps (and before the first step);
+    the returned parameters are the best-scoring ones, the summary names their step and applies the convergence
+    rule; `spec.patience` stops a seed after that many validations without improvement.
 
     With a `projector`, training rollouts are projected onto the invariants after every step.
     `start_with = (other_model, k)` trains the same parameters through `other_model` for the first k steps (e.g. the
     symplectic model with leapfrog before Yoshida-4: a cheaper, more forgiving integrator while V is rough).
 
-    `resume` continues an interrupted run exactly (batches depend only on key and step);
-    `checkpoint(step, (params, opt_state, best_params), {"history": [...]})` is called every
-    `spec.checkpoint_every` steps.
+    `resumes` continue interrupted seeds exactly (batches depend only on key and step); all seeds resume at one
+    step (a caller groups them by their checkpoints' steps). `checkpoint(step, (params, opt_state, best_params),
+    {"history": [...]})` is called every `spec.checkpoint_every` steps per seed.
     """
     n_obs = train.shape[1]
     if spec.horizon + 1 > n_obs:
         raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
     opt = make_optimizer(spec)
-    resume = resume or Resume(0, opt.init(params))
-    if resume.step > spec.steps:
-        raise ValueError(f"resumed at step {resume.step}, past the run's {spec.steps} steps")
-    loop = _Loop(spec, log, validate, checkpoint, _Selector(params, resume.history, resume.best_params))
+    resumes = [r or Resume(0, opt.init(p)) for r, p in zip(resumes or [None] * len(params), params, strict=True)]
+    starts = sorted({r.step for r in resumes})
+    if len(starts) > 1 or starts[0] > spec.steps:
+        raise ValueError(f"the seeds of a bundle resume at one step <= {spec.steps}; they resume at {starts}")
+    checkpoints = checkpoints or [None] * len(params)
+    seeds = [
+        _Seed(spec, log, validate, ckpt, _Selector(p, r.history, r.best_params))
+        for log, ckpt, p, r in zip(logs, checkpoints, params, resumes, strict=True)
+    ]
     train_dev = jnp.asarray(train)
     updates = _Updates(
-        main=_updater(model, std, spec, opt, train_dev, key, projector),
-        first=_updater(start_with[0], std, spec, opt, train_dev, key, projector) if start_with else None,
+        main=_updater(model, std, spec, opt, train_dev, projector),
+        first=_updater(start_with[0], std, spec, opt, train_dev, projector) if start_with else None,
         first_steps=start_with[1] if start_with else 0,
-        cosine=_cosine_probe(model, std, spec, train_dev, key, projector)
+        cosine=_cosine_probe(model, std, spec, train_dev, projector)
         if spec.grad_cosine_every and spec.window
         else None,
     )
-    params = loop.run(updates, params, resume)
-    return loop.result(params)
+    loop = _Loop(seeds, jnp.stack(keys))
+    final = loop.run(updates, stack(params), stack([r.opt_state for r in resumes]), starts[0])
+    return [seed.result(unstack(final, i)) for i, seed in enumerate(seeds)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,8 +440,8 @@ class _Updates:
         return self.first if step < self.first_steps else self.main
 
 
-class _Loop:
-    """The training loop's state and its bookkeeping: logging, divergence, validation, checkpoints, the summary."""
+class _Seed:
+    """One seed's bookkeeping: its log, divergence, validation record, checkpoints and summary."""
 
     def __init__(self, spec: TrainSpec, log, validate, checkpoint, selector: _Selector):
         self.spec, self.log, self.validate, self.checkpoint, self.selector = spec, log, validate, checkpoint, selector
@@ -366,50 +453,32 @@ class _Loop:
     def validating(self) -> bool:
         return self.validate is not None and bool(self.spec.val_every)
 
-    def run(self, updates: _Updates, params, resume: Resume):
-        spec = self.spec
-        self.start = self.trained = resume.step  # stays so when resumed from the final checkpoint: nothing to do
-        opt_state = resume.opt_state
-        if self.validating() and self.start == 0:
-            self._validation(params, 0, horizon_at(self.schedule, 0))
-        for step in range(self.start, spec.steps):
-            horizon = horizon_at(self.schedule, step)
-            params, opt_state, self.loss, gnorm = updates.at(step)(params, opt_state, jnp.asarray(step), horizon)
-            self.trained = step + 1
-            if (step % spec.log_every == 0 or step == spec.steps - 1) and self._log_step(step, horizon, gnorm):
-                break  # diverged
-            if updates.cosine is not None and step % spec.grad_cosine_every == 0:
-                cos = float(updates.cosine(params, jnp.asarray(step), horizon))
-                self.log({"step": step, "horizon": horizon, "grad_cosine_full": cos})
-            if self._after_step(params, opt_state, step + 1, horizon):
-                break  # patience ran out
-        return params
-
-    def _log_step(self, step: int, horizon: int, gnorm) -> bool:
+    def log_step(self, step: int, horizon: int, gnorm) -> bool:
         """Log the training loss; True when it shows the run has diverged."""
         loss = float(self.loss)
         self.first_loss = loss if self.first_loss is None else self.first_loss
         self.diverged = divergence(loss, self.first_loss, step)
-        rec = {"step": step, "horizon": horizon, "loss": loss, "grad_norm": float(gnorm), "wall_s": self._wall()}
+        rec = {"step": step, "horizon": horizon, "loss": loss, "grad_norm": float(gnorm), "wall_s": self.wall()}
         self.log({**rec, **({"diverged": self.diverged} if self.diverged else {})})
         return self.diverged is not None
 
-    def _after_step(self, params, opt_state, done: int, horizon: int) -> bool:
-        """Validate and checkpoint when due; True when early stopping ends the run."""
-        spec, stop = self.spec, False
-        if self.validating() and (done % spec.val_every == 0 or done == spec.steps):
-            self._validation(params, done, horizon)
-            stop = bool(spec.patience and self.selector.since >= spec.patience)
-        if not stop and self.checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0:
-            self.checkpoint(done, (params, opt_state, self.selector.best_params), {"history": self.selector.history})
-        return stop
+    def froze(self, step: int, loss: float, alone: bool) -> None:
+        """Its update went non-finite at `step` and was masked: diverged, its parameters frozen there."""
+        self.loss, self.trained = loss, step
+        self.first_loss = loss if self.first_loss is None else self.first_loss
+        rest = "" if alone else " while the rest of its bundle trained on"
+        self.diverged = (
+            f"non-finite training loss or gradient (loss {loss}) at step {step}; "
+            f"the seed's parameters were frozen there{rest}"
+        )
+        self.log({"step": step, "loss": loss, "diverged": self.diverged, "wall_s": self.wall()})
 
-    def _validation(self, params, step: int, horizon: int) -> None:
-        rec = {"step": step, "horizon": horizon, **self.validate(params, horizon), "wall_s": self._wall()}
+    def validated(self, rec: dict, params, step: int, horizon: int) -> None:
+        rec = {"step": step, "horizon": horizon, **rec, "wall_s": self.wall()}
         self.selector.add(rec, params)
         self.log(rec)
 
-    def _wall(self) -> float:
+    def wall(self) -> float:
         return time.perf_counter() - self.t0
 
     def result(self, params) -> tuple[dict, dict]:
@@ -422,7 +491,7 @@ class _Loop:
             "steps_trained": trained,
             "stopped_early": trained < spec.steps,
             "final_loss": float(self.loss) if trained > self.start else None,  # None: no step ran in this process
-            "wall_s": self._wall(),
+            "wall_s": self.wall(),
             "resumed_from_step": self.start,
             "curriculum": {
                 "kind": spec.curriculum,
@@ -457,144 +526,29 @@ def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec, cap: 
     }
 
 
-# ----- seed bundles: the seeds of one configuration as one vmapped program ----------------------------------
+class _Loop:
+    """Steps the stacked seeds of a run; each seed's `_Seed` keeps its own log, validation and summary."""
 
-
-def stack(trees: list):
-    """Per-seed pytrees -> one pytree whose leaves carry a leading seed axis."""
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def unstack(tree, i: int):
-    """Seed `i` of a stacked pytree."""
-    return jax.tree_util.tree_map(lambda a: a[i], tree)
-
-
-def _bundle_updater(model, std, spec: TrainSpec, opt, train_dev, projector):
-    """update(params, opt_state, keys, step, horizon, health) over stacked seeds, one compile per horizon.
-
-    Each seed's step is the single-seed step (vmapped). `health` = (alive, bad_step, bad_loss), each (seeds,): a
-    seed whose loss, gradient or updated parameters are non-finite at this step, or that is no longer alive, keeps its parameters and
-    optimiser state (its update is masked) and is alive no more; bad_step and bad_loss record when and with
-    which loss a seed first went non-finite (-1 and NaN while it has not). Returns (params, opt_state, loss,
-    gradient norm, health).
-    """
-    update = _update_fn(model, std, spec, opt, train_dev, projector)
-
-    def masked(params, opt_state, key, alive, step, horizon):
-        new_params, new_opt, loss, gnorm = update(params, opt_state, key, step, horizon)
-        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(new_params)]))
-        ok = alive & jnp.isfinite(loss) & jnp.isfinite(gnorm) & finite
-        keep = functools.partial(jax.tree_util.tree_map, lambda new, old: jnp.where(ok, new, old))
-        return keep(new_params, params), keep(new_opt, opt_state), loss, gnorm, ok
-
-    @functools.partial(jax.jit, static_argnums=4)
-    def bundled(params, opt_state, keys, step, horizon, health):
-        alive, bad_step, bad_loss = health
-        params, opt_state, loss, gnorm, ok = jax.vmap(lambda p, o, k, a: masked(p, o, k, a, step, horizon))(
-            params, opt_state, keys, alive
-        )
-        fault = alive & ~ok  # went non-finite now (a seed already stopped is not alive)
-        health = (ok, jnp.where(fault, step, bad_step), jnp.where(fault, loss, bad_loss))
-        return params, opt_state, loss, gnorm, health
-
-    return bundled
-
-
-def healthy(seeds: int) -> tuple:
-    """The `health` of a bundle whose seeds all train: (alive, bad_step, bad_loss)."""
-    return jnp.ones(seeds, dtype=bool), jnp.full(seeds, -1, dtype=jnp.int64), jnp.full(seeds, jnp.nan)
-
-
-def bundle_step(model, std, spec: TrainSpec, train, projector=None):
-    """The bundled training step of `fit_bundle` (for timing): step(params, opt_state, keys, step, horizon, health)."""
-    return _bundle_updater(model, std, spec, make_optimizer(spec), jnp.asarray(train), projector)
-
-
-def _bundle_cosine(model, std, spec: TrainSpec, train_dev, projector):
-    cosine = _cosine_fn(model, std, spec, train_dev, projector)
-
-    @functools.partial(jax.jit, static_argnums=3)
-    def bundled(params, keys, step, horizon):
-        return jax.vmap(lambda p, k: cosine(p, k, step, horizon))(params, keys)
-
-    return bundled
-
-
-def fit_bundle(
-    model,
-    params: list,
-    train: np.ndarray,
-    std: np.ndarray,
-    spec: TrainSpec,
-    *,
-    keys: list,
-    logs: list[Callable[[dict], None]],
-    resumes: list[Resume | None] | None = None,
-    checkpoints: list[Callable] | None = None,
-    projector=None,
-    start_with: tuple[object, int] | None = None,
-    validate: Callable | None = None,
-) -> list[tuple[dict, dict]]:
-    """Train the seeds of one configuration (their parameters, batch keys, logs, checkpoints) as one vmapped
-    program; returns each seed's (params, summary) as `fit` would.
-
-    Every seed runs the single-seed step on its own parameters, optimiser state and batches. A seed whose loss
-    or gradient turns non-finite is frozen at its last finite parameters and reported diverged with the step;
-    one whose loss explodes (`divergence`) or whose validation patience runs out stops as it would alone; the
-    others go on. With `validate` (selection.make_validator) every seed's validation runs as one vmapped call.
-    All seeds must resume at one step (a caller groups them by their checkpoints' steps).
-    """
-    n_obs = train.shape[1]
-    if spec.horizon + 1 > n_obs:
-        raise ValueError(f"train horizon {spec.horizon} needs {spec.horizon + 1} observations, data has {n_obs}")
-    opt = make_optimizer(spec)
-    resumes = [r or Resume(0, opt.init(p)) for r, p in zip(resumes or [None] * len(params), params, strict=True)]
-    starts = sorted({r.step for r in resumes})
-    if len(starts) > 1 or starts[0] > spec.steps:
-        raise ValueError(f"the seeds of a bundle resume at one step <= {spec.steps}; they resume at {starts}")
-    checkpoints = checkpoints or [None] * len(params)
-    loops = [
-        _Loop(spec, log, validate, ckpt, _Selector(p, r.history, r.best_params))
-        for log, ckpt, p, r in zip(logs, checkpoints, params, resumes, strict=True)
-    ]
-    train_dev = jnp.asarray(train)
-    updates = _Updates(
-        main=_bundle_updater(model, std, spec, opt, train_dev, projector),
-        first=_bundle_updater(start_with[0], std, spec, opt, train_dev, projector) if start_with else None,
-        first_steps=start_with[1] if start_with else 0,
-        cosine=_bundle_cosine(model, std, spec, train_dev, projector)
-        if spec.grad_cosine_every and spec.window
-        else None,
-    )
-    bundle = _BundleLoop(loops, jnp.stack(keys))
-    final = bundle.run(updates, stack(params), stack([r.opt_state for r in resumes]), starts[0])
-    return [loop.result(unstack(final, i)) for i, loop in enumerate(loops)]
-
-
-class _BundleLoop:
-    """Steps a bundle; each seed's `_Loop` keeps its own log, divergence, validation, checkpoints and summary."""
-
-    def __init__(self, loops: list[_Loop], keys):
-        self.loops, self.keys = loops, keys
-        self.spec = loops[0].spec
-        self.active = [True] * len(loops)  # host view: the seeds still training
-        self.health = healthy(len(loops))  # device view (alive, bad_step, bad_loss), carried by the step
+    def __init__(self, seeds: list[_Seed], keys):
+        self.seeds, self.keys = seeds, keys
+        self.spec, self.schedule = seeds[0].spec, seeds[0].schedule
+        self.active = [True] * len(seeds)  # host view: the seeds still training
+        self.health = healthy(len(seeds))  # device view (alive, bad_step, bad_loss), carried by the step
 
     def run(self, updates: _Updates, params, opt_state, start: int):
-        spec, first = self.spec, self.loops[0]
-        for loop in self.loops:
-            loop.start = loop.trained = start
-        if first.validating() and start == 0:
-            self._validation(params, 0, horizon_at(first.schedule, 0))
+        spec = self.spec
+        for seed in self.seeds:
+            seed.start = seed.trained = start  # stays so when resumed from the final checkpoint: nothing to do
+        if self.seeds[0].validating() and start == 0:
+            self._validation(params, 0, horizon_at(self.schedule, 0))
         for step in range(start, spec.steps):
-            horizon = horizon_at(first.schedule, step)
+            horizon = horizon_at(self.schedule, step)
             step_ = jnp.asarray(step)
             params, opt_state, self.loss, self.gnorm, self.health = updates.at(step)(
                 params, opt_state, self.keys, step_, horizon, self.health
             )
             for i in self._running():
-                self.loops[i].trained = step + 1
+                self.seeds[i].trained = step + 1
             if step % spec.log_every == 0 or step == spec.steps - 1:
                 self._log_step(step, horizon)
             if updates.cosine is not None and step % spec.grad_cosine_every == 0:
@@ -602,6 +556,7 @@ class _BundleLoop:
             self._after_step(params, opt_state, step + 1, horizon)
             if not any(self.active):
                 break
+        self._sync()
         return params
 
     def _running(self) -> list[int]:
@@ -617,32 +572,26 @@ class _BundleLoop:
         alive, bad_step, bad_loss = (np.asarray(a) for a in self.health)
         for i in self._running():
             if not alive[i]:
-                loop, step, loss = self.loops[i], int(bad_step[i]), float(bad_loss[i])
-                loop.loss, loop.trained = bad_loss[i], step
-                loop.first_loss = loss if loop.first_loss is None else loop.first_loss
-                loop.diverged = (
-                    f"non-finite training loss or gradient (loss {loss}) at step {step}; "
-                    f"the seed's parameters were frozen there while the rest of its bundle trained on"
-                )
-                loop.log({"step": step, "loss": loss, "diverged": loop.diverged, "wall_s": loop._wall()})
+                self.seeds[i].froze(int(bad_step[i]), float(bad_loss[i]), alone=len(self.seeds) == 1)
                 self.active[i] = False
 
     def _log_step(self, step: int, horizon: int) -> None:
         self._sync()
         gnorm = np.asarray(self.gnorm)
         for i in self._running():
-            loop = self.loops[i]
-            loop.loss = self.loss[i]
-            if loop._log_step(step, horizon, gnorm[i]):
+            seed = self.seeds[i]
+            seed.loss = self.loss[i]
+            if seed.log_step(step, horizon, gnorm[i]):
                 self._stop(i)
 
     def _cosine(self, cos, step: int, horizon: int) -> None:
         cos = np.asarray(cos)
         for i in self._running():
-            self.loops[i].log({"step": step, "horizon": horizon, "grad_cosine_full": float(cos[i])})
+            self.seeds[i].log({"step": step, "horizon": horizon, "grad_cosine_full": float(cos[i])})
 
     def _after_step(self, params, opt_state, done: int, horizon: int) -> None:
-        spec, first = self.spec, self.loops[0]
+        """Validate and checkpoint when due; a seed whose patience ran out stops."""
+        spec, first = self.spec, self.seeds[0]
         validate = first.validating() and (done % spec.val_every == 0 or done == spec.steps)
         save = first.checkpoint is not None and spec.checkpoint_every and done % spec.checkpoint_every == 0
         if not (validate or save):
@@ -651,21 +600,19 @@ class _BundleLoop:
         if validate:
             self._validation(params, done, horizon)
             for i in self._running():
-                if spec.patience and self.loops[i].selector.since >= spec.patience:
-                    self.loops[i].loss = self.loss[i]  # its summary's final loss: this step's, as alone
+                if spec.patience and self.seeds[i].selector.since >= spec.patience:
+                    self.seeds[i].loss = self.loss[i]  # its summary's final loss: this step's
                     self._stop(i)
         if save:
             for i in self._running():
-                loop = self.loops[i]
-                state = (unstack(params, i), unstack(opt_state, i), loop.selector.best_params)
-                loop.checkpoint(done, state, {"history": loop.selector.history})
+                seed = self.seeds[i]
+                state = (unstack(params, i), unstack(opt_state, i), seed.selector.best_params)
+                seed.checkpoint(done, state, {"history": seed.selector.history})
 
     def _validation(self, params, step: int, horizon: int) -> None:
-        validate = self.loops[0].validate
+        validate = self.seeds[0].validate
         records = validate.bundle(params, horizon) if hasattr(validate, "bundle") else None
         for i in self._running():
-            loop, seed_params = self.loops[i], unstack(params, i)
+            seed_params = unstack(params, i)
             rec = records[i] if records is not None else validate(seed_params, horizon)
-            rec = {"step": step, "horizon": horizon, **rec, "wall_s": loop._wall()}
-            loop.selector.add(rec, seed_params)
-            loop.log(rec)
+            self.seeds[i].validated(rec, seed_params, step, horizon)
