@@ -1,6 +1,8 @@
 """The analysis never pools or pairs runs that differ in anything but the seed, and says what differs."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from sympscale.analysis import collect
@@ -75,6 +77,20 @@ def test_a_model_option_left_at_its_default_is_no_variant():
         "symp(activation=tanh, leapfrog_steps=500)"
     )
     assert model_label({"name": "freeform", "substeps": 8, "projection": "single"}) == "freeform(substeps=8)+single"
+
+
+def test_the_analysis_reads_the_defaults_a_run_recorded_and_imports_no_jax():
+    """Method labels come from the run's own config.json (`_model_defaults`), so reading a sweep needs neither the
+    models nor JAX; a run that recorded no defaults falls back to the registry."""
+    recorded = {"name": "symp", "substeps": 8, "activation": "softplus"}
+    assert model_label(recorded, {"substeps": 8, "activation": "tanh"}) == "symp(activation=softplus)"
+    code = (
+        "import sys; from sympscale.analysis import collect; from sympscale.analysis.conditions import model_label; "
+        "import sympscale.analyze, sympscale.analysis.report, sympscale.analysis.figures; "
+        "assert model_label({'name': 'gru', 'projection': 'multi'}, {}) == 'gru+multi'; print('jax' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_settings_are_what_runs_of_a_system_differ_in():

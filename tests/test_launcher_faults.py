@@ -241,6 +241,17 @@ def test_planted_payload_and_result_files_are_never_executed(tmp_path):
     assert len(others) == 40 and all(p.read_bytes() == blob for p in others)
 
 
+def test_the_launcher_and_the_children_of_a_task_without_jax_never_import_it(tmp_path):
+    """The launcher (its process plans, queues and reports) and the app-agnostic child entry point import no JAX:
+    only a task that uses it pays for it (~1 s per process)."""
+    report = tmp_path / "parent_modules.json"
+    r = toy(tmp_path, "seed=1,2", env={"TOY_PARENT_MODULES": str(report)})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert json.loads(report.read_text()) == {"jax": False}
+    children = [json.loads(p.read_text()) for p in sorted((tmp_path / "sweep").glob("*/started.json"))]
+    assert len(children) == 2 and not any(c["jax"] for c in children)
+
+
 # ------------------------------------------------------------------------------------------ one job's folder
 def test_a_job_that_cannot_write_its_folder_fails_alone(tmp_path):
     # root ignores permission bits, so block the folder in a way that fails for root too: a file in its place

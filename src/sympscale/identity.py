@@ -17,7 +17,9 @@ from pathlib import Path
 
 # dotted keys of the task config that never change what a job computes
 NON_COMPUTATIONAL = ("name", "data.cache_dir", "train.log_every", "train.checkpoint_every", "if_changed")
-BOOKKEEPING = ("hydra", "_hydra")  # Hydra's runtime record, kept beside the task config in config.json
+# Hydra's runtime record and the model's registered option defaults (read by the analysis's method labels), kept
+# beside the task config in config.json
+BOOKKEEPING = ("hydra", "_hydra", "_model_defaults")
 
 
 def computation(cfg: Mapping) -> dict:

@@ -66,7 +66,11 @@ def _job_spec(cfg: DictConfig) -> tuple:
 
 
 def _resolved(cfg: DictConfig) -> dict:
+    import sympscale.models  # noqa: F401  (the built-in models register themselves)
+    from sympscale.registry import MODELS
+
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["_model_defaults"] = MODELS[cfg.model.name].defaults()  # the analysis's method labels read them
     try:
         hc = HydraConfig.get()
         resolved["_hydra"] = {"overrides": list(hc.overrides.task), "choices": dict(hc.runtime.choices)}

@@ -1,4 +1,5 @@
 """A tiny Hydra app for the launcher's fault tests: no training, a SympScale-style job folder, injected faults.
+Each job's started.json says whether its process imported JAX (a task that needs none must not pay for it).
 
 Job folders are `<sweep>/<job number>`. Each job appends "<seed> <pid>" to `<sweep>/starts.log`, writes
 started.json and a status.json of "running" (as the real pipeline does), sleeps, then finishes "done".
@@ -7,9 +8,11 @@ TOY_FAULTS="2:raise,3:exit0,4:hang" picks a fault per seed (hang: sleep TOY_HANG
 the old launcher's payload and result files in `<sweep>/.launcher/` (unpickling one creates the marker).
 """
 
+import atexit
 import json
 import os
 import pickle
+import sys
 import time
 from pathlib import Path
 
@@ -63,7 +66,7 @@ def work(seed, out: Path, sweep: Path) -> dict:
     job = JobDir(out)
     job.write_config({"seed": seed})
     job.set_status("running")
-    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "seed": seed}))
+    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "seed": seed, "jax": "jax" in sys.modules}))
     if os.environ.get("TOY_PLANT"):
         plant(sweep, os.environ["TOY_PLANT"])
     faults = dict(f.split(":") for f in os.environ.get("TOY_FAULTS", "").split(",") if f)
@@ -106,5 +109,12 @@ if os.environ.get("TOY_BUNDLE"):
     LAUNCHER_BUNDLE_TASK = ToyBundle
 
 
+def report_modules(path: str) -> None:
+    """TOY_PARENT_MODULES=<file>: the launching process writes, as it exits, whether it ever imported JAX."""
+    atexit.register(lambda: Path(path).write_text(json.dumps({"jax": "jax" in sys.modules})))
+
+
 if __name__ == "__main__":
+    if os.environ.get("TOY_PARENT_MODULES"):
+        report_modules(os.environ["TOY_PARENT_MODULES"])
     hydra.main(config_path=None, config_name="toy", version_base="1.3")(task)()

@@ -1,7 +1,8 @@
 """What distinguishes a run's method and setting, derived from its config rather than listed by hand.
 
-A method is a model with the options it changes from its registered defaults (`sympscale.registry.MODELS`) and
-its projection. A setting is every other option of the computation (`sympscale.identity.computation`) in which
+A method is a model with the options it changes from its registered defaults and its projection. The defaults are
+read from the run's own config.json (`_model_defaults`, written by the job), so the analysis reads outputs only and
+never imports the models (nor JAX); runs written before that record existed fall back to the registry. A setting is every other option of the computation (`sympscale.identity.computation`) in which
 the sweep's runs of a system differ, but the seed: the training horizon, the learning rate, the BPTT window, a
 physical parameter... Runs are pooled and paired only within one (system, D, method, setting): two runs that
 differ in anything but the seed are never averaged together.
@@ -12,18 +13,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-import sympscale.models  # noqa: F401  (the built-in models register themselves)
 from sympscale.identity import computation
-from sympscale.registry import MODELS
 
 # keys with their own columns in every table (`stats.GROUP`), and the seed
 OWN_COLUMNS = ("system.name", "D", "seed", "bptt_window.name", "bptt_window.window")
 
 
-def model_label(model: Mapping) -> str:
-    """The method a run belongs to: symp, symp+multi, symp(kinetic=mlp, substeps=8)+single, gru, ..."""
+def model_label(model: Mapping, defaults: Mapping | None = None) -> str:
+    """The method a run belongs to: symp, symp+multi, symp(kinetic=mlp, substeps=8)+single, gru, ...
+
+    `defaults`: the model's registered option defaults as the run recorded them (None: look them up)."""
     name, projection = model.get("name"), model.get("projection") or "none"
-    defaults = MODELS[name].defaults() if name in MODELS else {}
+    defaults = registered_defaults(name) if defaults is None else defaults
     changed = [
         f"{k}={model[k]}"
         for k, v in defaults.items()
@@ -31,6 +32,16 @@ def model_label(model: Mapping) -> str:
     ]
     label = f"{name}({', '.join(changed)})" if changed else str(name)
     return label if projection == "none" else f"{label}+{projection}"
+
+
+def registered_defaults(name) -> dict:
+    """A model's option defaults from the registry (for runs that did not record them: imports the models)."""
+    if not isinstance(name, str):
+        return {}
+    import sympscale.models  # noqa: F401  (the built-in models register themselves)
+    from sympscale.registry import MODELS
+
+    return MODELS[name].defaults() if name in MODELS else {}
 
 
 def _flat(node, prefix: str = "") -> dict[str, str]:

@@ -55,6 +55,10 @@ def _train(cfg: dict) -> dict:
     return effective_train({**train, "recipes": recipes}, str(_get(cfg, ("model", "name"))))
 
 
+def _defaults(recorded) -> dict | None:
+    return recorded if isinstance(recorded, dict) else None
+
+
 def config_fields(cfg: dict) -> dict:
     """The config keys that identify a run in the study (train settings as the model ran them: its recipe)."""
     g = lambda *keys: _get(cfg, keys)  # noqa: E731
@@ -63,7 +67,7 @@ def config_fields(cfg: dict) -> dict:
         "system": g("system", "name"),
         "D": g("D"),
         # a variant or a projected model is its own method in every table and figure
-        "model": model_label(_obj(g("model"))),
+        "model": model_label(_obj(g("model")), _defaults(g("_model_defaults"))),
         "model_name": g("model", "name"),
         "seed": g("seed"),
         "data_seed": g("data_seed"),

@@ -3,7 +3,7 @@ resume verdict read from them: a job is new, finished, or finished by other code
 
 `launcher.json` holds the job's status and cause, its resume key (`hook.job_key`), the code that ran it
 (`hook.code()`: version and source digest) and its JSON return value. Every file goes through
-`sympscale.jobdir.write_json` (atomic, the user's umask).
+`sympscale.launcher.jsonfile.write_json` (atomic, the user's umask).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from sympscale.jobdir import write_json
+from sympscale.launcher.jsonfile import write_json
 from sympscale.launcher.scheduler import Job
 from sympscale.launcher.wire import value_of
 
