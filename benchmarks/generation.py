@@ -12,24 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import tempfile
 import time
 
 import jax
 
 import sympscale
-from sympscale.data import DataSpec, load_or_generate
+from sympscale.data import DataSpec, timed_generation
 from sympscale.systems import make_system
 
 LARGEST = [("fput", 1024), ("toda", 1024), ("nbody", 1024), ("cr3bp", 4), ("ks", 256)]
 
 
 def run(system: str, D: int, spec: DataSpec) -> dict:
-    s = make_system(system, D)
-    with tempfile.TemporaryDirectory() as cache:
-        t0 = time.perf_counter()
-        data = load_or_generate(s, spec, data_seed=0, cache_dir=cache, log=lambda m: None)
-        total = time.perf_counter() - t0
+    total, data = timed_generation(make_system(system, D), spec)  # the bring-up's data section times the same
     m = data.meta
     return {
         "system": system,

@@ -156,6 +156,17 @@ def characterise(system: System, spec: DataSpec, traj: np.ndarray, std: np.ndarr
     return {"lyapunov": lyap, "ground_truth": gt}
 
 
+def timed_generation(system: System, spec: DataSpec, data_seed: int = 0) -> tuple[float, Dataset]:
+    """Generate one dataset into a fresh temporary cache (nothing reused): (wall seconds, the dataset). What the
+    generation benchmark and the bring-up's data section time."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        data = load_or_generate(system, spec, data_seed=data_seed, cache_dir=cache, log=lambda m: None)
+        return time.perf_counter() - t0, data
+
+
 def load_or_generate(
     system: System,
     spec: DataSpec,

@@ -81,15 +81,12 @@ def gemm_tflops(n: int, repeats: int = 5) -> dict:
 
 
 def generation_time(system: str, D: int, n_trajectories: int, n_obs: int) -> dict:
-    """Generate one dataset into a fresh temporary cache (nothing reused) and time it."""
-    from sympscale.data import DataSpec, load_or_generate
+    """Generate one dataset into a fresh temporary cache (nothing reused) and time it (`data.timed_generation`,
+    as benchmarks/generation.py does)."""
+    from sympscale.data import DataSpec, timed_generation
     from sympscale.systems import make_system
 
-    spec = DataSpec(n_trajectories=n_trajectories, n_obs=n_obs)
-    with tempfile.TemporaryDirectory() as cache:
-        t0 = time.perf_counter()
-        data = load_or_generate(make_system(system, D), spec, data_seed=0, cache_dir=cache, log=lambda m: None)
-        total = time.perf_counter() - t0
+    total, data = timed_generation(make_system(system, D), DataSpec(n_trajectories=n_trajectories, n_obs=n_obs))
     return {
         "system": system,
         "D": D,
