@@ -285,9 +285,15 @@ def _params_file(path):
         return [z[k] for k in sorted(z.files, key=lambda k: int(k.split("_")[1]))]
 
 
-def _same_job(bundled: dict, single: dict, tol=1e-9, rollout_tol=1e-6):
-    """Training and one-step error to `tol`; the 100-step chaotic test rollouts amplify the parameters' last-bit
-    differences (a vmapped matrix product rounds differently) to ~1e-9, so they are held to `rollout_tol`."""
+# A bundle of three is a vmapped program, a bundle of one the per-seed program itself: two XLA programs. At the
+# tests' LLVM -O0 (conftest.py) they round differently in the last bit, and the jobs' 40 Adam steps amplify that to
+# ~5e-9 in the parameters (measured; at XLA's default level, the users', they agree to 1e-16); the 100-step chaotic
+# test rollouts amplify it further.
+PARAMS_RTOL = 1e-7
+
+
+def _same_job(bundled: dict, single: dict, tol=PARAMS_RTOL, rollout_tol=1e-5):
+    """Training and one-step error to `tol`, the chaotic test rollouts' scores to `rollout_tol`."""
     assert bundled["status"] == single["status"] and bundled["seed"] == single["seed"]
     for key in ("steps_trained", "selected_step", "converged", "diverged", "final_loss"):
         b, s = bundled["train"][key], single["train"][key]
@@ -319,7 +325,7 @@ def test_a_bundle_job_writes_every_seed_folder_as_a_single_job_does(tmp_path, si
         assert configs[0] == configs[1]
         assert json.loads((many / "status.json").read_text())["status"] == "done"
         for x, y in zip(_params_file(many / "params.npz"), _params_file(one / "params.npz"), strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+            assert np.max(np.abs(x - y)) <= PARAMS_RTOL * np.max(np.abs(y))  # relative to the array's scale
         logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in (many, one)]
         assert [r["step"] for r in logs[0]] == [r["step"] for r in logs[1]]
 
@@ -386,7 +392,7 @@ def test_an_interrupted_bundle_job_resumes_and_finishes_every_seed_once(saves, t
             _params_file(single_dir / str(seed) / "params.npz"),
             strict=True,
         ):
-            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+            assert np.max(np.abs(x - y)) <= PARAMS_RTOL * np.max(np.abs(y))  # relative to the array's scale
 
 
 def test_a_bundle_refuses_jobs_that_differ_in_more_than_the_seed(tmp_path):
