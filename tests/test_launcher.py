@@ -64,6 +64,7 @@ def test_users_grid_on_8_fake_nvidia_gpus(tmp_path):
     by_dev = assert_one_job_per_device_at_a_time(recs, "CUDA_VISIBLE_DEVICES")
     assert set(by_dev) == {str(i) for i in range(8)}  # every device was used
     assert all(r["JAX_PLATFORMS"] == "cuda" and r["ROCR_VISIBLE_DEVICES"] is None for r in recs)
+    assert not any(r["jax_imported"] for r in recs)  # a job process that needs no JAX never loads it
 
 
 @pytest.mark.slow

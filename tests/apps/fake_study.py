@@ -1,4 +1,5 @@
-"""A trivial task over SympScale's real configs, for launcher tests: records what device it saw and when.
+"""A trivial task over SympScale's real configs, for launcher tests: records what device it saw and when (and, like
+any task that needs no JAX, does not import it in its job processes).
 
 FAKE_FAULTS="raise:3,exit:4,nan:5" makes the job with that seed raise, exit hard, or hit a non-finite
 training loss (through the real trainer, which stops and flags the run diverged: a finished job, not a crash). FAKE_SLEEP sets how long a job works.
@@ -15,7 +16,6 @@ from hydra.core.hydra_config import HydraConfig
 
 from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401  (as sympscale.train)
 from sympscale.seeds import rewrite_args
-from sympscale.train import config_dir
 
 VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "JAX_PLATFORMS", "SYMPSCALE_DEVICE")
 
@@ -50,6 +50,7 @@ def task(cfg) -> int:
     if fault == "nan":
         rec["diverged"] = nan_loss()
     rec.update(start=start, end=time.time(), seed=cfg.seed, system=cfg.system.name, D=cfg.D, pid=os.getpid())
+    rec["jax_imported"] = "jax" in sys.modules
     (out / "fake.json").write_text(json.dumps(rec))
     with open(out / "completions", "a") as f:
         f.write("1\n")
@@ -57,5 +58,9 @@ def task(cfg) -> int:
 
 
 if __name__ == "__main__":
+    # SympScale's schemas and resolver, as `sympscale.train` registers them (importing JAX): in the launching
+    # process only; each job's process receives its composed config and the resolver, and needs no JAX
+    from sympscale.train import config_dir
+
     sys.argv = [sys.argv[0], *rewrite_args(sys.argv[1:])]
     hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")(task)()
