@@ -143,11 +143,19 @@ def _sbatch_lines(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH") or line.startswith("export JAX")]
 
 
-def _cancel_arrays(env: dict, sweep: Path) -> None:
-    """Cancel what this sweep submitted and Slurm still runs (a failed test must not leave jobs behind)."""
+def _cancel_arrays(env: dict, sweep: Path, grace: float = 60) -> None:
+    """Cancel what this sweep submitted and Slurm still runs (a failed test must not leave jobs behind). Tasks get
+    `grace` seconds to end first: submitit's launcher returns once every result file is written, while the task's
+    process may still be exiting (slowly on a loaded machine), and cancelling it then records a finished job as
+    CANCELLED."""
     folder = sweep / ".submitit"
     for d in folder.iterdir() if folder.is_dir() else ():
-        if d.name.isdigit() and _squeue(env, d.name):
+        if not d.name.isdigit():
+            continue
+        deadline = time.monotonic() + grace
+        while _squeue(env, d.name) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _squeue(env, d.name):
             _run(["scancel", d.name], env, check=False)
 
 
