@@ -252,6 +252,20 @@ def test_the_launcher_and_the_children_of_a_task_without_jax_never_import_it(tmp
     assert len(children) == 2 and not any(c["jax"] for c in children)
 
 
+@pytest.mark.parametrize("users", [None, "0", "1"])
+def test_a_jobs_environment_carries_the_users_jax_enable_x64_not_sympscales(monkeypatch, users):
+    """Importing sympscale sets JAX_ENABLE_X64=1 for its own JAX; the environment the launcher builds for a job
+    passes on what the user had (a SympScale job turns float64 on again itself)."""
+    import sympscale
+    from sympscale.launcher.devices import child_env, plan_devices
+
+    monkeypatch.setattr(sympscale, "_SET_HERE", True)
+    monkeypatch.setattr(sympscale, "_USERS", users)
+    plan = plan_devices("cpu", cpu_workers=1)
+    env = child_env(plan, plan.devices[0], base={"PATH": "/bin", "JAX_ENABLE_X64": "1"})
+    assert env.get("JAX_ENABLE_X64") == users and env["PATH"] == "/bin"
+
+
 # ------------------------------------------------------------------------------------------ one job's folder
 def test_a_job_that_cannot_write_its_folder_fails_alone(tmp_path):
     # root ignores permission bits, so block the folder in a way that fails for root too: a file in its place

@@ -110,6 +110,23 @@ def test_divergence_rule():
     assert "exceeds" in divergence(2e40, 1.5, 300)
 
 
+def test_a_non_finite_single_run_is_frozen_flagged_and_logged_like_any_step(setup):
+    """A single run is a bundle of one: a NaN update is masked at its step, the run finishes diverged (not a crash),
+    and its record prints as every training record does (a job's progress lines)."""
+    from sympscale.progress import plain_line
+
+    s, traj, mean, std, *_ = setup
+    model, _ = build("gru", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2))
+    poisoned = jax.tree_util.tree_map(lambda a: a * jnp.nan, model.init(jax.random.key(3)))
+    spec = TrainSpec(steps=20, batch_size=8, horizon=4, warmup=0, log_every=5)
+    lines = []
+    params, summary = fit(
+        model, poisoned, traj, std, spec, key=jax.random.key(4), log=lambda r: lines.append(plain_line(r, 0.1))
+    )
+    assert summary["diverged"] and summary["steps_trained"] == 0 and "frozen" in summary["divergence"]
+    assert "rest of its bundle" not in summary["divergence"] and len(lines) == 1 and "step      0" in lines[0]
+
+
 def test_an_exploding_loss_stops_training_and_is_flagged(setup):
     s, traj, mean, std, *_ = setup
     model, _ = build("gru", D=s.D, dt=s.dt_obs, mean=mean, std=std, capacity=Capacity(width=16, depth=2))

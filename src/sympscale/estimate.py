@@ -4,7 +4,7 @@ Reads {"config": <a job's resolved task config>, "seeds": n} as JSON on stdin an
 {"seconds": ..., "step_s": ..., "basis": "..."}. The launcher's dry run calls it once per distinct configuration
 and bundle size (`sympscale.launcher_hook.estimate`), in a process of its own: the launcher never imports JAX.
 
-The configuration's training step (its model, projection, window and memory strategy; vmapped over n seeds) is
+The configuration's training step (its model, projection, window and memory strategy; the one training step over n seeds, `training.bundle_step`) is
 compiled from shapes on this process's default device at the final training horizon and timed; the job's time
 is steps x step time x (curriculum's mean horizon / final horizon): a step's rollout costs in proportion to its
 horizon. Data generation, validation and the final evaluation are not counted.

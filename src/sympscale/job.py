@@ -330,7 +330,7 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
     seeds = [m.spec.seed for m in members]
     who = f"seed={seeds[0]}" if len(seeds) == 1 else f"a bundle of {len(seeds)} seeds {seeds}"
     echo(
-        f"{spec.model} on {spec.system} D={spec.D} {who}: {run.info['params']:,} parameters "
+        f"{spec.model} on {spec.system} D={spec.D} {who}: {run.info['params']:,} parameters{'' if len(seeds) == 1 else ' each'} "
         f"(capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, "
         f"window={spec.bptt_window or 'full'}"
     )

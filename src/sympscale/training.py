@@ -471,7 +471,8 @@ class _Seed:
             f"non-finite training loss or gradient (loss {loss}) at step {step}; "
             f"the seed's parameters were frozen there{rest}"
         )
-        self.log({"step": step, "loss": loss, "diverged": self.diverged, "wall_s": self.wall()})
+        rec = {"step": step, "horizon": horizon_at(self.schedule, step), "loss": loss, "grad_norm": math.nan}
+        self.log({**rec, "diverged": self.diverged, "wall_s": self.wall()})  # a training record like any other
 
     def validated(self, rec: dict, params, step: int, horizon: int) -> None:
         rec = {"step": step, "horizon": horizon, **rec, "wall_s": self.wall()}
@@ -585,6 +586,7 @@ class _Loop:
                 self._stop(i)
 
     def _cosine(self, cos, step: int, horizon: int) -> None:
+        self._sync()  # a seed frozen since the last look gets no records after its fault
         cos = np.asarray(cos)
         for i in self._running():
             self.seeds[i].log({"step": step, "horizon": horizon, "grad_cosine_full": float(cos[i])})
@@ -597,6 +599,8 @@ class _Loop:
         if not (validate or save):
             return
         self._sync()
+        if not any(self.active):
+            return  # every seed stopped at this step: nothing left to score or save
         if validate:
             self._validation(params, done, horizon)
             for i in self._running():

@@ -66,7 +66,11 @@ def work(seed, out: Path, sweep: Path) -> dict:
     job = JobDir(out)
     job.write_config({"seed": seed})
     job.set_status("running")
-    (out / "started.json").write_text(json.dumps({"pid": os.getpid(), "seed": seed, "jax": "jax" in sys.modules}))
+    (out / "started.json").write_text(
+        json.dumps(
+            {"pid": os.getpid(), "seed": seed, "jax": "jax" in sys.modules, "x64": os.environ.get("JAX_ENABLE_X64")}
+        )
+    )
     if os.environ.get("TOY_PLANT"):
         plant(sweep, os.environ["TOY_PLANT"])
     faults = dict(f.split(":") for f in os.environ.get("TOY_FAULTS", "").split(",") if f)

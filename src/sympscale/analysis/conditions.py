@@ -2,9 +2,10 @@
 
 A method is a model with the options it changes from its registered defaults and its projection. The defaults are
 read from the run's own config.json (`_model_defaults`, written by the job), so the analysis reads outputs only and
-never imports the models (nor JAX); runs written before that record existed fall back to the registry. A setting is every other option of the computation (`sympscale.identity.computation`) in which
-the sweep's runs of a system differ, but the seed: the training horizon, the learning rate, the BPTT window, a
-physical parameter... Runs are pooled and paired only within one (system, D, method, setting): two runs that
+never imports the models (nor JAX); runs written before that record existed fall back to the registry.
+
+A setting is every other option of the computation (`sympscale.identity.computation`) in which the sweep's runs of
+a system differ, but the seed: the training horizon, the learning rate, the BPTT window, a physical parameter... Runs are pooled and paired only within one (system, D, method, setting): two runs that
 differ in anything but the seed are never averaged together.
 """
 

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from sympscale import without_own_x64
+
 PLATFORMS = ("auto", "cuda", "rocm", "cpu")
 MASK_VARS = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "ROCR_VISIBLE_DEVICES"}
 
@@ -98,8 +100,9 @@ def plan_devices(
 
 
 def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: dict | None = None) -> dict:
-    """Environment of a job that must see exactly `device`."""
-    env = dict(os.environ if base is None else base)
+    """Environment of a job that must see exactly `device` (a SympScale job turns float64 on itself: the launcher
+    passes on only the user's own JAX_ENABLE_X64)."""
+    env = without_own_x64(dict(os.environ if base is None else base))
     for var in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL"):
         env.pop(var, None)
     if plan.platform == "cuda":
