@@ -151,7 +151,6 @@ UNTRAINED = {
     "wall_s": 0.0,
     "memory": None,
     "memory_auto": None,
-    "bundle": None,
 }
 
 

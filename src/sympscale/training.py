@@ -557,8 +557,7 @@ class _Loop:
             self._after_step(params, opt_state, step + 1, horizon)
             if not any(self.active):
                 break
-        self._sync()
-        return params
+        return params  # the last step logged, so every frozen seed has been seen
 
     def _running(self) -> list[int]:
         return [i for i, a in enumerate(self.active) if a]
