@@ -88,6 +88,11 @@ TrainConf = schema(
         ("preset", str, field(default=MISSING)),
         # per-model departures from the settings above (lr, horizon curriculum): sympscale/recipe.py
         ("recipes", Dict[str, Any], field(default_factory=dict)),  # noqa: UP006
+        ("recipe", str, field(default="auto")),  # auto | preset | none: which recipe layers apply
+        # the tuned recipe of this (preset, system, D, model), filled in at composition (conf/config.yaml)
+        ("tuned", Dict[str, Any], field(default_factory=dict)),  # noqa: UP006
+        ("lr_factor", float, field(default=1.0)),  # a tuning grid's point: x the recipe's lr
+        ("horizon_factor", float, field(default=1.0)),  # x the recipe's final horizon
     ),
 )
 

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from sympscale import checkpoint, identity, provenance
+from sympscale import checkpoint, identity, models, provenance, rankfloor
 from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
 from sympscale.data import DataSpec
 from sympscale.evaluation import one_step_mse_bundle, rollout_metrics_bundle
@@ -25,7 +25,7 @@ from sympscale.jobdir import JobDir
 from sympscale.models import Capacity
 from sympscale.progress import Progress
 from sympscale.projection import make_projector
-from sympscale.recipe import effective_train
+from sympscale.recipe import UNTUNED, effective_train, recipe_source
 from sympscale.seedaxis import stack
 from sympscale.selection import make_validator
 from sympscale.training import Resume, TrainSpec, fit_bundle
@@ -54,6 +54,7 @@ class JobSpec:
     projection: str = "none"  # used in training rollouts (and the plain evaluation stays unprojected)
     eval_projection: str = "multi"  # invariant set of the additional projected evaluation rollout
     leapfrog_steps: int = 0  # symp: train with leapfrog for this many steps, then the configured integrator
+    recipe_source: str = UNTUNED  # which recipe layer set the training settings (sympscale/recipe.py)
 
     @classmethod
     def from_config(cls, cfg: Any) -> JobSpec:
@@ -65,6 +66,7 @@ class JobSpec:
         projection = model.pop("projection", "none")
         leapfrog_steps = int(model.pop("leapfrog_steps", 0))
         tr = effective_train(dict(cfg.train), cfg.model.name)
+        source = recipe_source(dict(cfg.train), cfg.model.name)
         preset = tr.pop("preset")
         data = dict(cfg.data)
         cache_dir = data.pop("cache_dir")
@@ -87,6 +89,7 @@ class JobSpec:
             projection=projection,
             leapfrog_steps=leapfrog_steps,
             eval_projection=str(cfg.eval.get("projection", "multi")),
+            recipe_source=source,
         )
 
 
@@ -144,6 +147,7 @@ UNTRAINED = {
     "steps_trained": 0,
     "selected_step": 0,
     "converged": None,
+    "failed_to_learn": None,
     "convergence": {"reason": "no parameters: nothing to train"},
     "diverged": False,
     "divergence": None,
@@ -270,6 +274,8 @@ def _saver(job: JobDir, run: Assembly, computation: dict, tag: str):
 def _verdict(summary: dict) -> str:
     if summary["diverged"]:
         return f"DIVERGED ({summary['divergence']}): not a result"
+    if summary.get("failed_to_learn"):
+        return summary["convergence"]["reason"].replace("failed to learn", "FAILED TO LEARN", 1)
     return "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
 
 
@@ -333,6 +339,7 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
         f"(capacity ratio {run.info['capacity_ratio']:.5f}), {spec.train.steps} steps, "
         f"window={spec.bptt_window or 'full'}"
     )
+    capacity = _capacity(spec, run, echo)
     if run.info["params"]:
         trained = _train(members, echo, run, inits)
         evs = _evaluate(spec, run, stack([params for params, _ in trained]), echo)
@@ -348,9 +355,49 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
         # trained_with: the seeds its training program held (fewer than the bundle's when it trained in parts)
         together = summary.pop("trained_with", len(members))
         bundle = {"seeds": seeds, "size": len(seeds), "trained_with": together} if len(seeds) > 1 else None
-        record = _record(m.spec, run, {**summary, "bundle": bundle})
-        out.append({**record, "eval": ev, "wall_s": time.perf_counter() - t_start})
+        record = _record(m.spec, run, {**summary, "bundle": bundle, "recipe_source": m.spec.recipe_source})
+        out.append({**record, "capacity": capacity, "eval": ev, "wall_s": time.perf_counter() - t_start})
     return out
+
+
+def _capacity(spec: JobSpec, run: Assembly, echo) -> dict:
+    """The run's capacity record: the widths the rule gave, the budget, the model's increment rank and its error
+    floor on the training split (`rankfloor`). A floor above FLOOR_MAX stops the job before training unless
+    capacity.allow_floor."""
+    exact = run.system.exact_quadratic()
+    unit = models.target_params(spec.D, dataclasses.replace(spec.capacity, budget=1.0), exact)
+    rank = run.info["rank"]
+    floor = 0.0
+    if rank is not None and rank["rank"] < rank["dimension"]:
+        increments = rankfloor.normalised_increments(run.data.train, run.data.std)
+        floor = rankfloor.rank_floor_mse(increments, rank["rank"], rank["block"])
+    limited = floor > rankfloor.FLOOR_MAX
+    record = {
+        "width": spec.capacity.width,
+        "width_used": run.info["width"],
+        "depth": spec.capacity.depth,
+        "cover": spec.capacity.cover,
+        "budget": spec.capacity.budget,
+        "budget_ratio": run.info["symp_params"] / unit,
+        "rank": None if rank is None else rank["rank"],
+        "dimension": None if rank is None else rank["dimension"],
+        "rank_block": None if rank is None else rank["block"],
+        "rank_floor_mse": floor,
+        "floor_max": rankfloor.FLOOR_MAX,
+        "allow_floor": spec.capacity.allow_floor,
+        "capacity_limited": limited,
+    }
+    if limited and not spec.capacity.allow_floor:
+        raise rankfloor.CapacityFloor(
+            f"capacity: model={spec.model} at D={spec.D} has increment rank {record['rank']} < {record['dimension']}: "
+            f"its one-step MSE cannot go below {floor:.3g} on this data (> {rankfloor.FLOOR_MAX}); capacity.cover=true "
+            f"removes the floor, capacity.allow_floor=true runs it labelled capacity-limited"
+        )
+    if limited:
+        echo(
+            f"WARNING: capacity-limited: rank {record['rank']} < {record['dimension']}, one-step MSE floor {floor:.3g}"
+        )
+    return record
 
 
 def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:

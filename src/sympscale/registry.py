@@ -28,6 +28,7 @@ class Entry:
     make: Callable[..., Any]  # the constructor
     check: Callable[..., list[str]] | None = None  # problems with a set of options before anything is built
     doc: str = ""
+    rank: Callable[..., Any] | None = None  # models: (options, context) -> IncrementRank (None: no bound claimed)
 
     def defaults(self) -> dict[str, Any]:
         """The options' default values (fields without a default are left out)."""
@@ -47,12 +48,14 @@ class Registry(Mapping[str, Entry]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, *, options: type, make: Callable[..., Any], check=None, doc: str = "") -> Entry:
+    def register(
+        self, name: str, *, options: type, make: Callable[..., Any], check=None, doc: str = "", rank=None
+    ) -> Entry:
         if not dataclasses.is_dataclass(options):
             raise TypeError(f"{self.kind} {name!r}: options must be a dataclass, got {options!r}")
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        entry = Entry(name, options, make, check, doc or (options.__doc__ or "").strip().split("\n")[0])
+        entry = Entry(name, options, make, check, doc or (options.__doc__ or "").strip().split("\n")[0], rank)
         self._entries[name] = entry
         return entry
 

@@ -14,10 +14,16 @@ The validation split (trajectories disjoint from the training and test ones) is 
 The rollout stops early once every window has crossed the threshold and the current horizon is covered, so a
 poor model is scored quickly and a good one costs at most `horizon` steps.
 
-Convergence rule (`converged`): training has converged when the best validation VPT improved by less than
-`tol` (relative) over the last quarter of the steps trained, and that best VPT is above zero (a model that
-never predicts one step within the threshold has learnt nothing measurable and is never called converged) and
-below (1 − tol) x the validation horizon (a VPT at its cap cannot show a gain, so its flat curve proves nothing).
+Verdicts (`convergence`), in this order:
+- `failed to learn`: the best validation VPT is 0, or the best validation one-step MSE is above
+  LEARNED_FRACTION (a tenth) of persistence's (x_{t+1} ≈ x_t) on the same windows. A plateau there is a failure,
+  never convergence.
+- not judged: a best VPT within `tol` of the validation horizon (a VPT at its cap cannot show a gain).
+- `converged`: the best validation VPT gained less than `tol` over the judging window (the last quarter of the
+  steps trained), relative to the best at the window's start.
+- otherwise `still improving`.
+No curriculum stage may start inside the judging window (`stage_in_window`): a new horizon there would be
+judged as if training had settled.
 """
 
 from __future__ import annotations
@@ -33,6 +39,18 @@ from jax import lax
 from sympscale.seedaxis import over_seeds
 
 PLATEAU_FRACTION = 0.25  # the convergence rule looks at this last fraction of the steps trained
+LEARNED_FRACTION = 0.1  # a model has learnt when its one-step MSE is below this fraction of persistence's
+
+
+def window_start(steps_trained: int) -> int:
+    """The first step of the judging window (the last PLATEAU_FRACTION of the steps trained)."""
+    return int(math.floor((1.0 - PLATEAU_FRACTION) * steps_trained))
+
+
+def stage_in_window(schedule, steps: int) -> tuple[int, int] | None:
+    """The first curriculum stage (first_step, horizon) that starts inside the judging window, or None."""
+    start = window_start(steps)
+    return next(((first, h) for first, h in schedule if first > start), None)
 
 
 def validation_windows(n_obs: int, horizon: int, starts: int) -> np.ndarray:
@@ -68,6 +86,7 @@ def make_validator(
     one_y = jnp.asarray(val[:, 1::stride].reshape(-1, D))
     inv_std = jnp.asarray(1.0 / np.asarray(std))
     never = horizon  # "never crossed within the horizon"
+    persistence = float(np.mean(np.asarray(mse_np(one_x, one_y, std))))  # x_{t+1} ≈ x_t on the same transitions
 
     def mse(x, y):  # (..., D) -> (...) normalised squared error, non-finite -> +inf
         e = jnp.mean(((x - y) * inv_std) ** 2, axis=-1)
@@ -110,9 +129,15 @@ def make_validator(
         return [{k: float(v[i]) for k, v in out.items()} for i in range(len(out["val_vpt_steps"]))]
 
     run.bundle = bundle  # type: ignore[attr-defined]
+    run.persistence_one_step_mse = persistence  # type: ignore[attr-defined]
     run.n_windows = int(x0.shape[0])  # type: ignore[attr-defined]
     run.horizon = horizon  # type: ignore[attr-defined]
     return run
+
+
+def mse_np(x, y, std) -> np.ndarray:
+    """(..., D) normalised squared error on the host."""
+    return np.mean(((np.asarray(x) - np.asarray(y)) / np.asarray(std)) ** 2, axis=-1)
 
 
 def better(rec: dict, best: dict | None) -> bool:
@@ -128,25 +153,53 @@ def _finite(v: float, fallback: float) -> float:
 
 
 def convergence(
-    steps: Sequence[int], vpt: Sequence[float], steps_trained: int, *, tol: float, cap: float | None = None
+    steps: Sequence[int],
+    vpt: Sequence[float],
+    steps_trained: int,
+    *,
+    tol: float,
+    cap: float | None = None,
+    one_step: Sequence[float] | None = None,
+    persistence: float | None = None,
 ) -> dict:
-    """Apply the convergence rule to a validation curve (steps, VPT) of a run that trained `steps_trained` steps.
+    """Apply the verdict rules (module docstring) to a validation curve (steps, VPT[, one-step MSE]) of a run that
+    trained `steps_trained` steps; `persistence` is persistence's one-step MSE on the same transitions.
 
-    Returns {converged, improvement, best, window_start, reason}; `improvement` is the relative gain of the
-    best VPT over the last PLATEAU_FRACTION of training (NaN when undefined). A best VPT within `tol` of the
-    validation horizon `cap` cannot show further gains: such a curve is not judged converged (raise the cap).
+    Returns {converged, failed_to_learn, improvement, best, best_then, window_start, reason}; `improvement` is the
+    gain of the best VPT over the judging window relative to the best at its start (NaN when undefined).
     """
     steps, vpt = np.asarray(steps, dtype=np.int64), np.nan_to_num(np.asarray(vpt, dtype=np.float64), nan=0.0)
-    window_start = int(math.floor((1.0 - PLATEAU_FRACTION) * steps_trained))
-    rule = {"window_start": window_start, "tol": tol}
-    before = vpt[steps <= window_start]
-    if len(vpt) < 2 or not len(before) or not (steps > window_start).any():
-        return {**rule, "converged": False, "improvement": math.nan, "reason": "too few validations to judge"}
-    best_then, best = float(before.max()), float(vpt.max())
-    improvement = (best - best_then) / best if best > 0 else math.nan
-    saturated = cap is not None and best >= (1.0 - tol) * cap
-    converged = best > 0 and improvement < tol and not saturated
-    reason = "plateau" if converged else ("no valid prediction step yet" if best <= 0 else "still improving")
-    if saturated:
-        reason = f"validation VPT at its cap ({best:.1f} of {cap:g} steps): raise train.val_horizon to judge"
-    return {**rule, "converged": bool(converged), "improvement": improvement, "best": best, "reason": reason}
+    start = window_start(steps_trained)
+    rule = {"window_start": start, "tol": tol, "learned_fraction": LEARNED_FRACTION, "persistence": persistence}
+    best = float(vpt.max()) if len(vpt) else 0.0
+    best_one = _best_one_step(one_step)
+    learnt = persistence is None or best_one <= LEARNED_FRACTION * persistence
+    out = {**rule, "converged": False, "failed_to_learn": False, "improvement": math.nan, "best": best}
+    out["best_one_step_mse"] = best_one
+    before = vpt[steps <= start]
+    if len(vpt) < 2 or not len(before) or not (steps > start).any():
+        return {**out, "reason": "too few validations to judge"}
+    best_then = float(before.max())
+    out["best_then"] = best_then
+    out["improvement"] = (best - best_then) / best_then if best_then > 0 else (math.inf if best > 0 else math.nan)
+    if best <= 0 or not learnt:
+        why = (
+            "validation VPT 0"
+            if best <= 0
+            else (
+                f"best validation one-step MSE {best_one:.3g} > {LEARNED_FRACTION:g} x persistence's {persistence:.3g}"
+            )
+        )
+        return {**out, "failed_to_learn": True, "reason": f"failed to learn ({why})"}
+    if cap is not None and best >= (1.0 - tol) * cap:
+        return {
+            **out,
+            "reason": f"validation VPT at its cap ({best:.1f} of {cap:g} steps): raise train.val_horizon to judge",
+        }
+    converged = out["improvement"] < tol
+    return {**out, "converged": bool(converged), "reason": "plateau" if converged else "still improving"}
+
+
+def _best_one_step(values: Sequence[float] | None) -> float:
+    finite = [v for v in (values or []) if math.isfinite(v)]
+    return min(finite) if finite else math.inf

@@ -17,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from sympscale import config as config_schema
 from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401, N812  (read by the local_devices launcher)
 from sympscale.identity import FolderConflict
+from sympscale.rankfloor import CapacityFloor
+from sympscale.recipe import tuned_recipe
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
@@ -28,7 +30,13 @@ def register() -> None:
     OmegaConf.register_new_resolver(
         "sympscale_job_key", lambda key: key.replace("'", "").replace("/", "_") or "default", replace=True
     )
+    # the tuned recipe of a (preset, system, D, model), {} where there is none (sympscale/recipe.py)
+    OmegaConf.register_new_resolver("sympscale_tuned_recipe", _tuned_recipe, replace=True)
     config_schema.register()
+
+
+def _tuned_recipe(preset: str, system: str, D: int, model: str) -> dict:
+    return tuned_recipe(Path(config_dir()) / "recipes", preset, system, D, model)
 
 
 register()
@@ -83,7 +91,7 @@ def _task(cfg: DictConfig) -> dict:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = run_job(cfg, out_dir)
-    except (ConfigError, FolderConflict) as e:
+    except (ConfigError, FolderConflict, CapacityFloor) as e:
         print(f"sympscale: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception:

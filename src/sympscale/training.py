@@ -502,20 +502,26 @@ class _Seed:
         }
         if not self.validating():
             reason = {"reason": "no validation (train.val_every = 0)"}
-            return params, {**summary, "selected_step": trained, "converged": None, "convergence": reason}
+            judged = {"converged": None, "failed_to_learn": None, "convergence": reason}
+            return params, {**summary, "selected_step": trained, **judged}
         cap = getattr(self.validate, "horizon", None)
-        return self.selector.best_params, {**summary, **_selection_summary(self.selector, trained, spec, cap)}
+        persistence = getattr(self.validate, "persistence_one_step_mse", None)
+        selection = _selection_summary(self.selector, trained, spec, cap, persistence)
+        return self.selector.best_params, {**summary, **selection}
 
 
-def _selection_summary(selector: _Selector, trained: int, spec: TrainSpec, cap: int | None) -> dict:
+def _selection_summary(
+    selector: _Selector, trained: int, spec: TrainSpec, cap: int | None, persistence: float | None
+) -> dict:
     """selected_step, the convergence verdict and a compact validation curve for metrics.json."""
     h = selector.history
-    steps, vpt = [r["step"] for r in h], [r["val_vpt_steps"] for r in h]
-    verdict = convergence(steps, vpt, trained, tol=spec.plateau_tol, cap=cap)
+    steps, vpt, one = [r["step"] for r in h], [r["val_vpt_steps"] for r in h], [r["val_one_step_mse"] for r in h]
+    verdict = convergence(steps, vpt, trained, tol=spec.plateau_tol, cap=cap, one_step=one, persistence=persistence)
     keys = ("step", "horizon", "val_vpt_steps", "val_one_step_mse", "val_rollout_mse")
     return {
         "selected_step": selector.best["step"],
         "converged": verdict["converged"],
+        "failed_to_learn": verdict["failed_to_learn"],
         "convergence": verdict,
         "validation": {
             "every": spec.val_every,

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from sympscale.curriculum import CURRICULA
+from sympscale.curriculum import CURRICULA, horizon_schedule
 from sympscale.data import DataSpec
-from sympscale.models import MODELS, Capacity, context
+from sympscale.models import MODELS, Capacity, context, cover_width, default_kinetic, increment_rank
 from sympscale.models import check as check_model
 from sympscale.models import options_of as model_options
 from sympscale.projection import KINDS as PROJECTIONS
 from sympscale.recipe import effective_train, recipe_errors
+from sympscale.selection import PLATEAU_FRACTION, stage_in_window, window_start
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
@@ -70,6 +71,10 @@ def config_errors(cfg: Any) -> list[str]:
     for key in ("width", "depth"):
         if cfg.capacity[key] < 1:
             errors.append(f"capacity.{key}={cfg.capacity[key]} must be >= 1")
+    if not _finite_in(cfg.capacity.budget, 0.0, 64.0):
+        errors.append(
+            f"capacity.budget={cfg.capacity.budget} must be a number in (0, 64] (a multiple of the matched budget)"
+        )
     return errors
 
 
@@ -82,12 +87,27 @@ def _model_errors(cfg: Any, system: Any) -> list[str]:
     errors = []
     if not 1 <= getattr(opts, "substeps", 1) <= MAX_SUBSTEPS:
         errors.append(f"model.substeps={opts.substeps} must be in 1..{MAX_SUBSTEPS}")
-    if cfg.capacity.width >= 1 and cfg.capacity.depth >= 1 and system is not None:
-        capacity = Capacity(cfg.capacity.width, cfg.capacity.depth)
+    if cfg.capacity.width >= 1 and cfg.capacity.depth >= 1 and cfg.capacity.budget > 0 and system is not None:
+        capacity = Capacity(**dict(cfg.capacity))
         shapes = np.zeros(cfg.D), np.ones(cfg.D)  # normalisation does not change what can be built
         ctx = context(cfg.D, system.dt_obs, *shapes, capacity, system.exact_quadratic(), system)
-        errors += check_model(name, opts, ctx)
+        errors += check_model(name, opts, ctx) or _floor_errors(name, opts, ctx, capacity, system)
     return errors
+
+
+def _floor_errors(name: str, opts: Any, ctx: Any, capacity: Capacity, system: Any) -> list[str]:
+    """A model whose one-step change cannot span the dimension it must cover has an error floor (SCIENCE §13):
+    refused unless capacity.allow_floor=true."""
+    rank = increment_rank(name, opts, ctx)
+    if rank is None or not rank.short or capacity.allow_floor:
+        return []
+    what = {"state": f"D={ctx.D}", "momentum": f"N={rank.dimension} momenta"}[rank.block]
+    cover = cover_width(ctx.D, capacity.depth, default_kinetic(system.exact_quadratic()))
+    return [
+        f"capacity: model={name} at D={ctx.D} has increment rank {rank.rank} < {what} at potential width "
+        f"{ctx.capacity.width} ({ctx.target:,} parameters): an error floor no training removes; capacity.width={cover} "
+        f"(or capacity.cover=true) removes it, capacity.allow_floor=true runs it labelled capacity-limited"
+    ]
 
 
 class _Attrs(dict):
@@ -115,12 +135,29 @@ def _schedule_errors(tr: Any, data: Any) -> list[str]:
         errors.append(f"train.val_horizon={tr.val_horizon} must be >= 1")
     if not tr.plateau_tol > 0:
         errors.append(f"train.plateau_tol={tr.plateau_tol} must be > 0")
+    if not errors and tr.steps >= 1 and tr.horizon >= 1:
+        errors += _window_errors(tr)
     if data is not None and tr.val_every and int(round(data.val_fraction * data.n_trajectories)) < 1:
         errors.append(
             f"train.val_every={tr.val_every} needs validation trajectories, and data.val_fraction={data.val_fraction} "
             f"of data.n_trajectories={data.n_trajectories} gives none: raise either, or set train.val_every=0"
         )
     return errors
+
+
+def _window_errors(tr: Any) -> list[str]:
+    """A curriculum stage may not start inside the convergence rule's judging window (SCIENCE §13)."""
+    schedule = horizon_schedule(
+        tr.curriculum, horizon=tr.horizon, steps=tr.steps, start=tr.horizon_start, ramp_fraction=tr.ramp_fraction
+    )
+    late = stage_in_window(schedule, tr.steps)
+    if late is None:
+        return []
+    return [
+        f"train.ramp_fraction={tr.ramp_fraction} starts the horizon-{late[1]} curriculum stage at step {late[0]}, inside "
+        f"the convergence window (steps {window_start(tr.steps)}-{tr.steps}), which would judge a new horizon as "
+        f"settled training: use train.ramp_fraction <= {1 - PLATEAU_FRACTION}"
+    ]
 
 
 def system_value_errors(system: dict, name: str | None = None) -> list[str]:

@@ -10,13 +10,15 @@ records how close each model came.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from sympscale.models.base import Capacity, Context, ModelOptions
+from sympscale.models.base import Capacity, Context, IncrementRank, ModelOptions
 from sympscale.models.freeform import FreeformModel, solve_freeform_widths
 from sympscale.models.gru import GRUModel, solve_gru_sizes
 from sympscale.models.nn import param_count
@@ -28,8 +30,70 @@ import_all(__name__, __path__)  # each model module registers itself
 
 
 def target_params(D: int, capacity: Capacity, exact: np.ndarray | None = None) -> int:
-    """Parameter count every model of a (system, D, capacity) is matched to: the default symp model's."""
-    return SympModel.count(D, capacity.width, capacity.depth, default_kinetic(exact))
+    """Parameter count every model of a (system, D, capacity) is matched to: the default symp model's at the width
+    the capacity rule gives (`effective_capacity`)."""
+    return SympModel.count(D, effective_capacity(D, capacity, exact).width, capacity.depth, default_kinetic(exact))
+
+
+def effective_capacity(D: int, capacity: Capacity, exact: np.ndarray | None = None) -> Capacity:
+    """The capacity a cell runs at: `capacity.width`, widened to `cover_width` when `capacity.cover`, then scaled
+    to `capacity.budget` times that budget (the width whose symp count is nearest)."""
+    kinetic = default_kinetic(exact)
+    width = capacity.width
+    if capacity.cover:
+        width = max(width, cover_width(D, capacity.depth, kinetic))
+    if capacity.budget != 1.0:
+        width = _width_for(
+            D, capacity.depth, kinetic, capacity.budget * SympModel.count(D, width, capacity.depth, kinetic)
+        )
+    return dataclasses.replace(capacity, width=width, cover=False, budget=1.0)
+
+
+@functools.lru_cache(maxsize=256)
+def cover_width(D: int, depth: int, kinetic: str = "quadratic") -> int:
+    """The smallest potential width at whose symp budget every registered model with a rank bound spans the
+    dimension it must cover (GRU: D, symp: N, free-form: D): the capacity rule with no architectural floor."""
+
+    def covers(width: int) -> bool:
+        return not any(r is None or r.short for r in _ranks(D, depth, width, kinetic).values())
+
+    hi = 1
+    while not covers(hi):
+        hi *= 2
+    lo = hi // 2  # does not cover (or 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if covers(mid) else (mid, hi)
+    return hi
+
+
+def _ranks(D: int, depth: int, width: int, kinetic: str) -> dict[str, IncrementRank | None]:
+    """Each rank-bounded model's `IncrementRank` at this budget (None: no widths match it)."""
+    target = SympModel.count(D, width, depth, kinetic)
+    ctx = Context(D, 1.0, np.zeros(D), np.ones(D), Capacity(width, depth), target)
+    out = {}
+    for name, entry in MODELS.items():
+        if entry.rank is not None:
+            try:
+                out[name] = entry.rank(entry.options(), ctx)
+            except ValueError:
+                out[name] = None
+    return out
+
+
+def _width_for(D: int, depth: int, kinetic: str, params: float) -> int:
+    """The width whose symp parameter count is nearest `params` (the smaller on a tie)."""
+    width = 1
+    while SympModel.count(D, width + 1, depth, kinetic) <= params:
+        width += 1
+    above = SympModel.count(D, width + 1, depth, kinetic)
+    return width + 1 if above - params < params - SympModel.count(D, width, depth, kinetic) else width
+
+
+def increment_rank(name: str, opts: ModelOptions, ctx: Context) -> IncrementRank | None:
+    """Model `name`'s `IncrementRank` in this context; None when it claims no bound (the oracle)."""
+    entry = MODELS[name]
+    return entry.rank(opts, ctx) if entry.rank is not None else None
 
 
 def options_of(name: str, values: Mapping[str, Any] | None = None) -> ModelOptions:
@@ -38,6 +102,8 @@ def options_of(name: str, values: Mapping[str, Any] | None = None) -> ModelOptio
 
 
 def context(D: int, dt: float, mean, std, capacity: Capacity, exact=None, system=None) -> Context:
+    """The context a model is built in; its capacity is the effective one (`effective_capacity`)."""
+    capacity = effective_capacity(D, capacity, exact)
     target = target_params(D, capacity, exact)
     return Context(D, float(dt), np.asarray(mean), np.asarray(std), capacity, target, exact, system)
 
@@ -47,6 +113,9 @@ def construct(name: str, opts: ModelOptions, ctx: Context):
     model, sizes = MODELS[name].make(opts, ctx)
     count = param_count(jax.eval_shape(model.init, jax.random.key(0)))  # the real tree, without allocating it
     info = {"params": count, "symp_params": ctx.target, "capacity_ratio": count / ctx.target, "sizes": sizes}
+    rank = increment_rank(name, opts, ctx)
+    info["rank"] = None if rank is None else dataclasses.asdict(rank)
+    info["width"] = ctx.capacity.width  # the potential width of the budget (after the capacity rule)
     return model, info
 
 
@@ -65,6 +134,7 @@ __all__ = [
     "MODELS",
     "Capacity",
     "Context",
+    "IncrementRank",
     "FreeformModel",
     "GRUModel",
     "ModelOptions",
@@ -75,6 +145,9 @@ __all__ = [
     "context",
     "default_kinetic",
     "construct",
+    "cover_width",
+    "effective_capacity",
+    "increment_rank",
     "options_of",
     "param_count",
     "solve_freeform_widths",

@@ -14,8 +14,34 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Capacity:
+    """The parameter budget every model of a cell is matched to: the symplectic model's at (D, width, depth).
+
+    cover: widen the potential to the smallest width (>= `width`) at which every registered model's one-step
+    change can span the dimension it must cover (`IncrementRank`), so no model has an architectural error floor.
+    budget: a multiple of that budget (the capacity sweep's 1/4x and 4x): the width whose count is nearest.
+    allow_floor: run a model whose rank falls short anyway; its results are labelled capacity-limited.
+    """
+
     width: int = 64  # hidden width of the symplectic model's potential MLP: the study's capacity knob
     depth: int = 3
+    cover: bool = False
+    budget: float = 1.0
+    allow_floor: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class IncrementRank:
+    """How many directions a model's one-step change x_{t+1} - x_t can span (it lies in an affine subspace of
+    this rank), out of the `dimension` of the coordinates it confines (`block`: "state", all D; "momentum", the
+    last D/2). A rank below the dimension is an error floor no training removes (`sympscale.rankfloor`)."""
+
+    rank: int
+    dimension: int
+    block: str = "state"
+
+    @property
+    def short(self) -> bool:
+        return self.rank < self.dimension
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from sympscale.integrators import rk4_step
-from sympscale.models.base import Context, ModelOptions, capacity_problem, choice_problem
+from sympscale.models.base import Context, IncrementRank, ModelOptions, capacity_problem, choice_problem
 from sympscale.models.nn import ACTIVATIONS, MLP, Array, StateCarry, mlp_param_count, mlp_params
 from sympscale.registry import MODELS
 
@@ -61,7 +61,8 @@ class FreeformModel(StateCarry):
 
 
 def solve_freeform_widths(D: int, target: int, depth: int, *, rtol: float = 1e-3) -> tuple[int, int]:
-    """(width, last_width) with FreeformModel.count within rtol of target; balanced (w/4 <= w2 <= 4w) first."""
+    """(width, last_width) with FreeformModel.count within rtol of target; balanced (w/4 <= w2 <= 4w) first, then a
+    last layer of >= D units (the field's values span D directions: no error floor)."""
     best, best_key = None, None
     w = 1
     while FreeformModel.count(D, w, 1, depth) <= target or w <= 2:
@@ -69,7 +70,7 @@ def solve_freeform_widths(D: int, target: int, depth: int, *, rtol: float = 1e-3
         per = w + 1 + D  # each unit of the last hidden layer adds w inputs, a bias and D outputs
         for w2 in {max(1, (target - rest) // per), max(1, (target - rest) // per + 1)}:
             err = abs(FreeformModel.count(D, w, w2, depth) - target) / target
-            key = (err > rtol, not (w / 4 <= w2 <= 4 * w), err)
+            key = (err > rtol, not (w / 4 <= w2 <= 4 * w), w2 < D, err)
             if best_key is None or key < best_key:
                 best, best_key = (w, w2), key
         w += 1
@@ -107,4 +108,10 @@ def check(options: FreeformOptions, ctx: Context) -> list[str]:
     return errors + capacity_problem(ctx, solve_freeform_widths, ctx.D, ctx.target, ctx.capacity.depth)
 
 
-MODELS.register("freeform", options=FreeformOptions, make=make, check=check)
+def rank(options: FreeformOptions, ctx: Context) -> IncrementRank:
+    """Every RK4 stage's field value lies in the span of the last layer's w2 columns, so does their sum."""
+    _, w2 = solve_freeform_widths(ctx.D, ctx.target, ctx.capacity.depth)
+    return IncrementRank(min(w2, ctx.D), ctx.D, "state")
+
+
+MODELS.register("freeform", options=FreeformOptions, make=make, check=check, rank=rank)

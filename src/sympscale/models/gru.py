@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sympscale.models.base import Context, ModelOptions, capacity_problem
+from sympscale.models.base import Context, IncrementRank, ModelOptions, capacity_problem
 from sympscale.models.nn import F64, MLP, Array, Dense, init_params, lecun_normal
 from sympscale.registry import MODELS
 
@@ -80,11 +80,18 @@ class GRUModel:
         return h, z + self._apply(params, "dec", h)
 
 
+def decoder_rank(D: int, hidden: int, decoder_hidden: int) -> int:
+    """Directions the one-step change dec(h) can span: a linear decoder's H columns; an MLP decoder's change is a
+    function of H numbers through K units, so at most min(H, K) locally (its Jacobian's rank)."""
+    return min(hidden, decoder_hidden or hidden, D)
+
+
 def solve_gru_sizes(D: int, target: int, *, rtol: float = 1e-3, max_decoder_hidden: int = 32) -> tuple[int, int, int]:
     """(hidden, embed, decoder_hidden) whose GRU parameter count matches `target` within rtol.
 
     Preference among matches: an embedding between H/4 and 4H (a core neither starved nor swamped), then a
-    linear decoder (K = 0) or the smallest K, then the smallest mismatch.
+    decoder whose rank reaches D (no error floor, `decoder_rank`), then a linear decoder (K = 0) or the smallest
+    K, then the smallest mismatch.
     """
     best, best_key = None, None
     for H in range(2, int(np.sqrt(target / 3.0)) + 2):
@@ -93,10 +100,11 @@ def solve_gru_sizes(D: int, target: int, *, rtol: float = 1e-3, max_decoder_hidd
             per_e = D + 1 + 3 * H
             for E in {max(1, (target - rest) // per_e), max(1, (target - rest) // per_e + 1)}:
                 err = abs(GRUModel.count(D, H, E, K) - target) / target
-                key = (err > rtol, not (H / 4 <= E <= 4 * H), K, err)
+                short = decoder_rank(D, H, K) < D
+                key = (err > rtol, not (H / 4 <= E <= 4 * H), short, K, err)
                 if best_key is None or key < best_key:
                     best, best_key = (H, E, K), key
-            if best_key is not None and best_key[:3] == (False, False, 0):
+            if best_key is not None and best_key[:4] == (False, False, False, 0):
                 break  # a balanced match with a linear decoder: larger K cannot be preferred
     if best is None or best_key[0]:
         raise ValueError(f"no GRU widths match {target} parameters within {rtol:.1%} at D={D}")
@@ -118,4 +126,10 @@ def check(options: GRUOptions, ctx: Context) -> list[str]:
     return capacity_problem(ctx, solve_gru_sizes, ctx.D, ctx.target)
 
 
-MODELS.register("gru", options=GRUOptions, make=make, check=check)
+def rank(options: GRUOptions, ctx: Context) -> IncrementRank:
+    """z_{t+1} - z_t = dec(h_{t+1}): every change lies in the span of the decoder's last layer."""
+    H, _, K = solve_gru_sizes(ctx.D, ctx.target)
+    return IncrementRank(decoder_rank(ctx.D, H, K), ctx.D, "state")
+
+
+MODELS.register("gru", options=GRUOptions, make=make, check=check, rank=rank)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sympscale.integrators import METHODS, quadratic_flow, rk4_step, split_step
-from sympscale.models.base import Context, ModelOptions, choice_problem
+from sympscale.models.base import Context, IncrementRank, ModelOptions, choice_problem
 from sympscale.models.nn import (
     ACTIVATIONS,
     F64,
@@ -269,5 +269,14 @@ def check(options: RK4Options, ctx: Context) -> list[str]:
     return errors
 
 
-MODELS.register("symp", options=SympOptions, make=make, check=check)
-MODELS.register("rk4", options=RK4Options, make=make, check=check)
+def rank(options: RK4Options, ctx: Context) -> IncrementRank:
+    """Each kick -t ∇V(q) = -t W₁ᵀ(...) lies in the row space of V's first layer, so the change of p over an
+    interval spans at most min(width, N) directions; q's change goes through the full-rank mass matrix. With a
+    known quadratic part the exact flow moves p too, and no bound is claimed (rank N)."""
+    N = ctx.D // 2
+    known = ctx.exact is not None and options.exact_part
+    return IncrementRank(N if known else min(ctx.capacity.width, N), N, "momentum")
+
+
+MODELS.register("symp", options=SympOptions, make=make, check=check, rank=rank)
+MODELS.register("rk4", options=RK4Options, make=make, check=check, rank=rank)
