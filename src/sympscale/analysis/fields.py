@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 
 from sympscale.analysis.conditions import model_label
-from sympscale.recipe import effective_train
+from sympscale.recipe import effective_train, is_tuned, recipe_source
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("computation", "setting", "method", "energy_invariant")
+TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
-INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test")
-FLAGS = ("bounded", "converged", "exceeds_ground_truth")  # true / false / None (not judged)
+INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test", "width_used", "rank", "rank_dimension")
+FLAGS = ("bounded", "converged", "failed_to_learn", "exceeds_ground_truth", "capacity_limited", "tuned")
 
 
 def _get(d, keys, default=None):
@@ -51,8 +51,16 @@ def horizon_schedule_label(train: dict) -> str:
 def _train(cfg: dict) -> dict:
     """The train settings as the model ran them (its recipe applied); {} for a config without them."""
     train = _obj(cfg.get("train"))
+    return effective_train(_layers(train), str(_get(cfg, ("model", "name"))))
+
+
+def _layers(train: dict) -> dict:
+    """The train node with its recipe layers in the shapes `effective_train` reads (junk dropped)."""
     recipes = {k: v for k, v in _obj(train.get("recipes")).items() if isinstance(v, dict)}
-    return effective_train({**train, "recipes": recipes}, str(_get(cfg, ("model", "name"))))
+    tuned = _obj(train.get("tuned"))
+    tuned = tuned if isinstance(tuned.get("values"), dict) else {}
+    factors = {k: train[k] for k in ("lr_factor", "horizon_factor") if isinstance(train.get(k), (int, float))}
+    return {**train, "recipes": recipes, "tuned": tuned, **factors}
 
 
 def _defaults(recorded) -> dict | None:
@@ -82,6 +90,12 @@ def config_fields(cfg: dict) -> dict:
         "memory": g("train", "memory"),
         "width": g("capacity", "width"),
         "depth": g("capacity", "depth"),
+        "budget": _get(cfg, ("capacity", "budget"), 1.0),
+        "lr_factor": _get(cfg, ("train", "lr_factor"), 1.0),
+        "horizon_factor": _get(cfg, ("train", "horizon_factor"), 1.0),
+        # which recipe layer set the run's training settings: a tuned file, or the preset's untuned default
+        "recipe_source": (source := recipe_source(_layers(_obj(cfg.get("train"))), str(g("model", "name")))),
+        "tuned": is_tuned(source),
         "projection": _get(cfg, ("model", "projection"), "none"),
         "experiment": g("_hydra", "choices", "experiment"),
         "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else "",
@@ -100,7 +114,18 @@ def metric_fields(m: dict) -> dict:
         "selected_step": tr("selected_step"),
         # None: not judged (no parameters, or no validation); False: the run is not a result yet
         "converged": tr("converged"),
+        "failed_to_learn": tr("failed_to_learn"),
+        "verdict": tr("convergence", "reason"),
         "convergence_improvement": tr("convergence", "improvement"),
+        "val_vpt_best_steps": tr("validation", "best", "val_vpt_steps"),
+        "val_one_step_best": tr("validation", "best", "val_one_step_mse"),
+        "persistence_one_step_mse": tr("convergence", "persistence"),
+        "width_used": _get(m, ("capacity", "width_used")),
+        "budget_ratio": _get(m, ("capacity", "budget_ratio")),
+        "rank": _get(m, ("capacity", "rank")),
+        "rank_dimension": _get(m, ("capacity", "dimension")),
+        "rank_floor_mse": _get(m, ("capacity", "rank_floor_mse")),
+        "capacity_limited": _get(m, ("capacity", "capacity_limited")),
         "mean_train_horizon": tr("curriculum", "mean_horizon"),
         "one_step_mse": ev("one_step_mse"),
         "train_wall_s": tr("wall_s"),  # of the process that trained it: a seed bundle's is shared by its seeds

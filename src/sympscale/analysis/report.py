@@ -11,6 +11,7 @@ from sympscale.analysis.checks import reason_kind
 from sympscale.analysis.stats import (
     _unconverged,
     bounded_table,
+    cell_labels,
     ci_table,
     conservation_table,
     convergence_table,
@@ -50,8 +51,13 @@ def to_latex(df: pd.DataFrame) -> str:
 
 def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ok = df[df["ok"]]
-    cap = ok.groupby(["system", "D", "model", "setting"]).agg(
-        params=("params", "first"), capacity_ratio=("capacity_ratio", "first")
+    extra = {
+        c: (c, "first")
+        for c in ("width_used", "budget_ratio", "rank", "rank_dimension", "rank_floor_mse", "recipe_source")
+        if c in ok.columns
+    }
+    cap = ok.groupby(["system", "D", "model", "setting"], dropna=False).agg(
+        params=("params", "first"), capacity_ratio=("capacity_ratio", "first"), **extra
     )
     five = lambda r: f"{r:.5f}" if pd.notna(r) else "–"  # noqa: E731
     cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(five))
@@ -89,9 +95,9 @@ def headline(df: pd.DataFrame) -> str:
         if frac is not None and frac.notna().any():
             per_model = grp[frac.notna()].groupby("model")["vpt_fraction_of_oracle"].median()
             desc += "; VPT/oracle " + ", ".join(f"{m} {v:.2f}" for m, v in per_model.items())
-        bad = int(grp["converged"].map(_unconverged).sum()) if "converged" in grp else 0
-        if bad:
-            desc += f" [WARNING: rests on {bad} unconverged run{'s' if bad > 1 else ''}]"
+        labels = "; ".join(f"{m}: {lab}" for m, g in grp.groupby("model") if (lab := cell_labels(g)))
+        if labels:
+            desc += f" [WARNING: {labels}]"
         parts.append(f"{system} D={D}{f' [{setting}]' if setting else ''}: {desc}")
     return "; ".join(parts) + "."
 
@@ -139,13 +145,15 @@ def summary_markdown(
     lines += _convergence_lines(df)
     lines += ["## Headline", "", headline(df), ""]
     titles = {
-        "convergence": "Convergence (best validation VPT gained < tol over the last quarter of training)",
+        "convergence": "Verdicts: failed to learn (validation VPT 0, or one-step MSE > 0.1 x persistence's), converged "
+        "(best validation VPT gained < tol over the last quarter, relative to its start), not converged",
         "vpt_oracle": "VPT(0.3) as a fraction of the oracle's (same system, D, data)",
         "bounded": "Bounded rollouts",
         "ratio_gru_symp": "GRU/Symp last-100 MSE ratio (paired by seed)",
         "conservation": "Conservation residuals (median and max over seeds)",
         "mean_ci": "Mean ± 95 % CI across seeds",
-        "capacity": "Capacity",
+        "capacity": "Capacity: potential width used, budget, increment rank of the dimension it must cover, its "
+        "one-step MSE floor, and the recipe's source",
     }
     for name, t in tabs.items():
         lines += [f"## {titles.get(name, name)}", "", to_markdown(t)]

@@ -81,9 +81,11 @@ def paired_ratios(df: pd.DataFrame, num: str = "gru", den: str = "symp", metric:
 
 
 def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
-    ok = df[df["ok"]]
-    g = ok.groupby(_group(ok), dropna=False)["bounded"]
-    return g.agg(bounded="sum", n="count").assign(fraction=lambda t: t["bounded"] / t["n"]).reset_index()
+    def summarise(grp):
+        k = _flagged(grp["bounded"])
+        return {"bounded": k, "n": len(grp), "fraction": k / len(grp)}
+
+    return _per_group(df, "bounded", ["bounded", "n", "fraction"], summarise)
 
 
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
@@ -109,7 +111,7 @@ def ci_table(df: pd.DataFrame, metrics=("last100_mse", "steps_to_mse_1"), by=("s
         row = dict(zip(by, key, strict=True), n=len(grp))
         for m in metrics:
             row[f"{m}_mean"], row[f"{m}_ci95"] = mean_ci(grp[m])
-        rows.append(row)
+        rows.append({**row, "labels": cell_labels(grp)})
     return pd.DataFrame(rows)
 
 
@@ -142,13 +144,43 @@ def conservation_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _flagged(col: pd.Series) -> int:
+    return int(col.map(lambda v: v is True or v == True).sum())  # noqa: E712  (numpy bools)
+
+
+def cell_labels(grp: pd.DataFrame) -> str:
+    """What a group's comparison falls short of (SCIENCE §13), '' when nothing: runs whose model cannot span the
+    dynamics (capacity-limited), trained with an untuned recipe, that failed to learn or did not converge."""
+    n = len(grp)
+    labels = []
+    for col, word in (("capacity_limited", "capacity-limited"), ("failed_to_learn", "failed to learn")):
+        k = _flagged(grp[col]) if col in grp else 0
+        if k:
+            labels.append(f"{word} {k}/{n}")
+    trained = grp[_num(grp, "steps_trained").fillna(0) > 0] if "steps_trained" in grp else grp.iloc[:0]
+    if "tuned" in grp and len(trained) and not _flagged(trained["tuned"]) == len(trained):
+        labels.append(f"untuned {len(trained) - _flagged(trained['tuned'])}/{n}")
+    if "converged" in grp:
+        bad = int(grp["converged"].map(_unconverged).sum()) - (
+            _flagged(grp["failed_to_learn"]) if "failed_to_learn" in grp else 0
+        )
+        if bad > 0:
+            labels.append(f"unconverged {bad}/{n}")
+    return "; ".join(labels)
+
+
 def _per_group(df: pd.DataFrame, needs: str, cols: list[str], summarise) -> pd.DataFrame:
-    """One row per (system, D, model, horizon_schedule) of the used runs: the keys plus summarise(group)."""
+    """One row per (system, D, model, horizon_schedule) of the used runs: the keys, summarise(group) and the
+    group's labels (`cell_labels`)."""
     ok = df[df["ok"]]
     keys = _group(ok)
+    cols = [*cols, "labels"]
     if needs not in ok.columns or ok.empty:
         return pd.DataFrame(columns=[*keys, *cols])
-    rows = [{**dict(zip(keys, key, strict=True)), **summarise(grp)} for key, grp in ok.groupby(keys, dropna=False)]
+    rows = [
+        {**dict(zip(keys, key, strict=True)), **summarise(grp), "labels": cell_labels(grp)}
+        for key, grp in ok.groupby(keys, dropna=False)
+    ]
     return pd.DataFrame(rows, columns=[*keys, *cols])
 
 
@@ -161,16 +193,19 @@ def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
 
     def summarise(grp):
         c = grp["converged"]
+        failed = _flagged(grp["failed_to_learn"]) if "failed_to_learn" in grp else 0
         return {
             "n": len(grp),
-            "converged": int(c.map(lambda v: v is True or v == True).sum()),  # noqa: E712
-            "not_converged": int(c.map(_unconverged).sum()),
+            "converged": _flagged(c),
+            "failed_to_learn": failed,
+            "not_converged": int(c.map(_unconverged).sum()) - failed,
             "not_judged": int(c.isna().sum()),
             "median_selected_step": _num(grp, "selected_step").median(),
             "median_steps_trained": _num(grp, "steps_trained").median(),
         }
 
-    cols = ["n", "converged", "not_converged", "not_judged", "median_selected_step", "median_steps_trained"]
+    cols = ["n", "converged", "failed_to_learn", "not_converged", "not_judged", "median_selected_step"]
+    cols.append("median_steps_trained")
     return _per_group(df, "converged", cols, summarise)
 
 
