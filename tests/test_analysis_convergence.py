@@ -101,7 +101,7 @@ def test_convergence_counts_oracle_fraction_and_flags(sweep):
     assert ora.loc["symp", "fraction_median"] == pytest.approx(0.6) and ora.loc["oracle", "fraction_median"] == 1.0
     ratio = tabs["ratio_gru_symp"].iloc[0]  # GRU and symp pair up across their own recipes, both shown
     assert ratio["unconverged_pairs"] == 1 and ratio["n_pairs"] == 3 and ratio["num_schedule"] == ratio["den_schedule"]
-    assert "WARNING: rests on 1 unconverged run" in headline(df)
+    assert "[WARNING: gru: untuned 3/3; symp: untuned 3/3; unconverged 1/3]" in headline(df)
     assert "VPT/oracle gru 0.16, oracle 1.00, symp 0.60" in headline(df)
 
 

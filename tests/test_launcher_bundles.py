@@ -7,6 +7,7 @@ runs the members one after another in one process); the end-to-end tests run Sym
 import json
 import os
 import signal
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -233,4 +234,10 @@ def test_the_dry_run_of_a_study_lists_its_bundles_and_predicts_its_device_time(t
     line = next(x for x in out.stdout.splitlines() if x.startswith("predicted device time:"))
     assert "device-hours in 2 processes" in line and "measured training step (3 seed(s)" in line, line
     assert "dry run: 6 jobs, 6 would run" in out.stdout
+    # each job with its width, parameter count and rank (no floor: the dataset is not cached)
+    jobs = [x for x in out.stdout.splitlines() if x.strip().split(" ")[0].isdigit() and ": width " in x]
+    assert len(jobs) == 6 and all(
+        re.search(r"width 32, [\d,]+ parameters, rank (\d+) of \1 \(floor 0\)", x) for x in jobs
+    )
+    assert all("recipe: untuned default" in x for x in jobs), jobs
     assert not list(tmp_path.glob("dry/*/config.json")) and not (tmp_path / "cache").exists()  # nothing run

@@ -360,40 +360,47 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
     return out
 
 
-def _capacity(spec: JobSpec, run: Assembly, echo) -> dict:
-    """The run's capacity record: the widths the rule gave, the budget, the model's increment rank and its error
-    floor on the training split (`rankfloor`). A floor above FLOOR_MAX stops the job before training unless
-    capacity.allow_floor."""
+def capacity_record(spec: JobSpec, run: Assembly) -> dict:
+    """The run's capacity record: the width the rule gave, the budget, the model's increment rank and its error
+    floor on the training split (`rankfloor`; None when assembled without data)."""
     exact = run.system.exact_quadratic()
     unit = models.target_params(spec.D, dataclasses.replace(spec.capacity, budget=1.0), exact)
     rank = run.info["rank"]
     floor = 0.0
     if rank is not None and rank["rank"] < rank["dimension"]:
-        increments = rankfloor.normalised_increments(run.data.train, run.data.std)
-        floor = rankfloor.rank_floor_mse(increments, rank["rank"], rank["block"])
-    limited = floor > rankfloor.FLOOR_MAX
-    record = {
+        floor = None
+        if run.data is not None:
+            increments = rankfloor.normalised_increments(run.data.train, run.data.std)
+            floor = rankfloor.rank_floor_mse(increments, rank["rank"], rank["block"])
+    return {
         "width": spec.capacity.width,
         "width_used": run.info["width"],
         "depth": spec.capacity.depth,
         "cover": spec.capacity.cover,
         "budget": spec.capacity.budget,
         "budget_ratio": run.info["symp_params"] / unit,
+        "params": run.info["params"],
         "rank": None if rank is None else rank["rank"],
         "dimension": None if rank is None else rank["dimension"],
         "rank_block": None if rank is None else rank["block"],
         "rank_floor_mse": floor,
         "floor_max": rankfloor.FLOOR_MAX,
         "allow_floor": spec.capacity.allow_floor,
-        "capacity_limited": limited,
+        "capacity_limited": floor is not None and floor > rankfloor.FLOOR_MAX,
     }
-    if limited and not spec.capacity.allow_floor:
+
+
+def _capacity(spec: JobSpec, run: Assembly, echo) -> dict:
+    """`capacity_record`; a floor above FLOOR_MAX stops the job before training unless capacity.allow_floor."""
+    record = capacity_record(spec, run)
+    floor = record["rank_floor_mse"]
+    if record["capacity_limited"] and not spec.capacity.allow_floor:
         raise rankfloor.CapacityFloor(
             f"capacity: model={spec.model} at D={spec.D} has increment rank {record['rank']} < {record['dimension']}: "
             f"its one-step MSE cannot go below {floor:.3g} on this data (> {rankfloor.FLOOR_MAX}); capacity.cover=true "
             f"removes the floor, capacity.allow_floor=true runs it labelled capacity-limited"
         )
-    if limited:
+    if record["capacity_limited"]:
         echo(
             f"WARNING: capacity-limited: rank {record['rank']} < {record['dimension']}, one-step MSE floor {floor:.3g}"
         )

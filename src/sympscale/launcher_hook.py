@@ -10,7 +10,8 @@ interface is documented in `sympscale.launcher.hook` and in the README's launche
 - `result`: the job's own `status.json` must agree that it is done, and a status a killed job left "running"
   is corrected to the launcher's verdict;
 - `estimate`: a job's or a seed bundle's device time from a measured training step (`python -m
-  sympscale.estimate`, a process of its own), for the dry run.
+  sympscale.estimate`, a process of its own), for the dry run;
+- `describe`: each job's width, parameter count, increment rank and floor (`python -m sympscale.describe`).
 
 Imported by the launcher's process, which must never initialise JAX: nothing here imports it.
 """
@@ -62,6 +63,20 @@ def estimate(task_cfg: Mapping, seeds: int) -> dict:
         return json.loads(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return {"seconds": None, "basis": f"unavailable: unreadable answer {out.stdout[-200:]!r}"}
+
+
+def describe(task_cfgs: list[Mapping]) -> list[str]:
+    """Each job's potential width, parameter count, increment rank and (dataset cached) floor, for the dry run
+    (`python -m sympscale.describe`, one process for all of them)."""
+    request = json.dumps({"configs": [dict(c) for c in task_cfgs]}, default=str)
+    cmd = [sys.executable, "-m", "sympscale.describe"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # shapes and arithmetic only: no device needed
+    try:
+        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT, env=env)
+        lines = json.loads(out.stdout.strip().splitlines()[-1])["lines"]
+    except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError) as e:
+        return [f"not described ({type(e).__name__})"] * len(task_cfgs)
+    return [str(x) for x in lines]
 
 
 def job_key(task_cfg: Mapping) -> str:

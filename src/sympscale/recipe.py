@@ -51,11 +51,16 @@ def effective_train(train: Mapping[str, Any], model: str) -> dict[str, Any]:
     tuned = train.get("tuned") or {}
     if choice == "auto" and tuned.get("values"):
         out.update(dict(tuned["values"]))
-    if "lr" in out:
-        out["lr"] = out["lr"] * float(train.get("lr_factor", 1.0))
-    if "horizon" in out:
-        out["horizon"] = max(1, int(round(out["horizon"] * float(train.get("horizon_factor", 1.0)))))
+    lr_f, h_f = (train.get(k, 1.0) for k in ("lr_factor", "horizon_factor"))
+    if _number(out.get("lr")) and _number(lr_f) and lr_f != 1.0:  # a bad value is refused by `recipe_errors`
+        out["lr"] = out["lr"] * lr_f
+    if _number(out.get("horizon")) and _number(h_f) and h_f != 1.0:
+        out["horizon"] = max(1, int(round(out["horizon"] * h_f)))
     return out
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def recipe_source(train: Mapping[str, Any], model: str) -> str:

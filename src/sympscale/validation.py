@@ -46,7 +46,9 @@ def config_errors(cfg: Any) -> list[str]:
         errors.append(f"model.leapfrog_steps={warm} must be between 0 and train.steps={cfg.train.steps}")
     if cfg.seed < 0 or cfg.data_seed < 0:
         errors.append(f"seed={cfg.seed}, data_seed={cfg.data_seed}: seeds must be >= 0")
-    errors += recipe_errors(cfg.train, tuple(MODELS))
+    bad_recipe = recipe_errors(cfg.train, tuple(MODELS))
+    if bad_recipe:  # the settings a recipe would give cannot be checked: say only what is wrong with it
+        return errors + bad_recipe
     tr, n_obs = _Attrs(effective_train(cfg.train, cfg.model.name)), cfg.data.n_obs
     window = cfg.bptt_window.window
     if window is not None and not 1 <= window <= tr.horizon:

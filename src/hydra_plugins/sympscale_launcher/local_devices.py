@@ -193,6 +193,22 @@ class LocalDevicesLauncher(Launcher):
             out[u.idx] = cache[key]
         return out
 
+    def _descriptions(self, jobs: list, configs: dict) -> str:
+        """The app's line for each queued job (`Hook.describe`), asked once per configuration up to the seed."""
+        from sympscale.launcher.bundles import seed_free
+
+        queued = [j for j in jobs if j.status == "queued"]
+        keys = {}
+        for j in queued:
+            keys.setdefault(seed_free(j.overrides), j.idx)
+        lines = self.hook.describe([_plain_task_config(configs[i]) for i in keys.values()])
+        if lines is None or not queued:
+            return ""
+        said = dict(zip(keys, lines, strict=True))
+        return "\n".join(
+            ["jobs as they would run:", *(f"{j.idx:>4}  {j.label}: {said[seed_free(j.overrides)]}" for j in queued)]
+        )
+
     def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         from sympscale.launcher import records
         from sympscale.launcher.child import JobFailure
@@ -216,6 +232,7 @@ class LocalDevicesLauncher(Launcher):
         units = self._units(jobs, len(plan.devices) * opt["jobs_per_device"])
         if opt["dry_run"]:
             print(summary_table(jobs))
+            print(self._descriptions(jobs, configs))
             slots = len(plan.devices) * opt["jobs_per_device"]
             print(bundle_table(units, opt.get("bundle", "auto"), self._estimates(units, configs), slots))
             print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")

@@ -17,6 +17,8 @@ callables; each one it lacks keeps the generic behaviour on the right.
     estimate(task_cfg, seeds)          predicted device seconds of a job (seeds = 1)   generic: None (the dry
         -> {"seconds": float | None,   or of a seed bundle, and how it was predicted;  run predicts nothing)
             "basis": str} | None       the dry run sums them (seconds None: unknown)
+    describe(task_cfgs) -> [str]       one line per job config, printed beside it by   generic: nothing
+                                       the dry run (e.g. its model's size)
 
 `task_cfg` is the job's resolved task config as plain dicts and lists (no `hydra` node); `job_dir` a Path.
 The hook runs in the launcher's process, which must not initialise JAX: keep it light. What it returns is
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ATTRIBUTE = "LAUNCHER_HOOK"
-METHODS = ("cost", "job_key", "code", "result", "estimate")
+METHODS = ("cost", "job_key", "code", "result", "estimate", "describe")
 END_STATUSES = ("done", "failed", "interrupted", "cancelled")
 
 
@@ -109,6 +111,15 @@ class Hook:
                 f"{self.where}.estimate returned {rec!r}; expected {{'seconds': float >= 0 or None, 'basis': str}}"
             )
         return dict(rec)
+
+    def describe(self, task_cfgs: list[Mapping]) -> list[str] | None:
+        out = self._call("describe", task_cfgs)
+        if out is None or out[0] is None:
+            return None
+        lines = out[0]
+        if not isinstance(lines, list) or len(lines) != len(task_cfgs) or not all(isinstance(x, str) for x in lines):
+            raise TypeError(f"{self.where}.describe returned {lines!r}; expected one str per config")
+        return lines
 
     def legacy_key(self, key: str) -> str:
         """The key a launcher before code versions wrote for the same job: sha256(config id, task name, task

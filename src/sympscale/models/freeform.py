@@ -62,7 +62,7 @@ class FreeformModel(StateCarry):
 
 def solve_freeform_widths(D: int, target: int, depth: int, *, rtol: float = 1e-3) -> tuple[int, int]:
     """(width, last_width) with FreeformModel.count within rtol of target; balanced (w/4 <= w2 <= 4w) first, then a
-    last layer of >= D units (the field's values span D directions: no error floor)."""
+    last layer of >= D units (the field's values span D directions: no error floor; else the most units)."""
     best, best_key = None, None
     w = 1
     while FreeformModel.count(D, w, 1, depth) <= target or w <= 2:
@@ -70,7 +70,7 @@ def solve_freeform_widths(D: int, target: int, depth: int, *, rtol: float = 1e-3
         per = w + 1 + D  # each unit of the last hidden layer adds w inputs, a bias and D outputs
         for w2 in {max(1, (target - rest) // per), max(1, (target - rest) // per + 1)}:
             err = abs(FreeformModel.count(D, w, w2, depth) - target) / target
-            key = (err > rtol, not (w / 4 <= w2 <= 4 * w), w2 < D, err)
+            key = (err > rtol, not (w / 4 <= w2 <= 4 * w), max(0, D - w2), err)
             if best_key is None or key < best_key:
                 best, best_key = (w, w2), key
         w += 1

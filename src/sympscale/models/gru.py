@@ -90,8 +90,8 @@ def solve_gru_sizes(D: int, target: int, *, rtol: float = 1e-3, max_decoder_hidd
     """(hidden, embed, decoder_hidden) whose GRU parameter count matches `target` within rtol.
 
     Preference among matches: an embedding between H/4 and 4H (a core neither starved nor swamped), then a
-    decoder whose rank reaches D (no error floor, `decoder_rank`), then a linear decoder (K = 0) or the smallest
-    K, then the smallest mismatch.
+    decoder whose rank reaches D (no error floor, `decoder_rank`; else the highest rank), then a linear decoder
+    (K = 0) or the smallest K, then the smallest mismatch.
     """
     best, best_key = None, None
     for H in range(2, int(np.sqrt(target / 3.0)) + 2):
@@ -100,11 +100,11 @@ def solve_gru_sizes(D: int, target: int, *, rtol: float = 1e-3, max_decoder_hidd
             per_e = D + 1 + 3 * H
             for E in {max(1, (target - rest) // per_e), max(1, (target - rest) // per_e + 1)}:
                 err = abs(GRUModel.count(D, H, E, K) - target) / target
-                short = decoder_rank(D, H, K) < D
+                short = D - decoder_rank(D, H, K)  # directions it cannot span
                 key = (err > rtol, not (H / 4 <= E <= 4 * H), short, K, err)
                 if best_key is None or key < best_key:
                     best, best_key = (H, E, K), key
-            if best_key is not None and best_key[:4] == (False, False, False, 0):
+            if best_key is not None and best_key[:4] == (False, False, 0, 0):
                 break  # a balanced match with a linear decoder: larger K cannot be preferred
     if best is None or best_key[0]:
         raise ValueError(f"no GRU widths match {target} parameters within {rtol:.1%} at D={D}")
