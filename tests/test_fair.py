@@ -19,7 +19,6 @@ from sympscale.selection import convergence, stage_in_window
 from sympscale.tune import grid_scores, winner
 from sympscale.validation import config_errors
 
-
 CONF = train.config_dir()
 
 

@@ -6,8 +6,8 @@ runs the members one after another in one process); the end-to-end tests run Sym
 
 import json
 import os
-import signal
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
