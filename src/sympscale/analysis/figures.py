@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -13,12 +14,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sympscale.analysis.stats import bounded_table, oracle_table, paired_ratios, ratio_table  # noqa: E402
+from sympscale.analysis.stats import bounded_table, labels_note, oracle_table, paired_ratios, ratio_table  # noqa: E402
 
 
-def _save(fig, out: Path, name: str) -> list[Path]:
+def _save(fig, out: Path, name: str, used: pd.DataFrame | None = None) -> list[Path]:
+    """Save as PNG and PDF; with `used` (the runs drawn), a footnote names every cell that falls short."""
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.tight_layout()
+    note = labels_note(used) if used is not None else ""
+    if note:
+        text = "\n".join(textwrap.wrap(note, width=int(fig.get_figwidth() * 22)))
+        lines = text.count("\n") + 1
+        fig.subplots_adjust(bottom=min(0.5, fig.subplotpars.bottom + 0.035 * lines))
+        fig.text(0.01, 0.005, text, fontsize=6, va="bottom", ha="left", color="firebrick")
     for p in paths:
         fig.savefig(p, dpi=150)
     plt.close(fig)
@@ -83,7 +91,7 @@ def reliability_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
             title=f"{system}: GRU/Symp error ratio vs D",
         )
         _d_ticks(ax2, sdf["D"])
-        paths += _save(fig, out, f"reliability_vs_D_{system}")
+        paths += _save(fig, out, f"reliability_vs_D_{system}", sdf)
     return paths
 
 
@@ -127,7 +135,7 @@ def steps_to_mse_1_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
                 ylabel="steps (median, IQR)" if y == "steps_to_mse_1" else "Lyapunov times",
             )
             _d_ticks(axes[i][j], ok["D"])
-    return _save(fig, out, "steps_to_mse_1_vs_D")
+    return _save(fig, out, "steps_to_mse_1_vs_D", ok)
 
 
 def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
@@ -170,7 +178,7 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
             ax=ax2,
         )
         ax2.set(yscale="log", ylabel="energy residual (median, IQR)", title="conservation vs BPTT window")
-    return _save(fig, out, "bptt_ablation")
+    return _save(fig, out, "bptt_ablation", ok)
 
 
 def convergence(curves: pd.DataFrame, out: Path) -> list[Path]:
@@ -224,7 +232,7 @@ def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
         ax.set(xscale="log", xlabel="D", ylabel="VPT / oracle VPT (median, IQR)", title=f"{system}: VPT vs the ceiling")
         _d_ticks(ax, st["D"])
         ax.legend(fontsize=7)
-    return _save(fig, out, "vpt_fraction_of_oracle_vs_D")
+    return _save(fig, out, "vpt_fraction_of_oracle_vs_D", df[df["ok"]])
 
 
 def all_figures(df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None) -> tuple[list[Path], list[str]]:

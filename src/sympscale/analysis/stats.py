@@ -169,6 +169,20 @@ def cell_labels(grp: pd.DataFrame) -> str:
     return "; ".join(labels)
 
 
+def labels_note(df: pd.DataFrame) -> str:
+    """'Labelled: fput D=64 gru: untuned 3/3; ...' over the used runs' (system, D, model) cells ('' when none)."""
+    ok = df[df["ok"]] if "ok" in df else df
+    keys = [k for k in ("system", "D", "model") if k in ok.columns]
+    if len(keys) < 3 or ok.empty:
+        return ""
+    parts = [
+        f"{system} D={D} {model}: {lab}"
+        for (system, D, model), grp in ok.groupby(keys, dropna=False)
+        if (lab := cell_labels(grp))
+    ]
+    return "Labelled: " + "; ".join(parts) if parts else ""
+
+
 def _per_group(df: pd.DataFrame, needs: str, cols: list[str], summarise) -> pd.DataFrame:
     """One row per (system, D, model, horizon_schedule) of the used runs: the keys, summarise(group) and the
     group's labels (`cell_labels`)."""
