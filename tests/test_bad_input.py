@@ -93,6 +93,12 @@ CASES = [
     (["model.leapfrog_steps=-1"], "model.leapfrog_steps=-1"),
     (["capacity.width=0"], "capacity.width=0"),
     (["capacity.depth=0"], "capacity.depth=0"),
+    (["capacity.budget=0"], "capacity.budget=0"),
+    (["capacity.budget=nan"], "capacity.budget=nan"),
+    (["D=64", "model=gru", "capacity.cover=false"], "capacity.width=107"),  # an error floor
+    (["train.recipe=best"], "train.recipe='best'"),
+    (["train.lr_factor=0"], "train.lr_factor=0"),
+    (["train.ramp_fraction=0.9"], "train.ramp_fraction=0.9"),  # a stage inside the convergence window
     # evaluation
     (["eval.projection=nope"], "eval.projection='nope'"),
     (["eval.horizon=10"], "eval.horizon=10"),

@@ -19,6 +19,7 @@ tuning sweep centres on) or `none` (layers 1 and 4). Every run records which lay
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ RECIPE_CHOICES = ("auto", "preset", "none")
 # keys of the app's train node that choose settings rather than being ones
 LAYER_KEYS = ("recipes", "recipe", "tuned", "lr_factor", "horizon_factor")
 UNTUNED = "untuned default"
+_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,99}")
 
 
 def effective_train(train: Mapping[str, Any], model: str) -> dict[str, Any]:
@@ -88,8 +90,13 @@ def tuned_recipe(root: str | Path, preset: str, system: str, D: int, model: str)
     """The tuned recipe file of a cell as {values, source, edge, ...}, or {} when the cell has none."""
     import yaml
 
+    if not all(_NAME.fullmatch(str(v)) for v in (preset, system, model)):
+        return {}  # not a plain name (an odd preset): no file can be this cell's
     path = recipe_path(root, preset, system, D, model)
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return {}
+    except OSError:  # a name the filesystem refuses (too long)
         return {}
     rec = yaml.safe_load(path.read_text())
     if not isinstance(rec, dict) or not isinstance(rec.get("values"), dict):

@@ -18,7 +18,7 @@ from sympscale import config as config_schema
 from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401, N812  (read by the local_devices launcher)
 from sympscale.identity import FolderConflict
 from sympscale.rankfloor import CapacityFloor
-from sympscale.recipe import tuned_recipe
+from sympscale.recipe import RECIPE_KEYS, effective_train, recipe_source, tuned_recipe
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
@@ -70,7 +70,26 @@ def _job_spec(cfg: DictConfig) -> tuple:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     from sympscale.job import JobSpec  # imports JAX: only once the config is known good
 
+    for line in _shadowed(cfg):
+        print(f"sympscale: WARNING: {line}", file=sys.stderr)
     return JobSpec.from_config(cfg), _resolved(cfg)
+
+
+def _shadowed(cfg: DictConfig) -> list[str]:
+    """Command-line train settings that a recipe layer replaces (sympscale/recipe.py), each said once."""
+    try:
+        given = [o.lstrip("+").split("=", 1)[0] for o in HydraConfig.get().overrides.task]
+    except ValueError:  # outside a Hydra job (tests)
+        return []
+    train = dict(cfg.train)
+    effective = effective_train(train, cfg.model.name)
+    source = recipe_source(train, cfg.model.name)
+    return [
+        f"{key}={train[key[6:]]} is replaced by {effective[key[6:]]} ({source}); train.recipe=none trains with the "
+        f"command line's value"
+        for key in given
+        if key.startswith("train.") and key[6:] in RECIPE_KEYS and effective.get(key[6:]) != train.get(key[6:])
+    ]
 
 
 def _resolved(cfg: DictConfig) -> dict:

@@ -9,16 +9,17 @@ import numpy as np
 
 from sympscale.curriculum import CURRICULA, horizon_schedule
 from sympscale.data import DataSpec
-from sympscale.models import MODELS, Capacity, context, cover_width, default_kinetic, increment_rank
+from sympscale.models import MODELS, Capacity, SympModel, context, cover_width, default_kinetic, increment_rank
 from sympscale.models import check as check_model
 from sympscale.models import options_of as model_options
 from sympscale.projection import KINDS as PROJECTIONS
-from sympscale.recipe import effective_train, recipe_errors
+from sympscale.recipe import LAYER_KEYS, effective_train, recipe_errors
 from sympscale.selection import PLATEAU_FRACTION, stage_in_window, window_start
 from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
 MAX_SUBSTEPS = 256  # integrator substeps per observation (the presets use 4)
+MAX_MATCHED_PARAMS = 10**9  # beyond this budget the models are not sized (their width solvers would take minutes)
 
 
 def config_errors(cfg: Any) -> list[str]:
@@ -56,8 +57,10 @@ def config_errors(cfg: Any) -> list[str]:
             f"bptt_window={window} must be between 1 and the training horizon train.horizon={tr.horizon} "
             f"(use bptt_window=full for no truncation)"
         )
-    if tr.horizon < 1 or tr.horizon + 1 > n_obs:
-        errors.append(f"train.horizon={tr.horizon} must be in 1..{n_obs - 1} (data.n_obs={n_obs})")
+    given = _Attrs({k: v for k, v in dict(cfg.train).items() if k not in LAYER_KEYS})  # before any recipe
+    for t in (tr, given):  # a value a recipe replaces is still refused (duplicates are dropped below)
+        if t.horizon < 1 or t.horizon + 1 > n_obs:
+            errors.append(f"train.horizon={t.horizon} must be in 1..{n_obs - 1} (data.n_obs={n_obs})")
     if not 100 <= cfg.eval.horizon <= n_obs - 1:
         errors.append(f"eval.horizon={cfg.eval.horizon} must be in 100..{n_obs - 1} (data.n_obs={n_obs})")
     if tr.memory not in (*MEMORY_STRATEGIES, "auto"):
@@ -69,7 +72,8 @@ def config_errors(cfg: Any) -> list[str]:
             errors.append(f"train.{key}={tr[key]} must be >= 1")
     data_errors = _data_errors(cfg.data)
     errors += data_errors + _schedule_errors(tr, None if data_errors else cfg.data)
-    errors += _optimiser_errors(tr) + _eval_errors(cfg.eval)
+    errors += _optimiser_errors(tr) + _optimiser_errors(given) + _eval_errors(cfg.eval)
+    errors = list(dict.fromkeys(errors))
     for key in ("width", "depth"):
         if cfg.capacity[key] < 1:
             errors.append(f"capacity.{key}={cfg.capacity[key]} must be >= 1")
@@ -91,6 +95,8 @@ def _model_errors(cfg: Any, system: Any) -> list[str]:
         errors.append(f"model.substeps={opts.substeps} must be in 1..{MAX_SUBSTEPS}")
     if cfg.capacity.width >= 1 and cfg.capacity.depth >= 1 and cfg.capacity.budget > 0 and system is not None:
         capacity = Capacity(**dict(cfg.capacity))
+        if SympModel.count(cfg.D, capacity.width, capacity.depth) > MAX_MATCHED_PARAMS:
+            return errors  # no machine trains it: the size check (preflight) refuses such a D in one line
         shapes = np.zeros(cfg.D), np.ones(cfg.D)  # normalisation does not change what can be built
         ctx = context(cfg.D, system.dt_obs, *shapes, capacity, system.exact_quadratic(), system)
         errors += check_model(name, opts, ctx) or _floor_errors(name, opts, ctx, capacity, system)

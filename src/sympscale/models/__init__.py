@@ -54,6 +54,9 @@ def cover_width(D: int, depth: int, kinetic: str = "quadratic") -> int:
     """The smallest potential width at whose symp budget every registered model with a rank bound spans the
     dimension it must cover (GRU: D, symp: N, free-form: D): the capacity rule with no architectural floor."""
 
+    if SympModel.count(D, 1, depth, kinetic) > 10**9:
+        raise ValueError(f"D={D}: the matched budget exceeds 1e9 parameters at any width")
+
     def covers(width: int) -> bool:
         return not any(r is None or r.short for r in _ranks(D, depth, width, kinetic).values())
 
