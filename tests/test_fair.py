@@ -245,3 +245,16 @@ def test_labels_name_every_shortfall_of_a_cell():
     assert cell_labels(grp) == "capacity-limited 1/2; failed to learn 1/2; untuned 1/2; unconverged 1/2"
     clean = grp.assign(capacity_limited=False, failed_to_learn=False, converged=True, tuned=True)
     assert cell_labels(clean) == ""
+
+
+def test_a_departure_from_the_preset_recipe_must_beat_it_by_more_than_noise():
+    def grid(off_centre):
+        return pd.DataFrame(
+            [
+                dict(lr_factor=1.0, horizon_factor=1.0, lr=5e-3, train_horizon=16, val_vpt_steps=30.0, val_one_step_mse=0.02),
+                dict(lr_factor=2.0, horizon_factor=0.5, lr=1e-2, train_horizon=8, val_vpt_steps=off_centre, val_one_step_mse=0.01),
+            ]
+        )  # fmt: skip
+
+    assert winner(grid(31.0))[0]["lr"] == 5e-3  # 3 % better: noise, the preset's recipe stays
+    assert winner(grid(33.0))[0]["lr"] == 1e-2  # 10 % better: a real departure

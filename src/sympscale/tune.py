@@ -2,8 +2,9 @@
 
 For each cell (preset, system, D, model) of the sweep, every grid point (learning rate x final curriculum
 horizon, `train.lr_factor` x `train.horizon_factor` around the preset's recipe) is scored by its seeds' best
-validation VPT, mean over seeds (a diverged seed scores 0: a failure counts, it is never dropped); ties go to the
-lower mean validation one-step MSE. The winner becomes `<recipes>/<preset>/<system>_D<D>_<model>.yaml`, which
+validation VPT, mean over seeds (a diverged seed scores 0: a failure counts, it is never dropped). A departure
+from the preset's recipe must beat it by more than noise: among the points within 5 % of the best score, the one
+nearest the grid's centre wins (then the higher score, then the lower one-step MSE). The winner becomes `<recipes>/<preset>/<system>_D<D>_<model>.yaml`, which
 every later run of that cell trains with (`train.recipe=auto`, `sympscale.recipe`). A winner on the grid's edge
 is flagged in the file and in the printed summary: the grid should then be widened in that direction.
 """
@@ -16,12 +17,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from sympscale.recipe import recipe_path
 
 CELL = ["train_preset", "system", "D", "model_name"]
+# validation VPT differences below this (relative) are noise: the convergence rule's plateau tolerance, and ~2x the
+# validation score's own spread at the default preset (80 windows)
+TOLERANCE = 0.05
 POINT = ["lr_factor", "horizon_factor", "lr", "train_horizon"]
 
 
@@ -43,8 +48,20 @@ def grid_scores(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def winner(points: pd.DataFrame) -> tuple[pd.Series, list[str]]:
-    """The best grid point of one cell and the edges of the grid it sits on."""
-    ranked = points.sort_values(["val_vpt_steps", "val_one_step_mse"], ascending=[False, True], kind="stable")
+    """The chosen grid point of one cell and the edges of the grid it sits on.
+
+    A departure from the preset's recipe must beat it by more than noise: among the points whose mean validation
+    VPT is within TOLERANCE of the best, the one nearest the grid's centre (the preset's recipe: the fewest
+    doublings of lr and horizon away from it) wins, then the higher VPT, then the lower one-step MSE.
+    """
+    top = points["val_vpt_steps"].max()
+    near = points[points["val_vpt_steps"] >= (1.0 - TOLERANCE) * top].copy()
+    near["away"] = np.abs(np.log2(near["lr_factor"].astype(float))) + np.abs(
+        np.log2(near["horizon_factor"].astype(float))
+    )
+    ranked = near.sort_values(
+        ["away", "val_vpt_steps", "val_one_step_mse"], ascending=[True, False, True], kind="stable"
+    )
     best = ranked.iloc[0]
     edges = []
     for col, what in (("lr_factor", "learning rate"), ("horizon_factor", "final horizon")):
@@ -79,6 +96,8 @@ def recipe_record(cell: dict, points: pd.DataFrame, best: pd.Series, edges: list
         "edge": edges,
         "cell": {k: (int(v) if k == "D" else str(v)) for k, v in cell.items()},
         "score": {"val_vpt_steps": float(best["val_vpt_steps"]), "val_one_step_mse": float(best["val_one_step_mse"])},
+        "rule": f"best mean validation VPT over seeds (diverged: 0); within {TOLERANCE:.0%} of it, the point nearest "
+        f"the preset's recipe",
         "grid": grid,
     }
 
