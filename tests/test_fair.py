@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from sympscale import job, rankfloor, recipe, train
+from sympscale import confdir, job, rankfloor, recipe, train
 from sympscale.analysis.stats import cell_labels
 from sympscale.models import MODELS, Capacity, context, effective_capacity, increment_rank, options_of
 from sympscale.seeds import rewrite_args
@@ -163,7 +163,7 @@ def test_a_cells_recipe_file_is_found_at_composition_and_recorded(tmp_path, monk
     (tmp_path / "recipes" / "default").mkdir(parents=True)
     path = recipe.recipe_path(tmp_path / "recipes", "default", "toda", 64, "gru")
     path.write_text("values: {lr: 0.00125, horizon: 32}\nsource: outputs/tune (test)\nedge: []\n")
-    monkeypatch.setattr(train, "config_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(confdir, "config_dir", lambda: str(tmp_path))
     cfg = composed(["system=toda", "D=64", "model=gru"])
     spec = job.JobSpec.from_config(cfg)
     assert spec.train.lr == 0.00125 and spec.train.horizon == 32 and spec.recipe_source == "tuned: outputs/tune (test)"

@@ -104,6 +104,14 @@ def tuned_recipe(root: str | Path, preset: str, system: str, D: int, model: str)
     return rec
 
 
+def cell_recipe(preset: str, system: str, D: int, model: str) -> dict[str, Any]:
+    """The OmegaConf resolver behind `train.tuned`: the cell's recipe file under the app's conf/recipes/, {} if none.
+    Module-level and JAX-free: a job's process that unpickles it imports only this module."""
+    from sympscale import confdir
+
+    return tuned_recipe(Path(confdir.config_dir()) / "recipes", preset, system, D, model)
+
+
 def recipe_errors(train: Mapping[str, Any], models: tuple[str, ...]) -> list[str]:
     """Recipes for unknown models, or that change the shared budget, each named with what is valid."""
     errors = []

@@ -16,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from sympscale import config as config_schema
 from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401, N812  (read by the local_devices launcher)
+from sympscale.confdir import config_dir
 from sympscale.identity import FolderConflict
 from sympscale.rankfloor import CapacityFloor
-from sympscale.recipe import RECIPE_KEYS, effective_train, recipe_source, tuned_recipe
+from sympscale.recipe import RECIPE_KEYS, cell_recipe, effective_train, recipe_source
 from sympscale.seeds import RangeSyntaxError, rewrite_args
 from sympscale.validation import config_errors
 
@@ -31,12 +32,8 @@ def register() -> None:
         "sympscale_job_key", lambda key: key.replace("'", "").replace("/", "_") or "default", replace=True
     )
     # the tuned recipe of a (preset, system, D, model), {} where there is none (sympscale/recipe.py)
-    OmegaConf.register_new_resolver("sympscale_tuned_recipe", _tuned_recipe, replace=True)
+    OmegaConf.register_new_resolver("sympscale_tuned_recipe", cell_recipe, replace=True)
     config_schema.register()
-
-
-def _tuned_recipe(preset: str, system: str, D: int, model: str) -> dict:
-    return tuned_recipe(Path(config_dir()) / "recipes", preset, system, D, model)
 
 
 register()
@@ -44,15 +41,6 @@ register()
 
 class ConfigError(ValueError):
     """A job config that cannot run; raised before any compute."""
-
-
-def config_dir() -> str:
-    """conf/ of a source checkout (editable install) or the copy shipped inside the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parents[1] / "conf", here / "conf"):
-        if (candidate / "config.yaml").exists():
-            return str(candidate)
-    raise FileNotFoundError(f"no conf/config.yaml next to {here}")
 
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict:

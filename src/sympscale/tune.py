@@ -137,7 +137,7 @@ def tune(sweep_dir: str | Path, out: str | Path, *, echo=print) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sympscale.train import config_dir
+    from sympscale.confdir import config_dir
 
     ap = argparse.ArgumentParser(prog="python -m sympscale.tune", description=__doc__.splitlines()[0])
     ap.add_argument("sweep_dir", help="the folder of an experiment=tune sweep (outputs/tune)")
