@@ -258,3 +258,27 @@ def test_a_departure_from_the_preset_recipe_must_beat_it_by_more_than_noise():
 
     assert winner(grid(31.0))[0]["lr"] == 5e-3  # 3 % better: noise, the preset's recipe stays
     assert winner(grid(33.0))[0]["lr"] == 1e-2  # 10 % better: a real departure
+
+
+def test_a_tuned_recipe_counts_in_a_runs_identity_by_its_values_and_only_where_it_applies():
+    from sympscale.analysis.conditions import setting_labels
+    from sympscale.identity import digest
+
+    base = {"system": {"name": "fput"}, "D": 64, "seed": 1, "model": {"name": "gru"}, "train": {"lr": 0.02}}
+    tuned = {"values": {"lr": 1e-3}, "source": "outputs/tune, 2026-12-05", "edge": []}
+    a = {**base, "train": {"lr": 0.02, "recipe": "auto", "tuned": tuned}}
+    b = {**base, "train": {"lr": 0.02, "recipe": "auto", "tuned": {**tuned, "source": "outputs/tune2, 2026-12-06"}}}
+    c = {**base, "train": {"lr": 0.02, "recipe": "auto", "tuned": {**tuned, "values": {"lr": 2e-3}}}}
+    assert digest(a) == digest(b) != digest(c)  # the sweep's record is bookkeeping; the values are the computation
+    p = {**base, "train": {"lr": 0.02, "recipe": "preset", "tuned": tuned}}
+    q = {**base, "train": {"lr": 0.02, "recipe": "preset", "tuned": {**tuned, "values": {"lr": 2e-3}}}}
+    assert digest(p) == digest(q)  # a recipe the run does not use is not part of it
+    symp = {**c, "model": {"name": "symp"}, "train": {**c["train"], "tuned": {"values": {"lr": 4e-2}}}}
+    assert setting_labels([a, symp]) == ["", ""]  # each model's own tuned recipe: no setting, the pair stays
+
+
+def test_the_cover_rule_keeps_widening_where_coverage_is_not_monotone_and_depth_one_does_not_hang():
+    for D, width in ((16, 27), (16, 30), (8, 19)):
+        ctx = context(D, 0.1, np.zeros(D), np.ones(D), Capacity(width, 3, cover=True))
+        assert not increment_rank("gru", options_of("gru"), ctx).short, (D, width)
+    assert effective_capacity(16, Capacity(64, 1, cover=True)).width >= 64  # the free-form solver's depth 1

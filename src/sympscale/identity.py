@@ -23,8 +23,14 @@ BOOKKEEPING = ("hydra", "_hydra", "_model_defaults")
 
 
 def computation(cfg: Mapping) -> dict:
-    """The task config (a plain, resolved mapping) without the keys that do not change the result."""
+    """The task config (a plain, resolved mapping) without the keys that do not change the result. A tuned recipe
+    (`train.tuned`) counts by its values, and only where it applies (`train.recipe=auto`): rewriting a recipe file's
+    record of its sweep, or one a run does not use, leaves the run's identity alone."""
     out = copy.deepcopy({k: v for k, v in dict(cfg).items() if k not in BOOKKEEPING})
+    train = out.get("train")
+    if isinstance(train, dict) and "tuned" in train:
+        tuned = train["tuned"] if isinstance(train["tuned"], dict) else {}
+        train["tuned"] = {"values": tuned.get("values")} if train.get("recipe", "auto") == "auto" and tuned else {}
     for dotted in NON_COMPUTATIONAL:
         *parents, leaf = dotted.split(".")
         node = out

@@ -69,7 +69,7 @@ def recipe_source(train: Mapping[str, Any], model: str) -> str:
     """Which layer set the run's recipe: the tuned file and its sweep, the preset's, or none."""
     choice = train.get("recipe", "auto")
     tuned = train.get("tuned") or {}
-    factors = [f"{k} {train.get(k)}" for k in ("lr_factor", "horizon_factor") if float(train.get(k, 1.0)) != 1.0]
+    factors = [f"{k} {train[k]}" for k in ("lr_factor", "horizon_factor") if _number(train.get(k)) and train[k] != 1.0]
     grid = f"; tuning grid point ({', '.join(factors)})" if factors else ""
     if choice == "auto" and tuned.get("values"):
         return f"tuned: {tuned.get('source', 'a tuned recipe file')}{grid}"
@@ -109,7 +109,8 @@ def cell_recipe(preset: str, system: str, D: int, model: str) -> dict[str, Any]:
     Module-level and JAX-free: a job's process that unpickles it imports only this module."""
     from sympscale import confdir
 
-    return tuned_recipe(Path(confdir.config_dir()) / "recipes", preset, system, D, model)
+    rec = tuned_recipe(Path(confdir.config_dir()) / "recipes", preset, system, D, model)
+    return {k: rec[k] for k in ("values", "source", "edge") if k in rec}  # the grid stays in the file
 
 
 def recipe_errors(train: Mapping[str, Any], models: tuple[str, ...]) -> list[str]:

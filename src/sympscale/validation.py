@@ -9,7 +9,16 @@ import numpy as np
 
 from sympscale.curriculum import CURRICULA, horizon_schedule
 from sympscale.data import DataSpec
-from sympscale.models import MODELS, Capacity, SympModel, context, cover_width, default_kinetic, increment_rank
+from sympscale.models import (
+    MAX_PARAMS,
+    MODELS,
+    Capacity,
+    SympModel,
+    context,
+    cover_width,
+    default_kinetic,
+    increment_rank,
+)
 from sympscale.models import check as check_model
 from sympscale.models import options_of as model_options
 from sympscale.projection import KINDS as PROJECTIONS
@@ -19,7 +28,6 @@ from sympscale.systems import SYSTEMS, InvalidSystemError, make_system
 from sympscale.training import MEMORY_STRATEGIES
 
 MAX_SUBSTEPS = 256  # integrator substeps per observation (the presets use 4)
-MAX_MATCHED_PARAMS = 10**9  # beyond this budget the models are not sized (their width solvers would take minutes)
 
 
 def config_errors(cfg: Any) -> list[str]:
@@ -95,7 +103,7 @@ def _model_errors(cfg: Any, system: Any) -> list[str]:
         errors.append(f"model.substeps={opts.substeps} must be in 1..{MAX_SUBSTEPS}")
     if cfg.capacity.width >= 1 and cfg.capacity.depth >= 1 and cfg.capacity.budget > 0 and system is not None:
         capacity = Capacity(**dict(cfg.capacity))
-        if SympModel.count(cfg.D, capacity.width, capacity.depth) > MAX_MATCHED_PARAMS:
+        if SympModel.count(cfg.D, capacity.width, capacity.depth) > MAX_PARAMS:
             return errors  # no machine trains it: the size check (preflight) refuses such a D in one line
         shapes = np.zeros(cfg.D), np.ones(cfg.D)  # normalisation does not change what can be built
         ctx = context(cfg.D, system.dt_obs, *shapes, capacity, system.exact_quadratic(), system)

@@ -58,7 +58,9 @@ def _flat(node, prefix: str = "") -> dict[str, str]:
 def _settings(cfg: Mapping) -> dict[str, str]:
     """The computation's options that are not the system's name, D, the seed or the model's."""
     flat = _flat(computation(cfg))
-    return {k: v for k, v in flat.items() if k not in OWN_COLUMNS and not k.startswith("model.")}
+    # a cell's tuned recipe belongs to its model (as train.recipes.<model> does): shown as lr, horizon schedule
+    # and recipe source, never a setting that would keep a tuned GRU from pairing with a tuned symp model
+    return {k: v for k, v in flat.items() if k not in OWN_COLUMNS and not k.startswith(("model.", "train.tuned."))}
 
 
 def setting_labels(configs: list[Mapping | None]) -> list[str | None]:

@@ -83,7 +83,8 @@ def paired_ratios(df: pd.DataFrame, num: str = "gru", den: str = "symp", metric:
 def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
     def summarise(grp):
         k = _flagged(grp["bounded"])
-        return {"bounded": k, "n": len(grp), "fraction": k / len(grp)}
+        n = int(grp["bounded"].notna().sum())  # judged runs (None: not judged)
+        return {"bounded": k, "n": n, "fraction": k / n if n else math.nan}
 
     return _per_group(df, "bounded", ["bounded", "n", "fraction"], summarise)
 

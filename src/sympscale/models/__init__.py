@@ -42,6 +42,8 @@ def effective_capacity(D: int, capacity: Capacity, exact: np.ndarray | None = No
     width = capacity.width
     if capacity.cover:
         width = max(width, cover_width(D, capacity.depth, kinetic))
+        while not _covers(D, capacity.depth, width, kinetic):  # coverage is not monotone in the width: go on up
+            width += 1
     if capacity.budget != 1.0:
         width = _width_for(
             D, capacity.depth, kinetic, capacity.budget * SympModel.count(D, width, capacity.depth, kinetic)
@@ -54,11 +56,10 @@ def cover_width(D: int, depth: int, kinetic: str = "quadratic") -> int:
     """The smallest potential width at whose symp budget every registered model with a rank bound spans the
     dimension it must cover (GRU: D, symp: N, free-form: D): the capacity rule with no architectural floor."""
 
-    if SympModel.count(D, 1, depth, kinetic) > 10**9:
-        raise ValueError(f"D={D}: the matched budget exceeds 1e9 parameters at any width")
-
     def covers(width: int) -> bool:
-        return not any(r is None or r.short for r in _ranks(D, depth, width, kinetic).values())
+        if SympModel.count(D, width, depth, kinetic) > MAX_PARAMS:
+            raise ValueError(f"D={D}: no width within {MAX_PARAMS:.0e} parameters lets every model cover D")
+        return _covers(D, depth, width, kinetic)
 
     hi = 1
     while not covers(hi):
@@ -68,6 +69,15 @@ def cover_width(D: int, depth: int, kinetic: str = "quadratic") -> int:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if covers(mid) else (mid, hi)
     return hi
+
+
+MAX_PARAMS = 10**9  # no model beyond this budget is sized (its width solvers would take minutes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _covers(D: int, depth: int, width: int, kinetic: str) -> bool:
+    """No model that can be matched at this budget is short (one that cannot is refused by its own check)."""
+    return not any(r is not None and r.short for r in _ranks(D, depth, width, kinetic).values())
 
 
 def _ranks(D: int, depth: int, width: int, kinetic: str) -> dict[str, IncrementRank | None]:

@@ -74,6 +74,8 @@ def solve_freeform_widths(D: int, target: int, depth: int, *, rtol: float = 1e-3
             if best_key is None or key < best_key:
                 best, best_key = (w, w2), key
         w += 1
+        if depth == 1:  # [D, w2, D]: the first width does not exist, one pass decides
+            break
     if best is None or best_key[0]:
         raise ValueError(f"no free-form widths match {target} parameters within {rtol:.1%} at D={D}")
     return best
