@@ -18,7 +18,17 @@ HORIZON = {1: 10.0, 2: 12.0, 3: 14.0, 4: 16.0}
 
 
 def write_job(
-    root: Path, model: str, seed: int, *, status="done", last100=None, bounded=True, horizon=5.0, metrics=True, D=16
+    root: Path,
+    model: str,
+    seed: int,
+    *,
+    status="done",
+    last100=None,
+    bounded=True,
+    horizon=5.0,
+    metrics=True,
+    D=16,
+    vpt=None,
 ):
     d = root / f"job-{model}-{seed}-{D}"  # the folder name means nothing to the analysis
     d.mkdir(parents=True)
@@ -53,6 +63,7 @@ def write_job(
                 "horizon": 300,
                 "n_trajectories": 4,
                 "conservation": {"H": 1e-3 * seed, "P": math.inf if model == "gru" else 0.1},
+                **({} if vpt is None else {"vpt_lyapunov": {"0.3": vpt, "0.5": 1.5 * vpt}}),
             },
             "env": {"platform": "cpu", "device": "cpu", "jax": "x", "x64": True},
         }

@@ -155,6 +155,9 @@ CASES = [
         "running (no metrics.json)",
     ),
     ("done-no-metrics", lambda d: (d / "metrics.json").unlink(), "finished without metrics.json"),
+]
+# (id, how a finished gru run is made a diverged one, the failure it is counted as: used, never excluded)
+DIVERGED = [
     (
         "diverged",
         lambda d: _edit_json(
@@ -174,6 +177,18 @@ CASES = [
         "diverged: loss NaN at step 7",
     ),
 ]
+
+
+@pytest.mark.parametrize(("spoil", "why"), [c[1:] for c in DIVERGED], ids=[c[0] for c in DIVERGED])
+def test_a_diverged_run_is_counted_as_a_failure_never_dropped(tmp_path, spoil, why):
+    """README "Metrics": diverged training counts as VPT 0, not bounded, infinite error, in every table."""
+    write_job(tmp_path, "gru", 1, last100=10.0, horizon=3.0)
+    d = tmp_path / "job-gru-1-16"
+    spoil(d)
+    row, reason, _ = read_job(d, tmp_path)
+    assert reason is None and row["failure"] == why and row["diverged"] is True
+    assert (row["vpt_lyap_0.3"], row["bounded"], row["last100_mse"], row["steps_to_mse_1"]) == (0.0, False, math.inf, 0)
+    assert all(v == math.inf for k, v in row.items() if k.startswith("conservation_"))
 
 
 @pytest.mark.parametrize(("spoil", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -218,7 +233,7 @@ def test_junk_sweep_lists_every_excluded_folder_and_uses_only_the_good_runs(tmp_
     for name, _, reason in CASES:
         assert f"- `bad-{name}`: {reason}\n" in summary
     assert "notes" not in summary and "`empty`" not in summary
-    assert "| metrics.json has the wrong shape | 6 |" in summary and "| diverged | 3 |" in summary
+    assert "| metrics.json has the wrong shape | 6 |" in summary and "| diverged | " not in summary.split("## Headline")[0]
     assert (
         "| failed | 2 |" in summary
         and "| status unknown | 2 |" in summary
@@ -312,7 +327,7 @@ def test_a_running_sweep_where_only_symp_finished(tmp_path):
     (tmp_path / "job-gru-3-16" / "config.json").unlink()  # launched, not yet written its config
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 3 and "| running | 3 |" in summary
-    assert "symp bounded 3/3." in summary and "ratio" not in summary.split("## Headline")[1].split("##")[0]
+    assert "symp bounded 3/3 (95 % CI 0.29–1)." in summary and "ratio" not in summary.split("## Headline")[1].split("##")[0]
     for name in ("reliability_vs_D_fput", "steps_to_mse_1_vs_D"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
 
@@ -321,7 +336,7 @@ def test_one_run_sweep(tmp_path):
     write_job(tmp_path, "gru", 1, last100=4.0, horizon=3.0, D=8)
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 1 and "1 job folder: 1 finished and used (1 seed), 0 excluded" in summary
-    assert "Excluded job folders" not in summary and "fput D=8: gru bounded 1/1." in summary
+    assert "Excluded job folders" not in summary and "fput D=8: gru bounded 1/1 (95 % CI 0.025–1)." in summary
     assert (tmp_path / "figures" / "steps_to_mse_1_vs_D.png").exists()
 
 
@@ -377,3 +392,24 @@ def test_reason_kinds_and_infinite_percentiles():
     assert reason_kind("non-finite headline metrics (last100_mse NaN)") == "non-finite headline metrics"
     assert median_iqr([10.0, 20.0, math.inf]) == (20.0, 15.0, math.inf)
     assert median_iqr([math.inf, math.inf]) == (math.inf, math.inf, math.inf)
+
+
+def test_diverged_runs_are_counted_in_every_table_and_the_headline(tmp_path):
+    for s in (1, 2):
+        write_job(tmp_path, "symp", s, last100=SYMP[s], horizon=5.0, vpt=1.0)
+        write_job(tmp_path, "gru", s, last100=GRU[s], horizon=3.0, vpt=0.5)
+    for seed, (name, spoil, _) in enumerate(DIVERGED, start=3):
+        write_job(tmp_path, "gru", seed, last100=1.0, horizon=3.0, vpt=0.5)
+        write_job(tmp_path, "symp", seed, last100=SYMP[1], horizon=5.0, vpt=1.0)
+        spoil(tmp_path / f"job-gru-{seed}-16")
+    res, summary = _analyze(tmp_path)
+    assert res["ok"] == 4 + 2 * len(DIVERGED) and "Excluded job folders" not in summary
+    headline = summary.split("## Headline")[1].split("##")[0]
+    assert "gru bounded 2/5" in headline and "diverged 3/5" in headline
+    tabs = tables(collect(tmp_path))
+    conv = tabs["convergence"].set_index("model")
+    assert conv.loc["gru", "diverged"] == 3 and conv.loc["symp", "diverged"] == 0
+    primary = tabs["vpt_difference"].iloc[0]  # the diverged GRU seeds count as VPT 0: mean (2 x 0.5) / 5
+    assert (primary["n_pairs"], primary["gru_mean"], primary["symp_mean"]) == (5, pytest.approx(0.2), 1.0)
+    assert primary["difference"] == pytest.approx(0.8) and "gru: diverged 3/5" in primary["labels"]
+    assert tabs["mean_ci"].set_index("model").loc["gru", "last100_mse_mean"] == math.inf  # never dropped

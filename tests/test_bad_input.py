@@ -103,8 +103,9 @@ CASES = [
     (["eval.projection=nope"], "eval.projection='nope'"),
     (["eval.horizon=10"], "eval.horizon=10"),
     (["-m", "eval.horizon=1000", "data.n_obs=160"], "eval.horizon=1000"),
-    (["eval.bounded_factor=-1"], "eval.bounded_factor=-1"),
-    (["eval.bounded_factor=nan"], "eval.bounded_factor=nan"),
+    (["eval.bounded_level=1.5"], "eval.bounded_level=1.5"),
+    (["eval.bounded_level=nan"], "eval.bounded_level=nan"),
+    (["eval.bounded_floor=-1"], "eval.bounded_floor=-1"),
     # data
     (["data.n_trajectories=1"], "data.n_trajectories=1"),
     (["data.n_trajectories=0"], "data.n_trajectories=0"),

@@ -1,17 +1,38 @@
-"""The evaluation metrics are registered functions of one scored rollout; the energy has one name for every system."""
+"""The evaluation metrics are registered functions of one scored rollout; the energy has one name for every system;
+boundedness is calibrated on the truth (an independent truth passes, collapse and amplitude errors fail)."""
+
+import math
 
 import numpy as np
 import pytest
 
-from sympscale.evaluation import Rollout, conservation
+from sympscale.evaluation import AMPLITUDE_1_3, BoundedRule, Rollout, boundedness, conservation
 from sympscale.registry import METRICS
 from sympscale.systems import SYSTEMS, make_system
 
 
+def ar1(rng, n, T, D, rho, scale):
+    """n stationary AR(1) trajectories (T, D), trajectory i with standard deviation scale[i] (its "energy")."""
+    x = np.empty((n, T, D))
+    x[:, 0] = rng.normal(size=(n, D)) * scale[:, None]
+    kicks = rng.normal(size=(n, T, D)) * scale[:, None, None] * math.sqrt(1 - rho**2)
+    for t in range(1, T):
+        x[:, t] = rho * x[:, t - 1] + kicks[:, t]
+    return x
+
+
+def scored(test, tail, horizon, rule=BoundedRule(), residuals=None, energy=None):
+    """A Rollout whose last window is `tail` (n, 101, D), its MSE 0.01 everywhere unless `tail` is not finite."""
+    n, _, D = test.shape
+    mse = np.full((n, horizon), 0.01)
+    mse[~np.isfinite(tail).all(axis=(1, 2)), -1] = np.inf
+    res = residuals if residuals is not None else {}
+    return Rollout(mse, res, None, test, np.zeros(D), np.ones(D), tail, horizon, 100, rule, 0.1, 0.5, energy)
+
+
 def rollout(residuals, energy):
-    mse = np.full((2, 100), 0.01)
-    test = np.random.default_rng(0).normal(size=(2, 101, 4))
-    return Rollout(mse, residuals, None, test, np.zeros(4), np.ones(4), 100, 100, 2.0, 0.1, 0.5, energy)
+    test = ar1(np.random.default_rng(0), 2, 400, 4, 0.9, np.ones(2))
+    return scored(test, test[:, 200:301], 300, residuals=residuals, energy=energy)
 
 
 def test_every_metric_reads_the_rollout():
@@ -19,8 +40,8 @@ def test_every_metric_reads_the_rollout():
     out = {}
     for entry in METRICS.values():
         out.update(entry.make(rollout({"E": np.zeros((2, 101)), "Lz": np.ones((2, 101))}, "E")))
-    assert out["last100_mse"] == pytest.approx(0.01) and out["steps_to_mse_1"] == 100.0 and out["bounded"]
-    assert out["vpt_lyapunov"]["0.3"] == pytest.approx(100 * 0.5 * 0.1)  # never crosses: the full horizon
+    assert out["last100_mse"] == pytest.approx(0.01) and out["steps_to_mse_1"] == 300.0 and out["bounded"]
+    assert out["vpt_lyapunov"]["0.3"] == pytest.approx(300 * 0.5 * 0.1)  # never crosses: the full horizon
 
 
 def test_the_energy_residual_is_the_systems_energy_invariant():
@@ -38,3 +59,53 @@ def test_every_system_names_its_energy_among_its_invariants(name):
         assert system.energy is None
     else:
         assert system.energy in names, (system.energy, names)
+
+
+def _truth_pair(rng, rho, T=1200, n=10):
+    scale = rng.uniform(0.7, 1.4, size=n)  # trajectories of different energies: each is its own invariant measure
+    return ar1(rng, n, T, 16, rho, scale), ar1(rng, n, T, 16, rho, scale)
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.9, 0.98])
+def test_an_independent_truth_passes_at_least_99_percent_of_the_time(rho):
+    """Truth against an independent truth of the same invariant measure, no floor: the calibrated band alone."""
+    rng, rule = np.random.default_rng(int(rho * 100)), BoundedRule(level=0.99, floor=0.0)
+    passed = []
+    for _ in range(300):
+        test, other = _truth_pair(rng, rho)
+        passed.append(boundedness(scored(test, other[:, 900:1001], 1000, rule))["bounded"])
+    assert np.mean(passed) >= 0.99
+
+
+def test_collapse_onto_the_mean_a_frozen_state_and_an_amplitude_error_of_1_3_fail():
+    test, other = _truth_pair(np.random.default_rng(7), 0.9)
+    truth = test[:, 900:1001]
+    assert boundedness(scored(test, other[:, 900:1001], 1000))["bounded"] is True
+    collapsed = np.zeros_like(truth)  # the mean: what the old rule (MSE < 2 x climatology) passed
+    frozen = np.repeat(truth[:, :1], 101, axis=1)  # right amplitude, no motion
+    for tail in (collapsed, frozen, 1.3 * truth, truth / 1.3):
+        got = boundedness(scored(test, tail, 1000))
+        assert got["bounded"] is False and got["bounded_detects_amplitude_1_3"], got["bounded_statistic"]
+    one_bad = other[:, 900:1001].copy()
+    one_bad[3] *= 1.3  # one trajectory of ten is enough
+    assert boundedness(scored(test, one_bad, 1000))["bounded"] is False
+
+
+def test_a_blown_up_rollout_is_not_bounded_and_a_truth_too_short_to_calibrate_is_not_judged():
+    test, other = _truth_pair(np.random.default_rng(3), 0.9)
+    tail = other[:, 900:1001].copy()
+    tail[0, -1] = np.nan
+    got = boundedness(scored(test, tail, 1000))
+    assert got["bounded"] is False and got["bounded_per_traj"][0] is False and all(got["bounded_per_traj"][1:])
+    short = boundedness(scored(test[:, :201], test[:, 100:201], 200))  # no window after the transient but its own
+    assert short["bounded"] is None and short["bounded_calibration_windows"] == 0
+
+
+def test_the_threshold_is_the_truths_band_and_never_below_the_floor():
+    test, other = _truth_pair(np.random.default_rng(5), 0.9)
+    got = boundedness(scored(test, other[:, 900:1001], 1000, BoundedRule(0.99, 0.0)))
+    assert got["bounded_calibration_windows"] == 9 * 10  # first states 100, 200, ..., 1000 but the scoring 900
+    for k, band in got["bounded_truth_band"].items():
+        assert 2.5 * band < got["bounded_threshold"][k] < 6 * band < AMPLITUDE_1_3 * 6
+    floored = boundedness(scored(test, other[:, 900:1001], 1000, BoundedRule(0.99, 5.0)))
+    assert set(floored["bounded_threshold"].values()) == {5.0} and not floored["bounded_detects_amplitude_1_3"]

@@ -100,7 +100,8 @@ TrainConf = schema(
 @dataclass
 class EvalConf:
     horizon: int = 1000
-    bounded_factor: float = 2.0  # bounded if last-100 MSE < factor x climatology (≈ 2): see README
+    bounded_level: float = 0.99  # bounded: an independent truth passes with this probability (README "Metrics")
+    bounded_floor: float = 0.2  # ... and never below this |log| mean-square ratio (~10 % in RMS)
     projection: str = "multi"  # invariant set of the projected evaluation rollout (single | multi)
 
 

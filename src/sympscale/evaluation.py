@@ -1,4 +1,5 @@
-"""Rollout evaluation: error growth, boundedness, the time to normalised MSE 1, valid prediction time and conservation of the true invariants.
+"""Rollout evaluation: error growth, boundedness (calibrated on the truth), the time to normalised MSE 1, valid
+prediction time and conservation of the true invariants.
 
 A rollout that blows up is a result, not a crash: non-finite values are kept and reported (a non-finite
 conservation residual is reported as +inf).
@@ -7,18 +8,22 @@ conservation residual is reported as +inf).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from scipy.stats import t as student_t
 
 from sympscale.registry import METRICS
 from sympscale.seedaxis import n_seeds, over_seeds, stack, unstack
 from sympscale.training import rollout
 
 VPT_THRESHOLDS = (0.3, 0.5)
+AMPLITUDES = ("state", "increment")  # the bounded rule's statistics (`amplitudes`)
+AMPLITUDE_1_3 = 2 * math.log(1.3)  # |log| of the mean-square ratio of an amplitude error of 1.3x: 0.525
 
 
 def climatology_mse(states: np.ndarray, mean: np.ndarray, std: np.ndarray, *, seed: int = 0) -> float:
@@ -69,9 +74,10 @@ class Rollout:
     test: np.ndarray  # (n, n_obs, D) the test trajectories
     mean: np.ndarray
     std: np.ndarray
+    tail: np.ndarray  # (n, last + 1, D) the rollout's last `last` + 1 states (the bounded rule's window)
     horizon: int
     last: int  # the scoring window of the last-`last` MSE and the bounded rule
-    bounded_factor: float
+    bounded: BoundedRule
     lyapunov: float | None  # λ₁ per time unit (None or NaN: no VPT)
     dt_obs: float
     energy: str | None = None  # the system's energy invariant (`System.energy`): H, E or the Jacobi constant C
@@ -89,8 +95,26 @@ class Rollout:
 
 
 @dataclasses.dataclass(frozen=True)
+class BoundedRule:
+    """Bounded: every rollout finite, and over the last window each trajectory's mean-square normalised state and
+    one-step increment within the band the truth keeps against itself (README "Metrics").
+
+    The truth's band: the RMS σ of the |log ratio| between its scoring window and its other windows of the same
+    length (after the first, a transient), m of them over the test trajectories. The threshold t·σ, t the
+    Student-t quantile (m − 1 degrees of freedom) at which all 2n comparisons of n trajectories pass with
+    probability `level` if the rollout were an independent truth; never below `floor`."""
+
+    level: float = 0.99
+    floor: float = 0.2
+
+    def threshold(self, band: float, windows: int, n_traj: int) -> float:
+        tail = (1.0 - self.level ** (1.0 / (len(AMPLITUDES) * n_traj))) / 2.0
+        return max(float(student_t.ppf(1.0 - tail, df=max(windows - 1, 1))) * band, self.floor)
+
+
+@dataclasses.dataclass(frozen=True)
 class MetricOptions:
-    """Metrics read their settings from the `Rollout` (eval.horizon, eval.bounded_factor)."""
+    """Metrics read their settings from the `Rollout` (eval.horizon, eval.bounded_level, eval.bounded_floor)."""
 
 
 def metric(fn: Callable[[Rollout], dict]) -> Callable[[Rollout], dict]:
@@ -112,17 +136,60 @@ def error(r: Rollout) -> dict:
     }
 
 
+def amplitudes(window: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
+    """Per trajectory of `window` (n, last + 1, D): the mean square of the normalised state over its last `last`
+    states, and of its `last` one-step increments (a rollout collapsed onto a point has none)."""
+    z = (np.asarray(window) - mean) / std
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {"state": np.mean(z[:, 1:] ** 2, axis=(1, 2)), "increment": np.mean(np.diff(z, axis=1) ** 2, axis=(1, 2))}
+
+
+def calibration_starts(n_obs: int, horizon: int, last: int) -> list[int]:
+    """First indices of the truth's windows (last + 1 states) that tile the test trajectories around the scoring
+    window test[:, horizon - last : horizon + 1], after the first `last` observations (the transient)."""
+    ref = horizon - last
+    return [a for a in range(ref % last, n_obs - last, last) if a >= last and a != ref]
+
+
+def log_ratios(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """|log(a / b)| of each amplitude (inf where a is 0, infinite or not a number)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {k: np.nan_to_num(np.abs(np.log(a[k] / b[k])), nan=np.inf) for k in AMPLITUDES}
+
+
+def truth_band(test: np.ndarray, mean, std, horizon: int, last: int) -> tuple[dict[str, float], int]:
+    """({statistic: the RMS |log ratio| of the truth's other windows to its scoring window}, windows used)."""
+    ref = amplitudes(test[:, horizon - last : horizon + 1], mean, std)
+    starts = calibration_starts(test.shape[1], horizon, last)
+    ratios = [log_ratios(amplitudes(test[:, a : a + last + 1], mean, std), ref) for a in starts]
+    band = {k: float(np.sqrt(np.mean([r[k] ** 2 for r in ratios]))) if ratios else math.nan for k in AMPLITUDES}
+    return band, len(starts) * test.shape[0]
+
+
 @metric
 def boundedness(r: Rollout) -> dict:
-    """Bounded: every rollout finite and its last-window MSE under bounded_factor x the climatology."""
-    last_mse = r.last_mse
-    climatology = climatology_mse(r.test, r.mean, r.std)
-    threshold = r.bounded_factor * climatology
+    """Bounded (README "Metrics"): every rollout finite and, for every test trajectory, the mean-square state and
+    increment over the last window within the truth's own band (`BoundedRule`); None when the test trajectories
+    leave no window to calibrate on."""
+    band, windows = truth_band(r.test, r.mean, r.std, r.horizon, r.last)
+    truth = amplitudes(r.test[:, r.horizon - r.last : r.horizon + 1], r.mean, r.std)
+    stat = log_ratios(amplitudes(r.tail, r.mean, r.std), truth)
+    threshold = {k: r.bounded.threshold(band[k], windows, len(r.test)) for k in AMPLITUDES}
+    inside = np.all([stat[k] <= threshold[k] for k in AMPLITUDES], axis=0) & np.isfinite(r.mse).all(axis=1)
     return {
-        "bounded": bool(np.isfinite(r.mse).all() and np.all(last_mse < threshold)),
+        "bounded": bool(inside.all()) if windows else None,
+        "bounded_per_traj": [bool(v) for v in inside],
+        "bounded_statistic": {k: float(stat[k].max()) for k in AMPLITUDES},
         "bounded_threshold": threshold,
-        "bounded_rule": f"every rollout finite and last-{r.last} normalised MSE < {r.bounded_factor} x climatology",
-        "climatology_mse": climatology,
+        "bounded_truth_band": band,
+        "bounded_calibration_windows": windows,
+        "bounded_detects_amplitude_1_3": bool(windows) and all(v < AMPLITUDE_1_3 for v in threshold.values()),
+        "bounded_rule": (
+            f"every rollout finite and, per test trajectory, |log| of the mean-square normalised state and increment "
+            f"over the last {r.last} steps relative to the truth's within the truth's own band (passed by an "
+            f"independent truth with probability {r.bounded.level}), and never tighter than {r.bounded.floor}"
+        ),
+        "climatology_mse": climatology_mse(r.test, r.mean, r.std),
     }
 
 
@@ -146,13 +213,15 @@ def valid_prediction_time(r: Rollout) -> dict:
     if r.lyapunov is None or not np.isfinite(r.lyapunov):
         return {}
     nrmse = np.sqrt(np.where(np.isfinite(r.mse), r.mse, np.inf))
-    vpt = {}
+    vpt, vpt_steps = {}, {}
     for eps in VPT_THRESHOLDS:
         over = nrmse > eps
         steps = np.where(over.any(axis=1), over.argmax(axis=1), r.horizon)  # steps before the first crossing
-        vpt[f"{eps}"] = float(np.median(steps) * r.dt_obs * r.lyapunov)
+        vpt_steps[f"{eps}"] = float(np.median(steps))
+        vpt[f"{eps}"] = vpt_steps[f"{eps}"] * r.dt_obs * r.lyapunov
     return {
         "vpt_lyapunov": vpt,
+        "vpt_steps": vpt_steps,
         "lyapunov_times_to_mse_1": float(np.median(r.first_over_one) * r.dt_obs * r.lyapunov),
         "lyapunov_exponent": float(r.lyapunov),
         "horizon_lyapunov": float(r.horizon * r.dt_obs * r.lyapunov),
@@ -173,7 +242,7 @@ def rollout_metrics_bundle(
     std: np.ndarray,
     *,
     horizon: int,
-    bounded_factor: float = 2.0,
+    bounded: BoundedRule = BoundedRule(),
     last: int = 100,
     projector=None,
     lyapunov: float | None = None,
@@ -191,7 +260,7 @@ def rollout_metrics_bundle(
     """
     scored = _rollouts(model, system, test, std, horizon, last, projector)
     out = jax.tree_util.tree_map(np.asarray, jax.jit(over_seeds(scored))(params))
-    settings = (test, mean, std, system, horizon, last, bounded_factor, lyapunov, dt_obs, projector)
+    settings = (test, mean, std, system, horizon, last, bounded, lyapunov, dt_obs, projector)
     return [_metrics(unstack(out, i), *settings) for i in range(n_seeds(out))]
 
 
@@ -203,7 +272,7 @@ def _rollouts(model, system, test: np.ndarray, std: np.ndarray, horizon: int, la
         raise ValueError(f"eval horizon {horizon} needs {horizon + 1} observations, test data has {n_obs}")
     if horizon < last:
         raise ValueError(f"eval horizon {horizon} is shorter than the {last}-step scoring window")
-    score = _scorer(model, system, test, std, horizon)
+    score = _scorer(model, system, test, std, horizon, last)
     x0 = jnp.asarray(test[:, 0])
 
     def scored(params):
@@ -216,11 +285,11 @@ def _rollouts(model, system, test: np.ndarray, std: np.ndarray, horizon: int, la
     return scored
 
 
-def _metrics(out: dict, test, mean, std, system, horizon, last, bounded_factor, lyapunov, dt_obs, projector) -> dict:
+def _metrics(out: dict, test, mean, std, system, horizon, last, bounded, lyapunov, dt_obs, projector) -> dict:
     """Every registered metric of one seed's scored rollouts (numpy), and the projected rollout's."""
-    mse, resid, own = out["plain"]
+    mse, resid, own, tail = out["plain"]
     energy = getattr(system, "energy", None)
-    r = Rollout(mse, resid, own, test, mean, std, horizon, last, bounded_factor, lyapunov, dt_obs, energy)
+    r = Rollout(mse, resid, own, test, mean, std, tail, horizon, last, bounded, lyapunov, dt_obs, energy)
     metrics = {"horizon": horizon, "n_trajectories": test.shape[0]}
     for entry in METRICS.values():
         metrics.update(entry.make(r))
@@ -229,9 +298,9 @@ def _metrics(out: dict, test, mean, std, system, horizon, last, bounded_factor, 
     return metrics
 
 
-def _scorer(model, system, test: np.ndarray, std: np.ndarray, horizon: int):
+def _scorer(model, system, test: np.ndarray, std: np.ndarray, horizon: int, last: int):
     """score(params, pred (T, n, D)) -> (normalised MSE (n, T), invariant residuals, the model's own energy
-    residual or None)."""
+    residual or None, the last `last` + 1 states (n, last + 1, D))."""
     truth = jnp.asarray(test[:, 1 : horizon + 1])
     x0 = jnp.asarray(test[:, 0])
 
@@ -245,14 +314,14 @@ def _scorer(model, system, test: np.ndarray, std: np.ndarray, horizon: int):
         if hasattr(model, "hamiltonian"):  # a model with its own energy: how well does it keep it?
             e = model.hamiltonian(params, states)
             own = jnp.abs(e - e[:, :1]) / jnp.maximum(jnp.abs(e[:, :1]), model.energy_scale)
-        return mse, resid, own
+        return mse, resid, own, states[:, -(last + 1) :]
 
     return score
 
 
 def _projected(scored, iters: np.ndarray, ok: np.ndarray, last: int, projector) -> dict:
     """The projected rollout's conservation, last-window MSE and Newton iteration statistics."""
-    mse_p, resid_p, _ = scored
+    mse_p, resid_p, _, _ = scored
     return {
         "conservation_projected": {k: _max_or_inf(v) for k, v in resid_p.items()},
         "last100_mse_projected": float(np.mean(mse_p[:, -last:])),

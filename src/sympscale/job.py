@@ -20,7 +20,7 @@ import numpy as np
 from sympscale import checkpoint, identity, models, provenance, rankfloor
 from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
 from sympscale.data import DataSpec
-from sympscale.evaluation import one_step_mse_bundle, rollout_metrics_bundle
+from sympscale.evaluation import BoundedRule, one_step_mse_bundle, rollout_metrics_bundle
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity
 from sympscale.progress import Progress
@@ -50,7 +50,7 @@ class JobSpec:
     train: TrainSpec
     train_preset: str
     eval_horizon: int
-    bounded_factor: float
+    bounded: BoundedRule
     projection: str = "none"  # used in training rollouts (and the plain evaluation stays unprojected)
     eval_projection: str = "multi"  # invariant set of the additional projected evaluation rollout
     leapfrog_steps: int = 0  # symp: train with leapfrog for this many steps, then the configured integrator
@@ -85,7 +85,7 @@ class JobSpec:
             train=TrainSpec(window=cfg.bptt_window.window, **tr),
             train_preset=preset,
             eval_horizon=int(cfg.eval.horizon),
-            bounded_factor=float(cfg.eval.bounded_factor),
+            bounded=BoundedRule(float(cfg.eval.bounded_level), float(cfg.eval.bounded_floor)),
             projection=projection,
             leapfrog_steps=leapfrog_steps,
             eval_projection=str(cfg.eval.get("projection", "multi")),
@@ -188,7 +188,7 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> list[dict]:
         data.mean,
         data.std,
         horizon=spec.eval_horizon,
-        bounded_factor=spec.bounded_factor,
+        bounded=spec.bounded,
         projector=make_projector(system, spec.eval_projection),
         lyapunov=data.meta["lyapunov"]["lambda1"],
         dt_obs=system.dt_obs,
@@ -548,7 +548,14 @@ def headline(metrics: dict) -> str:
     own = ev.get("model_energy_residual")
     own_s = "" if own is None or (isinstance(own, float) and math.isnan(own)) else f"; learned-H residual {own:.2e}"
     flag = f"DIVERGED, not a result ({metrics['train']['divergence']}) | " if metrics["status"] == "diverged" else ""
+    vpt = (
+        f"VPT(0.3) {ev['vpt_lyapunov']['0.3']:.3g} Lyapunov times ({ev['vpt_steps']['0.3']:.0f} steps)"
+        if "vpt_lyapunov" in ev
+        else "VPT: no Lyapunov exponent for this dataset"
+    )
+    bounded = "not judged" if ev["bounded"] is None else ev["bounded"]
     return (
-        f"{flag}last-100 MSE {ev['last100_mse']:.4g} | bounded {ev['bounded']} ({ev['n_finite']}/{ev['n_trajectories']} finite)"
-        f" | steps to MSE 1: {ev['steps_to_mse_1']:.0f} steps | invariant residuals: {cons}{own_s}"
+        f"{flag}{vpt} | one-step MSE {ev['one_step_mse']:.3g} | bounded {bounded} ({ev['n_finite']}/"
+        f"{ev['n_trajectories']} finite) | last-100 MSE {ev['last100_mse']:.4g} | steps to MSE 1: "
+        f"{ev['steps_to_mse_1']:.0f} | invariant residuals: {cons}{own_s}"
     )

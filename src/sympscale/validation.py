@@ -235,6 +235,9 @@ def _data_errors(data: Any) -> list[str]:
 
 
 def _eval_errors(ev: Any) -> list[str]:
-    if not _finite_in(ev.bounded_factor, 0.0):
-        return [f"eval.bounded_factor={ev.bounded_factor} must be a finite number > 0 (2: twice the climatology)"]
-    return []
+    errors = []
+    if not _finite_in(ev.bounded_level, 0.0, 1.0) or ev.bounded_level == 1:
+        errors.append(f"eval.bounded_level={ev.bounded_level} must be in (0, 1) (the truth's pass probability)")
+    if not _finite_in(ev.bounded_floor, 0.0, lo_open=False):
+        errors.append(f"eval.bounded_floor={ev.bounded_floor} must be a finite number >= 0 (a |log| ratio)")
+    return errors

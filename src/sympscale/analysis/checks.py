@@ -2,8 +2,9 @@
 
 The reasons are written for the person reading summary.md: they name the file, the key and the bad value.
 A rollout that blew up is a result (README: non-finite values are stored and the run finishes `done`), so a
-non-finite `eval.last100_mse` is accepted when `eval.bounded` is false; NaN anywhere else in the headline
-metrics means the run has no result to report.
+non-finite `eval.last100_mse` is accepted when `eval.bounded` is false or null; NaN anywhere else in the headline
+metrics means the run has no result to report. `eval.bounded` null: not judged (test data too short to
+calibrate the rule on).
 """
 
 from __future__ import annotations
@@ -123,10 +124,10 @@ def metrics_problem(metrics) -> str | None:
 def _eval_shape(ev: dict) -> str | None:
     for key in (*HEADLINE_NUMBERS, "bounded"):
         v = ev.get(key)
-        if v is None:
+        if key not in ev or (v is None and key != "bounded"):
             return f"metrics.json has the wrong shape: eval.{key} missing"
-        if key == "bounded":
-            ok = isinstance(v, bool) or (isinstance(v, float) and math.isnan(v))  # NaN: reported as non-finite
+        if key == "bounded":  # null: not judged; NaN: reported as non-finite
+            ok = v is None or isinstance(v, bool) or (isinstance(v, float) and math.isnan(v))
         else:
             ok = _is_number(v)
         if not ok:
@@ -140,7 +141,7 @@ def _non_finite(ev: dict) -> str | None:
     bad = [
         k for k in ("last100_mse", "bounded", "steps_to_mse_1") if isinstance(ev[k], float) and not math.isfinite(ev[k])
     ]
-    if ev["bounded"] is False and "last100_mse" in bad:
+    if ev["bounded"] in (False, None) and "last100_mse" in bad:
         bad.remove("last100_mse")
     return f"non-finite headline metrics ({', '.join(f'{k} {_json_repr(ev[k])}' for k in bad)})" if bad else None
 

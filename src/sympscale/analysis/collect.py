@@ -22,7 +22,7 @@ from sympscale.analysis.checks import (
     state_problem,
 )
 from sympscale.analysis.conditions import model_label, setting_labels
-from sympscale.analysis.fields import config_fields, log_fields, metric_fields, tidy_types
+from sympscale.analysis.fields import config_fields, failed_fields, log_fields, metric_fields, tidy_types
 from sympscale.identity import digest
 
 __all__ = ["collect", "job_dirs", "model_label", "read_job", "validation_curves"]
@@ -83,22 +83,31 @@ def read_job(d: Path, root: Path) -> tuple[dict, str | None, dict | None]:
     if isinstance(metrics, dict):
         row.update(metric_fields(metrics))
     row.update(log_fields(d / "train_log.jsonl"))
-    finished = state in ("done", "diverged")  # a diverged run's reason is in its metrics.json
+    diverged = _diverged(state, error, metrics)
     reason = (
-        (divergence(metrics) if finished else None)
-        or state_problem(state, error, m_err == "missing", status_err)
+        (None if diverged else state_problem(state, error, m_err == "missing", status_err))
         or bad_config
         or ("finished without metrics.json" if m_err == "missing" else file_problem("metrics.json", m_err))
-        or metrics_problem(metrics)
+        or (None if diverged and isinstance(metrics, dict) else metrics_problem(metrics))
     )
+    if diverged and reason is None:  # a failure of the method: counted, never dropped
+        row.update(failed_fields(row, diverged))
     return row, reason, (cfg if bad_config is None else None)
+
+
+def _diverged(state: str, error: str | None, metrics) -> str | None:
+    """'diverged: <reason>' when the job's status or its metrics say training diverged (None otherwise)."""
+    if state not in ("done", "diverged"):
+        return None
+    return divergence(metrics) or (state_problem(state, error, False) if state == "diverged" else None)
 
 
 def collect(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per job folder: config fields, status, metrics; `ok` marks the runs every result is drawn from.
 
-    `problem` says why a row is not used: not finished, unreadable or misshapen files, diverged, non-finite
-    headline metrics, or a second folder of the same computation (`sympscale.identity.digest`).
+    `problem` says why a row is not used: not finished, unreadable or misshapen files, non-finite headline
+    metrics, or a second folder of the same computation (`sympscale.identity.digest`). A run whose training
+    diverged is used, as a failure: `diverged`, `failure` and the values of `fields.FAILED` (VPT 0, not bounded).
     """
     root = Path(sweep_dir)
     rows, configs = [], []

@@ -19,10 +19,10 @@ from sympscale.recipe import effective_train, is_tuned, recipe_source
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict")
+TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test", "width_used", "rank", "rank_dimension")
-FLAGS = ("bounded", "converged", "failed_to_learn", "exceeds_ground_truth", "capacity_limited", "tuned")
+FLAGS = ("bounded", "converged", "failed_to_learn", "exceeds_ground_truth", "capacity_limited", "tuned", "diverged")
 
 
 def _get(d, keys, default=None):
@@ -115,6 +115,8 @@ def metric_fields(m: dict) -> dict:
         # None: not judged (no parameters, or no validation); False: the run is not a result yet
         "converged": tr("converged"),
         "failed_to_learn": tr("failed_to_learn"),
+        "diverged": tr("diverged"),  # training diverged: a failure, counted with the values of FAILED (collect)
+        "failure": None,  # why the run counts as a failure (collect)
         "verdict": tr("convergence", "reason"),
         "convergence_improvement": tr("convergence", "improvement"),
         "val_vpt_best_steps": tr("validation", "best", "val_vpt_steps"),
@@ -137,6 +139,7 @@ def metric_fields(m: dict) -> dict:
         "lyap_to_mse_1": ev("lyapunov_times_to_mse_1"),
         "vpt_lyap_0.3": ev("vpt_lyapunov", "0.3"),
         "vpt_lyap_0.5": ev("vpt_lyapunov", "0.5"),
+        "vpt_steps_0.3": ev("vpt_steps", "0.3"),
         "lyapunov_exponent": _get(m, ("dataset", "lyapunov_exponent")),
         "dt_obs": _get(m, ("dataset", "dt_obs")),
         "exceeds_ground_truth": ev("exceeds_ground_truth"),
@@ -170,6 +173,18 @@ def log_fields(path: Path) -> dict:
     if not values:
         return {}
     return {"grad_cosine_full": sum(values) / len(values), "grad_cosine_full_last": values[-1]}
+
+
+# what a run whose training diverged counts as in every table and figure (README "Metrics"): never dropped
+FAILED = {"vpt_lyap_0.3": 0.0, "vpt_lyap_0.5": 0.0, "vpt_steps_0.3": 0.0, "bounded": False, "steps_to_mse_1": 0.0}
+FAILED |= {"lyap_to_mse_1": 0.0, "last100_mse": math.inf, "one_step_mse": math.inf, "energy_residual": math.inf}
+FAILED |= {"model_energy_residual": math.inf}
+
+
+def failed_fields(row: dict, why: str) -> dict:
+    """A diverged run's row as a failure: `FAILED`'s values, every conservation residual infinite."""
+    residuals = {k: math.inf for k in row if k.startswith("conservation_")}
+    return {**FAILED, **residuals, "diverged": True, "failure": why}
 
 
 COLUMNS = ["job_dir", "job", "status", "error", "problem", "ok", *config_fields({}), *metric_fields({})]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from sympscale.analysis.checks import reason_kind
+from sympscale.analysis.inference import clopper_pearson
 from sympscale.analysis.stats import (
     _unconverged,
     bounded_table,
@@ -19,6 +20,7 @@ from sympscale.analysis.stats import (
     oracle_table,
     paired_ratios,
     ratio_table,
+    vpt_difference_table,
 )
 
 
@@ -63,6 +65,7 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(five))
     metrics = [m for m in ("last100_mse", "steps_to_mse_1", "vpt_lyap_0.3", "one_step_mse") if m in ok.columns]
     return {
+        "vpt_difference": vpt_difference_table(df),
         "convergence": convergence_table(df),
         "vpt_oracle": oracle_table(df),
         "bounded": bounded_table(df),
@@ -89,7 +92,7 @@ def headline(df: pd.DataFrame) -> str:
     parts = []
     for (system, D, setting), grp in ok.groupby(["system", "D", "setting"]):
         frac = grp.groupby("model")["bounded"].agg(["sum", "count"])
-        desc = ", ".join(f"{m} bounded {int(r['sum'])}/{int(r['count'])}" for m, r in frac.iterrows())
+        desc = ", ".join(_bounded_phrase(m, int(r["sum"]), int(r["count"])) for m, r in frac.iterrows())
         desc += _ratio_phrase(paired_ratios(grp))
         frac = grp.get("vpt_fraction_of_oracle")
         if frac is not None and frac.notna().any():
@@ -100,6 +103,12 @@ def headline(df: pd.DataFrame) -> str:
             desc += f" [WARNING: {labels}]"
         parts.append(f"{system} D={D}{f' [{setting}]' if setting else ''}: {desc}")
     return "; ".join(parts) + "."
+
+
+def _bounded_phrase(model: str, k: int, n: int) -> str:
+    """'symp bounded 9/10 (95 % CI 0.55–1)': the fraction with its Clopper–Pearson interval."""
+    lo, hi = clopper_pearson(k, n)
+    return f"{model} bounded {k}/{n}" + (f" (95 % CI {lo:.2g}–{hi:.2g})" if n else "")
 
 
 def _count(n: int, noun: str) -> str:
@@ -143,8 +152,10 @@ def summary_markdown(
     ]
     lines += excluded_lines(df)
     lines += _convergence_lines(df)
-    lines += ["## Headline", "", headline(df), ""]
     titles = {
+        "vpt_difference": "Primary endpoint: paired symp − GRU VPT(0.3) difference (Lyapunov times) per cell, mean "
+        "over pairs on the same data, 95 % bootstrap interval, exact sign-flip p, Holm-adjusted across cells "
+        "(a diverged run counts as VPT 0)",
         "convergence": "Verdicts: failed to learn (validation VPT 0, or one-step MSE > 0.1 x persistence's), converged "
         "(best validation VPT gained < tol over the last quarter, relative to its start), not converged",
         "vpt_oracle": "VPT(0.3) as a fraction of the oracle's (same system, D, data)",
@@ -155,8 +166,13 @@ def summary_markdown(
         "capacity": "Capacity: potential width used, budget, increment rank of the dimension it must cover, its "
         "one-step MSE floor, and the recipe's source",
     }
+    first = [name for name in ("vpt_difference",) if name in tabs]  # the primary endpoint leads
+    for name in first:
+        lines += [f"## {titles[name]}", "", to_markdown(tabs[name])]
+    lines += ["## Headline", "", headline(df), ""]
     for name, t in tabs.items():
-        lines += [f"## {titles.get(name, name)}", "", to_markdown(t)]
+        if name not in first:
+            lines += [f"## {titles.get(name, name)}", "", to_markdown(t)]
     if figures or notes:
         lines += ["## Figures", ""]
         lines += [f"- [{p.stem}]({p.relative_to(sweep_dir)})" for p in figures if p.suffix == ".png"]

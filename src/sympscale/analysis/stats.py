@@ -1,4 +1,5 @@
-"""The study's statistics: bounded fractions, paired GRU/Symp ratios (median + IQR), mean ± 95 % CI."""
+"""The study's statistics: the primary endpoint (the paired symp − GRU VPT difference per cell, bootstrap interval,
+Holm-adjusted sign-flip p), bounded fractions (Clopper–Pearson), paired GRU/Symp ratios (median + IQR), mean ± CI."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+
+from sympscale.analysis.inference import bootstrap_mean_ci, clopper_pearson, holm, sign_flip_p
 
 
 def median_iqr(values) -> tuple[float, float, float]:
@@ -32,11 +35,16 @@ def _percentile_inf(v: np.ndarray, q: float) -> float:
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
-    """(mean, half-width of the Student-t confidence interval); half-width is NaN for fewer than 2 values."""
+    """(mean, half-width of the Student-t confidence interval); half-width is NaN for fewer than 2 values.
+
+    Missing values (NaN: not measured) are left out; an infinite one (a rollout that blew up, a diverged run) is
+    a result: the mean is infinite, its interval NaN."""
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
+    v = v[~np.isnan(v)]
     if v.size == 0:
         return (math.nan, math.nan)
+    if np.isinf(v).any():
+        return (float(v.sum()), math.nan)  # inf, -inf, or NaN when both signs
     if v.size < 2:
         return (float(v.mean()), math.nan)
     t = sps.t.ppf(0.5 + level / 2, df=v.size - 1)
@@ -81,12 +89,76 @@ def paired_ratios(df: pd.DataFrame, num: str = "gru", den: str = "symp", metric:
 
 
 def bounded_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Bounded runs per group over the judged ones (a diverged run counts, as not bounded), with the fraction's
+    95 % Clopper–Pearson interval."""
+
     def summarise(grp):
         k = _flagged(grp["bounded"])
         n = int(grp["bounded"].notna().sum())  # judged runs (None: not judged)
-        return {"bounded": k, "n": n, "fraction": k / n if n else math.nan}
+        lo, hi = clopper_pearson(k, n)
+        return {"bounded": k, "n": n, "fraction": k / n if n else math.nan, "ci95_low": lo, "ci95_high": hi}
 
-    return _per_group(df, "bounded", ["bounded", "n", "fraction"], summarise)
+    return _per_group(df, "bounded", ["bounded", "n", "fraction", "ci95_low", "ci95_high"], summarise)
+
+
+PRIMARY = "vpt_lyap_0.3"  # the primary endpoint's metric: VPT(0.3) in Lyapunov times (a diverged run: 0)
+
+
+def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metric: str = PRIMARY) -> pd.DataFrame:
+    """The primary endpoint per cell: the mean paired difference a − b of `metric` (pairs agree on everything but
+    the model, data included), its 95 % percentile-bootstrap interval, the exact sign-flip p and its Holm
+    adjustment across every cell of the table; each side's mean, its failures and its labels."""
+    pairs = paired_ratios(df, a, b, metric)
+    keys = [k for k in ("system", "D", "setting", "num_schedule", "den_schedule") if k in pairs.columns]
+    rows = []
+    for key, grp in pairs.groupby(keys, dropna=False):
+        cell = dict(zip(keys, key, strict=True))
+        defined = grp[grp["num"].notna() & grp["den"].notna()]
+        diff = (defined["num"] - defined["den"]).astype(float)
+        lo, hi = bootstrap_mean_ci(diff)
+        runs = _cell_runs(df, cell)
+        rows.append(
+            {
+                **cell,
+                "n_pairs": len(defined),
+                f"{a}_mean": float(defined["num"].mean()) if len(defined) else math.nan,
+                f"{b}_mean": float(defined["den"].mean()) if len(defined) else math.nan,
+                "difference": float(diff.mean()) if len(defined) else math.nan,
+                "ci95_low": lo,
+                "ci95_high": hi,
+                "p": sign_flip_p(diff),
+                "undefined_pairs": len(grp) - len(defined),
+                "labels": "; ".join(f"{m}: {lab}" for m in (a, b) if (lab := cell_labels(runs[runs["model"] == m]))),
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            *keys,
+            "n_pairs",
+            f"{a}_mean",
+            f"{b}_mean",
+            "difference",
+            "ci95_low",
+            "ci95_high",
+            "p",
+            "p_holm",
+            "undefined_pairs",
+            "labels",
+        ],
+    )
+    out["p_holm"] = holm(out["p"]) if len(out) else []
+    return out.rename(columns={"num_schedule": f"{a}_schedule", "den_schedule": f"{b}_schedule"})
+
+
+def _cell_runs(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    """The used runs of one cell (system, D, setting), for its labels."""
+    ok = df[df["ok"]]
+    mask = pd.Series(True, index=ok.index)
+    for k in ("system", "D", "setting"):
+        if k in cell and k in ok:
+            mask &= ok[k].astype(object).eq(cell[k]) | (ok[k].isna() & pd.isna(cell[k]))
+    return ok[mask]
 
 
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
@@ -145,8 +217,21 @@ def conservation_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _is_true(col: pd.Series) -> pd.Series:
+    return col.map(lambda v: v is True or v == True).astype(bool)  # noqa: E712  (numpy bools)
+
+
 def _flagged(col: pd.Series) -> int:
-    return int(col.map(lambda v: v is True or v == True).sum())  # noqa: E712  (numpy bools)
+    return int(_is_true(col).sum())
+
+
+def _not_converged(grp: pd.DataFrame) -> pd.Series:
+    """Judged and not converged, but neither failed to learn nor diverged (each counted under its own name)."""
+    mask = grp["converged"].map(_unconverged).astype(bool)
+    for col in ("failed_to_learn", "diverged"):
+        if col in grp:
+            mask &= ~_is_true(grp[col])
+    return mask
 
 
 def cell_labels(grp: pd.DataFrame) -> str:
@@ -154,7 +239,11 @@ def cell_labels(grp: pd.DataFrame) -> str:
     dynamics (capacity-limited), trained with an untuned recipe, that failed to learn or did not converge."""
     n = len(grp)
     labels = []
-    for col, word in (("capacity_limited", "capacity-limited"), ("failed_to_learn", "failed to learn")):
+    for col, word in (
+        ("diverged", "diverged"),
+        ("capacity_limited", "capacity-limited"),
+        ("failed_to_learn", "failed to learn"),
+    ):
         k = _flagged(grp[col]) if col in grp else 0
         if k:
             labels.append(f"{word} {k}/{n}")
@@ -162,9 +251,7 @@ def cell_labels(grp: pd.DataFrame) -> str:
     if "tuned" in grp and len(trained) and not _flagged(trained["tuned"]) == len(trained):
         labels.append(f"untuned {len(trained) - _flagged(trained['tuned'])}/{n}")
     if "converged" in grp:
-        bad = int(grp["converged"].map(_unconverged).sum()) - (
-            _flagged(grp["failed_to_learn"]) if "failed_to_learn" in grp else 0
-        )
+        bad = int(_not_converged(grp).sum())
         if bad > 0:
             labels.append(f"unconverged {bad}/{n}")
     return "; ".join(labels)
@@ -208,18 +295,19 @@ def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
 
     def summarise(grp):
         c = grp["converged"]
-        failed = _flagged(grp["failed_to_learn"]) if "failed_to_learn" in grp else 0
+        count = lambda col: _flagged(grp[col]) if col in grp else 0  # noqa: E731
         return {
             "n": len(grp),
             "converged": _flagged(c),
-            "failed_to_learn": failed,
-            "not_converged": int(c.map(_unconverged).sum()) - failed,
+            "diverged": count("diverged"),
+            "failed_to_learn": count("failed_to_learn"),
+            "not_converged": int(_not_converged(grp).sum()),
             "not_judged": int(c.isna().sum()),
             "median_selected_step": _num(grp, "selected_step").median(),
             "median_steps_trained": _num(grp, "steps_trained").median(),
         }
 
-    cols = ["n", "converged", "failed_to_learn", "not_converged", "not_judged", "median_selected_step"]
+    cols = ["n", "converged", "diverged", "failed_to_learn", "not_converged", "not_judged", "median_selected_step"]
     cols.append("median_steps_trained")
     return _per_group(df, "converged", cols, summarise)
 
