@@ -233,7 +233,9 @@ def test_junk_sweep_lists_every_excluded_folder_and_uses_only_the_good_runs(tmp_
     for name, _, reason in CASES:
         assert f"- `bad-{name}`: {reason}\n" in summary
     assert "notes" not in summary and "`empty`" not in summary
-    assert "| metrics.json has the wrong shape | 6 |" in summary and "| diverged | " not in summary.split("## Headline")[0]
+    assert (
+        "| metrics.json has the wrong shape | 6 |" in summary and "| diverged | " not in summary.split("## Headline")[0]
+    )
     assert (
         "| failed | 2 |" in summary
         and "| status unknown | 2 |" in summary
@@ -327,7 +329,10 @@ def test_a_running_sweep_where_only_symp_finished(tmp_path):
     (tmp_path / "job-gru-3-16" / "config.json").unlink()  # launched, not yet written its config
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 3 and "| running | 3 |" in summary
-    assert "symp bounded 3/3 (95 % CI 0.29–1)." in summary and "ratio" not in summary.split("## Headline")[1].split("##")[0]
+    assert (
+        "symp bounded 3/3 (95 % CI 0.29–1)." in summary
+        and "ratio" not in summary.split("## Headline")[1].split("##")[0]
+    )
     for name in ("reliability_vs_D_fput", "steps_to_mse_1_vs_D"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
 
@@ -398,7 +403,7 @@ def test_diverged_runs_are_counted_in_every_table_and_the_headline(tmp_path):
     for s in (1, 2):
         write_job(tmp_path, "symp", s, last100=SYMP[s], horizon=5.0, vpt=1.0)
         write_job(tmp_path, "gru", s, last100=GRU[s], horizon=3.0, vpt=0.5)
-    for seed, (name, spoil, _) in enumerate(DIVERGED, start=3):
+    for seed, (_, spoil, _) in enumerate(DIVERGED, start=3):
         write_job(tmp_path, "gru", seed, last100=1.0, horizon=3.0, vpt=0.5)
         write_job(tmp_path, "symp", seed, last100=SYMP[1], horizon=5.0, vpt=1.0)
         spoil(tmp_path / f"job-gru-{seed}-16")

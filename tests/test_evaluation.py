@@ -21,12 +21,13 @@ def ar1(rng, n, T, D, rho, scale):
     return x
 
 
-def scored(test, tail, horizon, rule=BoundedRule(), residuals=None, energy=None):
+def scored(test, tail, horizon, rule=None, residuals=None, energy=None):
     """A Rollout whose last window is `tail` (n, 101, D), its MSE 0.01 everywhere unless `tail` is not finite."""
     n, _, D = test.shape
     mse = np.full((n, horizon), 0.01)
     mse[~np.isfinite(tail).all(axis=(1, 2)), -1] = np.inf
     res = residuals if residuals is not None else {}
+    rule = rule or BoundedRule()
     return Rollout(mse, res, None, test, np.zeros(D), np.ones(D), tail, horizon, 100, rule, 0.1, 0.5, energy)
 
 

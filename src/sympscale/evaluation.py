@@ -112,6 +112,9 @@ class BoundedRule:
         return max(float(student_t.ppf(1.0 - tail, df=max(windows - 1, 1))) * band, self.floor)
 
 
+DEFAULT_BOUNDED = BoundedRule()
+
+
 @dataclasses.dataclass(frozen=True)
 class MetricOptions:
     """Metrics read their settings from the `Rollout` (eval.horizon, eval.bounded_level, eval.bounded_floor)."""
@@ -141,7 +144,10 @@ def amplitudes(window: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[st
     states, and of its `last` one-step increments (a rollout collapsed onto a point has none)."""
     z = (np.asarray(window) - mean) / std
     with np.errstate(over="ignore", invalid="ignore"):
-        return {"state": np.mean(z[:, 1:] ** 2, axis=(1, 2)), "increment": np.mean(np.diff(z, axis=1) ** 2, axis=(1, 2))}
+        return {
+            "state": np.mean(z[:, 1:] ** 2, axis=(1, 2)),
+            "increment": np.mean(np.diff(z, axis=1) ** 2, axis=(1, 2)),
+        }
 
 
 def calibration_starts(n_obs: int, horizon: int, last: int) -> list[int]:
@@ -242,7 +248,7 @@ def rollout_metrics_bundle(
     std: np.ndarray,
     *,
     horizon: int,
-    bounded: BoundedRule = BoundedRule(),
+    bounded: BoundedRule = DEFAULT_BOUNDED,
     last: int = 100,
     projector=None,
     lyapunov: float | None = None,

@@ -138,18 +138,22 @@ def mark_duplicates(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-ORACLE_KEYS = ["system", "D", "data_seed", "eval_horizon"]  # what an oracle run and a model run must share
+# what an oracle run and a model run must share: the dataset (its key covers the system, every system setting, D,
+# the data size and seed) and the eval horizon
+ORACLE_KEYS = ["system", "D", "data_seed", "dataset_key", "eval_horizon"]
 
 
 def add_oracle_fraction(df: pd.DataFrame) -> pd.DataFrame:
-    """`vpt_fraction_of_oracle`: each run's VPT(0.3) over the oracle's (median of its runs) on the same data."""
+    """`vpt_fraction_of_oracle`: each run's VPT(0.3) over the oracle's (median of its runs) on the same dataset and
+    eval horizon (`ORACLE_KEYS`); a reference, not a ceiling."""
     keys = [k for k in ORACLE_KEYS if k in df.columns]
     if "model_name" not in df or "vpt_lyap_0.3" not in df or len(keys) < 2:
         df["vpt_fraction_of_oracle"] = math.nan
         return df
     ok = df[df["ok"] & (df["model_name"] == "oracle")]
-    ceiling = ok.groupby(keys)["vpt_lyap_0.3"].median().rename("oracle_vpt_lyap_0.3").reset_index()
-    df = df.drop(columns=["oracle_vpt_lyap_0.3"], errors="ignore").merge(ceiling, on=keys, how="left")
+    reference = ok.groupby(keys, dropna=False)["vpt_lyap_0.3"].median().rename("oracle_vpt_lyap_0.3").reset_index()
+    reference = reference.astype({k: df[k].dtype for k in keys})  # a key missing everywhere: NaN of its own type
+    df = df.drop(columns=["oracle_vpt_lyap_0.3"], errors="ignore").merge(reference, on=keys, how="left")
     df["vpt_fraction_of_oracle"] = df["vpt_lyap_0.3"] / df["oracle_vpt_lyap_0.3"]
     return df
 

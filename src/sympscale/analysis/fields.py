@@ -19,7 +19,7 @@ from sympscale.recipe import effective_train, is_tuned, recipe_source
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure")
+TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure", "dataset_key")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test", "width_used", "rank", "rank_dimension")
 FLAGS = ("bounded", "converged", "failed_to_learn", "exceeds_ground_truth", "capacity_limited", "tuned", "diverged")
@@ -141,6 +141,7 @@ def metric_fields(m: dict) -> dict:
         "vpt_lyap_0.5": ev("vpt_lyapunov", "0.5"),
         "vpt_steps_0.3": ev("vpt_steps", "0.3"),
         "lyapunov_exponent": _get(m, ("dataset", "lyapunov_exponent")),
+        "dataset_key": _get(m, ("dataset", "key")),
         "dt_obs": _get(m, ("dataset", "dt_obs")),
         "exceeds_ground_truth": ev("exceeds_ground_truth"),
         "model_energy_residual": ev("model_energy_residual"),

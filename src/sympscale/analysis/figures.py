@@ -229,7 +229,12 @@ def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
                 label=f"{model} [{', '.join(filter(None, (setting, schedule)))}]",
             )
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set(xscale="log", xlabel="D", ylabel="VPT / oracle VPT (median, IQR)", title=f"{system}: VPT vs the ceiling")
+        ax.set(
+            xscale="log",
+            xlabel="D",
+            ylabel="VPT / oracle VPT (median, IQR)",
+            title=f"{system}: VPT vs the oracle's (a reference)",
+        )
         _d_ticks(ax, st["D"])
         ax.legend(fontsize=7)
     return _save(fig, out, "vpt_fraction_of_oracle_vs_D", df[df["ok"]])
