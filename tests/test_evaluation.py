@@ -110,3 +110,17 @@ def test_the_threshold_is_the_truths_band_and_never_below_the_floor():
         assert 2.5 * band < got["bounded_threshold"][k] < 6 * band < AMPLITUDE_1_3 * 6
     floored = boundedness(scored(test, other[:, 900:1001], 1000, BoundedRule(0.99, 5.0)))
     assert set(floored["bounded_threshold"].values()) == {5.0} and not floored["bounded_detects_amplitude_1_3"]
+
+
+def test_energy_drift_is_a_median_over_time_and_its_slope_not_a_maximum():
+    t = np.arange(101)
+    resid = np.stack([1e-6 * t, 2e-6 * t, 3e-6 * t, np.full(101, 1e-9)])  # three drift linearly, one holds
+    resid[2, 50] = 5.0  # one spike: the maximum, not the median
+    got = conservation(rollout({"H": resid, "P": np.zeros((4, 101))}, "H"))
+    drift = got["energy_drift"]
+    assert got["energy_residual"] == 5.0  # the maximum is still reported
+    assert drift["slope_per_time"] == pytest.approx(1.5e-6 / 0.5, rel=0.05)  # median of 4: 1.5e-6 per step, dt 0.5
+    assert drift["median_final"] == pytest.approx(150e-6) and len(drift["time"]) == 51
+    flat = conservation(rollout({"H": np.full((4, 101), 1e-9)}, "H"))["energy_drift"]
+    assert flat["slope_per_time"] == pytest.approx(0.0, abs=1e-15)
+    assert conservation(rollout({"mean": np.zeros((2, 101))}, None))["energy_drift"] is None

@@ -32,6 +32,11 @@ def _jobs(spec: list[tuple[str, int]]):
 def test_only_the_seed_tells_the_members_of_a_bundle_apart():
     assert seed_free(["seed=1", "model=gru", "data_seed=2"]) == seed_free(["data_seed=2", "model=gru", "+seed=7"])
     assert seed_free(["seed=1", "data_seed=2"]) != seed_free(["seed=1", "data_seed=3"])  # data_seed is not the seed
+    follows = [["seed=1", "data_seed=${seed}"], ["seed=2", r"data_seed=$\{seed\}"]]  # Hydra escapes it in a sweep
+    assert seed_free(follows[0]) != seed_free(follows[1])
+    assert (
+        len(make_bundles([SimpleNamespace(idx=i, overrides=o, status="queued") for i, o in enumerate(follows)], 4)) == 2
+    )
     jobs = _jobs([(m, s) for m in ("symp", "gru") for s in range(1, 11)])
     jobs[3].status = "skipped"  # finished earlier: never bundled again
     bundles = make_bundles(jobs, 4)

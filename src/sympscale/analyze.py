@@ -31,8 +31,9 @@ def _commands(sweep_dir: Path, df) -> list[str]:
 
 
 def analyze(sweep_dir: str | Path, out: str | Path | None = None) -> dict:
-    """Write results.parquet/.csv, tables/, figures/, validation_curves.csv and summary.md for a sweep."""
-    from sympscale.analysis.collect import collect, job_dirs, validation_curves
+    """Write results.parquet/.csv, tables/, figures/, validation_curves.csv, energy_drift_curves.csv and
+    summary.md for a sweep."""
+    from sympscale.analysis.collect import collect, energy_drift_curves, job_dirs, validation_curves
     from sympscale.analysis.figures import all_figures
     from sympscale.analysis.report import summary_markdown, tables, write_tables
 
@@ -54,7 +55,9 @@ def analyze(sweep_dir: str | Path, out: str | Path | None = None) -> dict:
     write_tables(tabs, out / "tables")
     curves = validation_curves(df)
     curves.to_csv(out / "validation_curves.csv", index=False)
-    figs, notes = all_figures(df, out / "figures", curves)
+    drift = energy_drift_curves(df)
+    drift.to_csv(out / "energy_drift_curves.csv", index=False)
+    figs, notes = all_figures(df, out / "figures", curves, drift)
     summary = summary_markdown(df, tabs, figs, out, _commands(sweep_dir, df), notes)
     (out / "summary.md").write_text(summary)
     return {"rows": len(df), "ok": int(df["ok"].sum()), "figures": figs, "notes": notes, "out": out}

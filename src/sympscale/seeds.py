@@ -26,9 +26,10 @@ class RangeSyntaxError(ValueError):
 
 
 def expand_int_ranges(key: str, value: str) -> str:
-    """'1-3,7' -> '1,2,3,7'. Hydra sweep functions (range(...), choice(...)) and plain ints pass through."""
+    """'1-3,7' -> '1,2,3,7'. Hydra sweep functions (range(...), choice(...)), plain ints and an interpolation of
+    another key (`data_seed=${seed}`: every seed its own dataset) pass through."""
     text = value.strip()
-    if not text or re.match(r"^\w+\(", text) or re.fullmatch(r"-?\d+", text):
+    if not text or re.match(r"^\w+\(", text) or re.fullmatch(r"-?\d+|\$\{[\w.]+\}", text):
         return value
     out: list[int] = []
     for part in text.split(","):

@@ -25,7 +25,7 @@ from sympscale.analysis.conditions import model_label, setting_labels
 from sympscale.analysis.fields import config_fields, failed_fields, log_fields, metric_fields, tidy_types
 from sympscale.identity import digest
 
-__all__ = ["collect", "job_dirs", "model_label", "read_job", "validation_curves"]
+__all__ = ["collect", "energy_drift_curves", "job_dirs", "model_label", "read_job", "validation_curves"]
 
 JOB_FILES = ("config.json", "status.json", "metrics.json", "launcher.json")
 
@@ -187,3 +187,23 @@ def validation_curves(df: pd.DataFrame) -> pd.DataFrame:
 
 
 VAL_FIELDS = ("step", "horizon", "val_vpt_steps", "val_one_step_mse", "val_rollout_mse")
+DRIFT_KEYS = ["job_dir", "system", "D", "model", "method", "seed", "energy_invariant", "diverged"]
+
+
+def energy_drift_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """The median energy residual |ΔH|/|H| over time of every used run that records one (metrics.json
+    `eval.energy_drift`), one row per (run, time); a diverged run has none (it is counted as a failure)."""
+    rows = []
+    for run in df[df["ok"]].to_dict("records"):
+        if run.get("diverged") is True:
+            continue
+        metrics, _ = load_json(Path(run["job_dir"]) / "metrics.json")
+        drift = metrics.get("eval", {}).get("energy_drift") if isinstance(metrics, dict) else None
+        if not isinstance(drift, dict) or not isinstance(drift.get("time"), list):
+            continue
+        for t, v in zip(drift["time"], drift.get("median") or [], strict=False):
+            rows.append({**{k: run.get(k) for k in DRIFT_KEYS}, "time": t, "median_residual": v})
+    out = pd.DataFrame(rows, columns=[*DRIFT_KEYS, "time", "median_residual"])
+    for col in ("time", "median_residual"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out

@@ -148,6 +148,8 @@ def metric_fields(m: dict) -> dict:
         # the energy's residual under one name (H, E, or the Jacobi constant C: `energy_invariant` says which)
         "energy_residual": ev("energy_residual"),
         "energy_invariant": ev("energy_invariant"),
+        "energy_drift_slope": ev("energy_drift", "slope_per_time"),  # of the median |ΔH|/|H| per time unit
+        "energy_drift_final": ev("energy_drift", "median_final"),
         "eval_horizon": ev("horizon"),
         "n_test": ev("n_trajectories"),
         "platform": _get(m, ("env", "platform")),
@@ -179,7 +181,7 @@ def log_fields(path: Path) -> dict:
 # what a run whose training diverged counts as in every table and figure (README "Metrics"): never dropped
 FAILED = {"vpt_lyap_0.3": 0.0, "vpt_lyap_0.5": 0.0, "vpt_steps_0.3": 0.0, "bounded": False, "steps_to_mse_1": 0.0}
 FAILED |= {"lyap_to_mse_1": 0.0, "last100_mse": math.inf, "one_step_mse": math.inf, "energy_residual": math.inf}
-FAILED |= {"model_energy_residual": math.inf}
+FAILED |= {"model_energy_residual": math.inf, "energy_drift_slope": math.inf, "energy_drift_final": math.inf}
 
 
 def failed_fields(row: dict, why: str) -> dict:

@@ -14,7 +14,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sympscale.analysis.stats import bounded_table, labels_note, oracle_table, paired_ratios, ratio_table  # noqa: E402
+from sympscale.analysis.stats import (  # noqa: E402
+    bounded_table,
+    labels_note,
+    oracle_table,
+    paired_ratios,
+    ratio_table,
+    vpt_difference_table,
+)
 
 
 def _save(fig, out: Path, name: str, used: pd.DataFrame | None = None) -> list[Path]:
@@ -206,6 +213,51 @@ def convergence(curves: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def energy_drift(curves: pd.DataFrame, out: Path, used: pd.DataFrame) -> list[Path]:
+    """Per system: the median energy residual |ΔH|/|H| over time, one line per run, one panel per D (log y)."""
+    paths = []
+    for system, sdf in curves.groupby("system"):
+        Ds = sorted(sdf["D"].unique())
+        fig, axes = plt.subplots(1, len(Ds), figsize=(4.2 * len(Ds), 3.6), squeeze=False, sharey=True)
+        methods = sorted(sdf["method"].unique())
+        for ax, D in zip(axes[0], Ds, strict=True):
+            for k, method in enumerate(methods):
+                runs = sdf[(sdf["D"] == D) & (sdf["method"] == method)]
+                for i, (_, run) in enumerate(runs.groupby("job_dir")):
+                    y = run["median_residual"].clip(lower=1e-16)  # a log axis: exact conservation drawn at 1e-16
+                    ax.plot(run["time"], y, color=f"C{k}", alpha=0.7, lw=1, label=method if i == 0 else None)
+            energy = next(iter(sdf["energy_invariant"].dropna()), "energy")
+            ax.set(yscale="log", title=f"{system} D={D}", xlabel="time", ylabel=f"median |Δ{energy}|/|{energy}|")
+            ax.legend(title="model", fontsize=8)
+        paths += _save(fig, out, f"energy_drift_{system}", used[used["system"] == system])
+    return paths
+
+
+def vpt_difference_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
+    """The primary endpoint: per system, the paired symp − GRU VPT(0.3) difference against D, with its 95 %
+    bootstrap interval (Holm-adjusted p in summary.md)."""
+    table = vpt_difference_table(df).dropna(subset=["difference"])
+    if table.empty:  # no symp/GRU pairs with a VPT (the table in summary.md says so)
+        return []
+    systems = sorted(table["system"].unique())
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.8), squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        st = table[table["system"] == system]
+        for k, (setting, mt) in enumerate(st.groupby("setting", dropna=False)):
+            mt = mt.sort_values("D")
+            lo = (mt["difference"] - mt["ci95_low"]).fillna(0).clip(lower=0)
+            hi = (mt["ci95_high"] - mt["difference"]).fillna(0).clip(lower=0)
+            x = mt["D"].to_numpy(float) * (1.0 + 0.04 * k)
+            ax.errorbar(x, mt["difference"], yerr=[lo, hi], fmt="o-", capsize=3, label=setting or "symp − GRU")
+        ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+        ax.set(
+            xscale="log", xlabel="D", ylabel="symp − GRU VPT(0.3), Lyapunov times", title=f"{system}: paired difference"
+        )
+        _d_ticks(ax, st["D"])
+        ax.legend(fontsize=7)
+    return _save(fig, out, "vpt_difference_vs_D", df[df["ok"]])
+
+
 def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     """Per system: each model's VPT as a fraction of the oracle's (median and IQR over seeds) against D."""
     table = oracle_table(df)
@@ -240,16 +292,20 @@ def vpt_fraction_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "vpt_fraction_of_oracle_vs_D", df[df["ok"]])
 
 
-def all_figures(df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None) -> tuple[list[Path], list[str]]:
+def all_figures(
+    df: pd.DataFrame, out: Path, curves: pd.DataFrame | None = None, drift: pd.DataFrame | None = None
+) -> tuple[list[Path], list[str]]:
     """Every figure the used runs allow, and a note for each one skipped (nothing to draw, or it failed)."""
     out.mkdir(parents=True, exist_ok=True)
     sns.set_theme(style="whitegrid")
     if df.empty or not df["ok"].any():
         return [], ["no figures: no run is usable yet"]
-    draws = [reliability_vs_D, steps_to_mse_1_vs_D, bptt_ablation, vpt_fraction_vs_D]
+    draws = [vpt_difference_vs_D, reliability_vs_D, steps_to_mse_1_vs_D, bptt_ablation, vpt_fraction_vs_D]
     jobs = [(f.__name__, lambda f=f: f(df, out)) for f in draws]
     if curves is not None and not curves.empty:
         jobs.append(("convergence", lambda: convergence(curves, out)))
+    if drift is not None and not drift.empty:
+        jobs.append(("energy_drift", lambda: energy_drift(drift, out, df[df["ok"]])))
     paths, notes = [], []
     for name, draw in jobs:
         try:

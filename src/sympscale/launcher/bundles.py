@@ -23,8 +23,10 @@ def is_seed(override: str) -> bool:
 
 
 def seed_free(overrides: Sequence[str]) -> tuple[str, ...]:
-    """A job's overrides without its seed: the jobs of one bundle share them."""
-    return tuple(sorted(o for o in overrides if not is_seed(o)))
+    """A job's overrides without its seed: the jobs of one bundle share them. A job with a value that follows its
+    seed (`data_seed=${seed}`: every seed its own dataset) keeps the seed: it shares them with no other job."""
+    follows = any(f"${{{SEED_KEY}}}" in o.split("=", 1)[-1].replace("\\", "") for o in overrides if not is_seed(o))
+    return tuple(sorted(o for o in overrides if follows or not is_seed(o)))
 
 
 def bundle_size(setting: Any, queued: int, slots: int) -> int:
