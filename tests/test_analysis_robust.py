@@ -418,3 +418,17 @@ def test_diverged_runs_are_counted_in_every_table_and_the_headline(tmp_path):
     assert (primary["n_pairs"], primary["gru_mean"], primary["symp_mean"]) == (5, pytest.approx(0.2), 1.0)
     assert primary["difference"] == pytest.approx(0.8) and "gru: diverged 3/5" in primary["labels"]
     assert tabs["mean_ci"].set_index("model").loc["gru", "last100_mse_mean"] == math.inf  # never dropped
+
+
+def test_a_near_regular_cell_is_labelled_and_the_difference_is_also_given_in_time_units(tmp_path):
+    for s in (1, 2):
+        write_job(tmp_path, "symp", s, last100=SYMP[s], horizon=5.0, vpt=1.0)
+        write_job(tmp_path, "gru", s, last100=GRU[s], horizon=3.0, vpt=0.5)
+    lam = 0.002  # λ₁ x eval horizon = 0.002 x 0.5 x 300 = 0.3 Lyapunov times: nearly regular
+    for d in tmp_path.iterdir():
+        _edit_json(d / "metrics.json", lambda m: m.update(dataset={"lyapunov_exponent": lam, "dt_obs": 0.5}))
+        steps = 1.0 / (lam * 0.5) if "symp" in d.name else 0.5 / (lam * 0.5)
+        _edit_json(d / "metrics.json", _set_eval(vpt_steps={"0.3": steps}))
+    primary = tables(collect(tmp_path))["vpt_difference"].iloc[0]
+    assert "near-regular (λ₁ x eval horizon 0.3 Lyapunov times)" in primary["labels"]
+    assert primary["difference"] == pytest.approx(0.5) and primary["difference_time"] == pytest.approx(0.5 / 0.002)

@@ -124,6 +124,8 @@ def collect(sweep_dir: str | Path) -> pd.DataFrame:
         return df
     untrained = df["steps_trained"] == 0  # a model with nothing to train has no schedule
     df.loc[untrained.fillna(False), "horizon_schedule"] = "not trained"
+    df["vpt_time_0.3"] = df["vpt_steps_0.3"] * df["dt_obs"]  # in the system's time units (Toda: λ₁ is finite-time)
+    df["horizon_lyapunov"] = df["eval_horizon"].astype(float) * df["dt_obs"] * df["lyapunov_exponent"]
     return add_oracle_fraction(mark_duplicates(df))
 
 

@@ -110,6 +110,7 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
     adjustment across every cell of the table; each side's mean, its failures and its labels."""
     pairs = paired_ratios(df, a, b, metric)
     keys = [k for k in ("system", "D", "setting", "num_schedule", "den_schedule") if k in pairs.columns]
+    time = paired_ratios(df, a, b, "vpt_time_0.3") if "vpt_time_0.3" in df else pairs.iloc[:0]
     rows = []
     for key, grp in pairs.groupby(keys, dropna=False):
         cell = dict(zip(keys, key, strict=True))
@@ -127,6 +128,7 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
                 "ci95_low": lo,
                 "ci95_high": hi,
                 "p": sign_flip_p(diff),
+                "difference_time": _mean_difference(time, cell),
                 "undefined_pairs": len(grp) - len(defined),
                 "labels": "; ".join(f"{m}: {lab}" for m in (a, b) if (lab := cell_labels(runs[runs["model"] == m]))),
             }
@@ -143,6 +145,7 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
             "ci95_high",
             "p",
             "p_holm",
+            "difference_time",
             "undefined_pairs",
             "labels",
         ],
@@ -151,14 +154,25 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
     return out.rename(columns={"num_schedule": f"{a}_schedule", "den_schedule": f"{b}_schedule"})
 
 
+def _in_cell(frame: pd.DataFrame, cell: dict) -> pd.Series:
+    """Rows of `frame` that match `cell` on every key both have (a missing value matches a missing value)."""
+    mask = pd.Series(True, index=frame.index)
+    for k, v in cell.items():
+        if k in frame:
+            mask &= frame[k].astype(object).eq(v) | (frame[k].isna() & pd.isna(v))
+    return mask
+
+
+def _mean_difference(pairs: pd.DataFrame, cell: dict) -> float:
+    """The mean paired difference num − den of one cell's pairs (NaN when none has both values)."""
+    d = (pairs["num"] - pairs["den"])[_in_cell(pairs, cell)].dropna()
+    return float(d.mean()) if len(d) else math.nan
+
+
 def _cell_runs(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
     """The used runs of one cell (system, D, setting), for its labels."""
     ok = df[df["ok"]]
-    mask = pd.Series(True, index=ok.index)
-    for k in ("system", "D", "setting"):
-        if k in cell and k in ok:
-            mask &= ok[k].astype(object).eq(cell[k]) | (ok[k].isna() & pd.isna(cell[k]))
-    return ok[mask]
+    return ok[_in_cell(ok, {k: v for k, v in cell.items() if k in ("system", "D", "setting")})]
 
 
 def ratio_table(df: pd.DataFrame, num: str = "gru", den: str = "symp") -> pd.DataFrame:
@@ -234,11 +248,18 @@ def _not_converged(grp: pd.DataFrame) -> pd.Series:
     return mask
 
 
+NEAR_REGULAR_LT = 5.0  # λ₁ x the eval horizon below this: the system barely decorrelates within a rollout
+
+
 def cell_labels(grp: pd.DataFrame) -> str:
-    """What a group's comparison falls short of (SCIENCE §13), '' when nothing: runs whose model cannot span the
-    dynamics (capacity-limited), trained with an untuned recipe, that failed to learn or did not converge."""
+    """What a group's comparison falls short of (SCIENCE §13), '' when nothing: a near-regular dataset (VPT in
+    Lyapunov times not comparable along D), runs that diverged, whose model cannot span the dynamics
+    (capacity-limited), trained with an untuned recipe, that failed to learn or did not converge."""
     n = len(grp)
     labels = []
+    horizon = _num(grp, "horizon_lyapunov").dropna()
+    if len(horizon) and horizon.median() < NEAR_REGULAR_LT:
+        labels.append(f"near-regular (λ₁ x eval horizon {horizon.median():.2g} Lyapunov times)")
     for col, word in (
         ("diverged", "diverged"),
         ("capacity_limited", "capacity-limited"),
