@@ -124,3 +124,32 @@ def test_energy_drift_is_a_median_over_time_and_its_slope_not_a_maximum():
     flat = conservation(rollout({"H": np.full((4, 101), 1e-9)}, "H"))["energy_drift"]
     assert flat["slope_per_time"] == pytest.approx(0.0, abs=1e-15)
     assert conservation(rollout({"mean": np.zeros((2, 101))}, None))["energy_drift"] is None
+
+
+def test_the_models_own_spectrum_symplectic_pairs_and_lambda1_against_the_systems():
+    """The oracle (true H, Yoshida-4) is a symplectic map: its spectrum sums to 0 (volume) and comes in ± pairs,
+    and its λ₁ is the system's; a GRU's carry is not the state: no pairs are claimed for it."""
+    import jax
+
+    from sympscale.diagnostics import lyapunov_exponent
+    from sympscale.evaluation import SpectrumSpec, model_spectrum_bundle
+    from sympscale.models import Capacity, build
+    from sympscale.seedaxis import stack
+
+    system = make_system("fput", 16)
+    x0 = np.asarray(system.sample_initial(jax.random.key(0), 2))
+    test, spec = x0[:, None, :], SpectrumSpec(trajectories=2, intervals=1500, transient=300)
+    lam = lyapunov_exponent(system, x0, 1500, transient=300)["lambda1"]  # finite-time: ~10 % apart at this length
+    kw = dict(D=16, dt=system.dt_obs, mean=np.zeros(16), std=np.ones(16), capacity=Capacity())
+    oracle, _ = build("oracle", **kw, exact=system.exact_quadratic(), system=system)
+    (got,) = model_spectrum_bundle(oracle, stack([oracle.init(jax.random.key(0))]), test, spec, system.dt_obs, lam)
+    assert len(got["spectrum"]) == 16 and abs(got["sum"]) < 1e-12
+    assert got["pair_error"] < 0.05 * got["lambda1"] and got["lambda1_ratio"] == pytest.approx(1.0, rel=0.2)
+    free, _ = build("freeform", **kw)  # its carry is the state, but its map is not symplectic: volume changes
+    (other,) = model_spectrum_bundle(free, stack([free.init(jax.random.key(0))]), test, spec, system.dt_obs, lam)
+    assert abs(other["sum"]) > 1e-6 and other["pair_error"] is not None
+    gru, _ = build("gru", **kw)
+    params = stack([gru.init(jax.random.key(s)) for s in (0, 1)])  # a bundle of two seeds
+    spectra = model_spectrum_bundle(gru, params, test, spec, system.dt_obs, lam)
+    assert len(spectra) == 2 and spectra[0]["pair_error"] is None and len(spectra[0]["spectrum"]) == 16
+    assert model_spectrum_bundle(gru, params, test, SpectrumSpec(intervals=0), system.dt_obs, lam) == [None, None]

@@ -102,6 +102,9 @@ class EvalConf:
     horizon: int = 1000
     bounded_level: float = 0.99  # bounded: an independent truth passes with this probability (README "Metrics")
     bounded_floor: float = 0.2  # ... and never below this |log| mean-square ratio (~10 % in RMS)
+    spectrum_trajectories: int = 2  # the learned model's own Lyapunov spectrum: from this many test states,
+    spectrum_intervals: int = 1000  # ... over this many model steps (0: not computed),
+    spectrum_transient: int = 200  # ... the first of which align the tangent vectors
     projection: str = "multi"  # invariant set of the projected evaluation rollout (single | multi)
 
 

@@ -15,8 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 from scipy.stats import t as student_t
 
+from sympscale.diagnostics import lyapunov_spectrum
 from sympscale.registry import METRICS
 from sympscale.seedaxis import n_seeds, over_seeds, stack, unstack
 from sympscale.training import rollout
@@ -251,6 +253,57 @@ def valid_prediction_time(r: Rollout) -> dict:
         "lyapunov_times_to_mse_1": float(np.median(r.first_over_one) * r.dt_obs * r.lyapunov),
         "lyapunov_exponent": float(r.lyapunov),
         "horizon_lyapunov": float(r.horizon * r.dt_obs * r.lyapunov),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectrumSpec:
+    """The learned model's own Lyapunov spectrum (eval.spectrum_*): from the first state of `trajectories` test
+    trajectories, `intervals` model steps of which the first `transient` align the tangent vectors; 0 intervals:
+    not computed."""
+
+    trajectories: int = 2
+    intervals: int = 1000
+    transient: int = 200
+
+
+def model_spectrum_bundle(model, params, test: np.ndarray, spec: SpectrumSpec, dt_obs: float, system_lambda) -> list:
+    """Per seed of stacked parameters: the leading D Lyapunov exponents of the model's own map (its carry: the
+    state, or the GRU's state and hidden vector), per time unit, with λ₁ against the system's, the spectrum's
+    sum (phase-space volume: 0 for a volume-preserving map) and, for a carry that is the state, the largest
+    |λ_i + λ_{D+1-i}|: a symplectic map gives ± pairs (0 up to the finite-time estimate). None when off."""
+    if spec.intervals <= 0:
+        return [None] * n_seeds(params)
+    D, x0 = test.shape[-1], jnp.asarray(test[: spec.trajectories, 0])
+
+    def exponents(p):
+        def one(x):
+            flat, unravel = ravel_pytree(model.encode(p, x[None]))
+            step = lambda u: ravel_pytree(model.step(p, unravel(u)))[0]  # noqa: E731
+            return lyapunov_spectrum(step, flat, spec.intervals, transient=spec.transient, k=D)
+
+        return lax.map(one, x0)
+
+    carry = jax.eval_shape(lambda p: ravel_pytree(model.encode(p, x0[:1]))[0], unstack(params, 0)).shape[0]
+    per = np.asarray(jax.jit(over_seeds(exponents))(params)) / dt_obs  # (seeds, trajectories, D)
+    return [_spectrum_record(s, carry == D, system_lambda, spec) for s in per]
+
+
+def _spectrum_record(per: np.ndarray, state_carry: bool, system_lambda, spec: SpectrumSpec) -> dict:
+    """One seed's spectrum record from its per-trajectory exponents (n, D), per time unit."""
+    mean = per.mean(axis=0)
+    finite = bool(np.isfinite(per).all())
+    lam1 = float(mean[0]) if finite else float("inf")
+    return {
+        "lambda1": lam1,
+        "system_lambda1": system_lambda,
+        "lambda1_ratio": lam1 / system_lambda if system_lambda and np.isfinite(system_lambda) else None,
+        "spectrum": [float(v) for v in mean],
+        "sum": float(mean.sum()) if finite else float("inf"),
+        "pair_error": float(np.abs(mean + mean[::-1]).max()) if finite and state_carry else None,
+        "trajectories": int(per.shape[0]),
+        "intervals": spec.intervals,
+        "transient": spec.transient,
     }
 
 

@@ -20,7 +20,13 @@ import numpy as np
 from sympscale import checkpoint, identity, models, provenance, rankfloor
 from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
 from sympscale.data import DataSpec
-from sympscale.evaluation import BoundedRule, one_step_mse_bundle, rollout_metrics_bundle
+from sympscale.evaluation import (
+    BoundedRule,
+    SpectrumSpec,
+    model_spectrum_bundle,
+    one_step_mse_bundle,
+    rollout_metrics_bundle,
+)
 from sympscale.jobdir import JobDir
 from sympscale.models import Capacity
 from sympscale.progress import Progress
@@ -51,6 +57,7 @@ class JobSpec:
     train_preset: str
     eval_horizon: int
     bounded: BoundedRule
+    spectrum: SpectrumSpec
     projection: str = "none"  # used in training rollouts (and the plain evaluation stays unprojected)
     eval_projection: str = "multi"  # invariant set of the additional projected evaluation rollout
     leapfrog_steps: int = 0  # symp: train with leapfrog for this many steps, then the configured integrator
@@ -86,6 +93,9 @@ class JobSpec:
             train_preset=preset,
             eval_horizon=int(cfg.eval.horizon),
             bounded=BoundedRule(float(cfg.eval.bounded_level), float(cfg.eval.bounded_floor)),
+            spectrum=SpectrumSpec(
+                int(cfg.eval.spectrum_trajectories), int(cfg.eval.spectrum_intervals), int(cfg.eval.spectrum_transient)
+            ),
             projection=projection,
             leapfrog_steps=leapfrog_steps,
             eval_projection=str(cfg.eval.get("projection", "multi")),
@@ -194,16 +204,19 @@ def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> list[dict]:
         dt_obs=system.dt_obs,
     )
     one_step = one_step_mse_bundle(run.model, params, data.test, data.std)
+    lam = data.meta["lyapunov"]["lambda1"]
+    spectra = model_spectrum_bundle(run.model, params, data.test, spec.spectrum, system.dt_obs, lam)
     wall = time.perf_counter() - t_eval
     return [
         {
             **ev,
             "one_step_mse": one,
+            "model_spectrum": spectrum,
             "ground_truth_horizon_obs": gt_obs,
             "exceeds_ground_truth": spec.eval_horizon > gt_obs,
         }
         | {"wall_s": wall}
-        for ev, one in zip(evs, one_step, strict=True)
+        for ev, one, spectrum in zip(evs, one_step, spectra, strict=True)
     ]
 
 

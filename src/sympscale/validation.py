@@ -240,4 +240,14 @@ def _eval_errors(ev: Any) -> list[str]:
         errors.append(f"eval.bounded_level={ev.bounded_level} must be in (0, 1) (the truth's pass probability)")
     if not _finite_in(ev.bounded_floor, 0.0, lo_open=False):
         errors.append(f"eval.bounded_floor={ev.bounded_floor} must be a finite number >= 0 (a |log| ratio)")
+    if ev.spectrum_intervals < 0 or ev.spectrum_trajectories < 1:
+        errors.append(
+            f"eval.spectrum_intervals={ev.spectrum_intervals} must be >= 0 (0: off) and eval.spectrum_trajectories="
+            f"{ev.spectrum_trajectories} >= 1"
+        )
+    elif ev.spectrum_intervals and not 0 <= ev.spectrum_transient < ev.spectrum_intervals:
+        errors.append(
+            f"eval.spectrum_transient={ev.spectrum_transient} must be in [0, eval.spectrum_intervals="
+            f"{ev.spectrum_intervals})"
+        )
     return errors

@@ -142,6 +142,12 @@ def metric_fields(m: dict) -> dict:
         "vpt_steps_0.3": ev("vpt_steps", "0.3"),
         "lyapunov_exponent": _get(m, ("dataset", "lyapunov_exponent")),
         "dataset_key": _get(m, ("dataset", "key")),
+        # the learned model's own Lyapunov spectrum (eval.model_spectrum): its λ₁, over the system's, its sum (0:
+        # volume-preserving) and the largest |λ_i + λ_{D+1-i}| (a symplectic map: ± pairs)
+        "model_lambda1": ev("model_spectrum", "lambda1"),
+        "model_lambda1_ratio": ev("model_spectrum", "lambda1_ratio"),
+        "spectrum_sum": ev("model_spectrum", "sum"),
+        "spectrum_pair_error": ev("model_spectrum", "pair_error"),
         "dt_obs": _get(m, ("dataset", "dt_obs")),
         "exceeds_ground_truth": ev("exceeds_ground_truth"),
         "model_energy_residual": ev("model_energy_residual"),
