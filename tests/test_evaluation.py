@@ -37,7 +37,7 @@ def rollout(residuals, energy):
 
 
 def test_every_metric_reads_the_rollout():
-    assert set(METRICS) == {"error", "boundedness", "conservation", "valid_prediction_time"}
+    assert set(METRICS) == {"error", "boundedness", "conservation", "valid_prediction_time", "invariant_measure"}
     out = {}
     for entry in METRICS.values():
         out.update(entry.make(rollout({"E": np.zeros((2, 101)), "Lz": np.ones((2, 101))}, "E")))
@@ -153,3 +153,17 @@ def test_the_models_own_spectrum_symplectic_pairs_and_lambda1_against_the_system
     spectra = model_spectrum_bundle(gru, params, test, spec, system.dt_obs, lam)
     assert len(spectra) == 2 and spectra[0]["pair_error"] is None and len(spectra[0]["spectrum"]) == 16
     assert model_spectrum_bundle(gru, params, test, SpectrumSpec(intervals=0), system.dt_obs, lam) == [None, None]
+
+
+def test_the_invariant_measure_distance_sits_in_the_truths_band_for_a_truth_and_outside_it_otherwise():
+    from sympscale.evaluation import invariant_measure
+
+    test, other = _truth_pair(np.random.default_rng(11), 0.9)
+    indep = invariant_measure(scored(test, other[:, 900:1001], 1000))
+    assert indep["measure_ratio"] < 1.0 and indep["measure_truth_band"]["max"] > 0  # inside the truth's band
+    collapsed = invariant_measure(scored(test, np.zeros_like(other[:, 900:1001]), 1000))
+    assert collapsed["measure_ratio"] > 3
+    assert invariant_measure(scored(test, 1.3 * other[:, 900:1001], 1000))["measure_ratio"] > 1.0
+    blown = other[:, 900:1001].copy()
+    blown[0, 5] = np.inf
+    assert invariant_measure(scored(test, blown, 1000))["measure_distance"] == np.inf

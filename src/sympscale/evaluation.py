@@ -202,6 +202,35 @@ def boundedness(r: Rollout) -> dict:
     }
 
 
+def marginal_w1(a: np.ndarray, b: np.ndarray) -> float:
+    """The 1-Wasserstein distance between the marginal distributions of two equal-size samples (N, D), averaged
+    over the D coordinates (inf when a sample is not finite)."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("inf")
+    return float(np.mean(np.abs(np.sort(a, axis=0) - np.sort(b, axis=0))))
+
+
+@metric
+def invariant_measure(r: Rollout) -> dict:
+    """Long-term statistics against a truth-vs-truth band: the marginal W1 distance (normalised units, pooled
+    over test trajectories) between the rollout's last window and the truth's, beside the same distance between
+    the truth's scoring window and its other windows (`calibration_starts`); `measure_ratio` = distance / the
+    band's largest (<= 1: as close as the truth to itself)."""
+    z = lambda x: ((np.asarray(x) - r.mean) / r.std).reshape(-1, r.test.shape[-1])  # noqa: E731
+    truth = z(r.test[:, r.horizon - r.last + 1 : r.horizon + 1])
+    starts = calibration_starts(r.test.shape[1], r.horizon, r.last)
+    band = [marginal_w1(z(r.test[:, a + 1 : a + r.last + 1]), truth) for a in starts]
+    with np.errstate(invalid="ignore", over="ignore"):
+        dist = marginal_w1(z(r.tail[:, 1:]), truth)
+    top = max(band, default=math.nan)
+    return {
+        "measure_distance": dist,
+        "measure_truth_band": {"median": float(np.median(band)) if band else math.nan, "max": top},
+        "measure_ratio": dist / top if top > 0 else math.nan,
+        "measure_rule": f"1-Wasserstein distance of the coordinates' marginals over the last {r.last} steps",
+    }
+
+
 DRIFT_POINTS = 51  # samples of the median energy-drift curve kept in metrics.json (its figure)
 
 

@@ -135,6 +135,8 @@ def metric_fields(m: dict) -> dict:
         "train_device_s": None if tr("wall_s") is None else tr("wall_s") / (tr("bundle", "trained_with") or 1),
         "last100_mse": ev("last100_mse"),
         "bounded": ev("bounded"),
+        "measure_distance": ev("measure_distance"),  # long-term statistics: marginal W1 to the truth's last window
+        "measure_ratio": ev("measure_ratio"),  # ... over the truth's own band (<= 1: as close as the truth itself)
         "steps_to_mse_1": ev("steps_to_mse_1"),
         "lyap_to_mse_1": ev("lyapunov_times_to_mse_1"),
         "vpt_lyap_0.3": ev("vpt_lyapunov", "0.3"),
@@ -188,6 +190,7 @@ def log_fields(path: Path) -> dict:
 FAILED = {"vpt_lyap_0.3": 0.0, "vpt_lyap_0.5": 0.0, "vpt_steps_0.3": 0.0, "bounded": False, "steps_to_mse_1": 0.0}
 FAILED |= {"lyap_to_mse_1": 0.0, "last100_mse": math.inf, "one_step_mse": math.inf, "energy_residual": math.inf}
 FAILED |= {"model_energy_residual": math.inf, "energy_drift_slope": math.inf, "energy_drift_final": math.inf}
+FAILED |= {"measure_distance": math.inf, "measure_ratio": math.inf}
 
 
 def failed_fields(row: dict, why: str) -> dict:
