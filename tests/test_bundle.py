@@ -440,3 +440,33 @@ def test_a_bundle_of_a_model_with_nothing_to_train_gives_every_seed_the_evaluati
     for b in bundled:
         assert b["status"] == "done" and b["train"]["steps_trained"] == 0
         assert b["eval"]["one_step_mse"] == alone["eval"]["one_step_mse"]
+
+
+def test_a_bundle_whose_seeds_differ_in_more_than_the_seed_runs_as_one_bundle_per_group(tmp_path, monkeypatch):
+    """`data_seed: ${seed}` set in a config file (no override the launcher can see): the launcher bundles the
+    seeds, and each group that shares everything but the seed trains as its own bundle, in one process."""
+    import copy
+    import dataclasses
+
+    from hydra.core.singleton import Singleton
+
+    from sympscale import job
+
+    state = copy.deepcopy(Singleton.get_state())
+    try:
+        specs, records = _job_inputs(tmp_path, seeds=(1, 2, 3))
+    finally:
+        Singleton.set_state(state)
+    specs = [dataclasses.replace(s, data_seed=d) for s, d in zip(specs, (7, 8, 7), strict=True)]
+    calls = []
+
+    def fake(group, dirs, *, resolved, echo):
+        calls.append([s.seed for s in group])
+        if group[0].data_seed == 8:
+            raise RuntimeError("this group fails alone")
+        return [f"ran {s.seed}" for s in group]
+
+    monkeypatch.setattr(job, "execute_bundle", fake)
+    out = job.execute_bundles(specs, [tmp_path / str(i) for i in range(3)], resolved=records)
+    assert calls == [[1, 3], [2]] and out[0] == "ran 1" and out[2] == "ran 3"
+    assert isinstance(out[1], RuntimeError)

@@ -307,6 +307,35 @@ def bundle_key(spec: JobSpec) -> JobSpec:
     return dataclasses.replace(spec, seed=0)
 
 
+def execute_bundles(
+    specs: list[JobSpec], out_dirs: list[Path], *, resolved: list[dict] | None = None, echo=print
+) -> list[dict | Exception]:
+    """`execute_bundle` of each group of jobs that differ only in `seed`, in turn: a value that follows the seed
+    in the config itself (`data_seed: ${seed}`, where the launcher sees no override) splits a launcher's bundle.
+    One group is one bundle (its exception propagates); of several, a group that fails gives each of its seeds
+    the exception and the others still run."""
+    keys, groups = [], []  # a spec holds dicts: grouped by equality, not by hash
+    for i, spec in enumerate(specs):
+        key = bundle_key(spec)
+        if key not in keys:
+            keys.append(key)
+            groups.append([])
+        groups[keys.index(key)].append(i)
+    records = resolved if resolved is not None else [spec_record(s) for s in specs]
+    results: list = [None] * len(specs)
+    for idx in groups:
+        pick = lambda xs, idx=idx: [xs[i] for i in idx]  # noqa: E731
+        try:
+            out = execute_bundle(pick(specs), pick(out_dirs), resolved=pick(records), echo=echo)
+        except Exception as e:
+            if len(groups) == 1:
+                raise
+            out = [e] * len(idx)
+        for i, r in zip(idx, out, strict=True):
+            results[i] = r
+    return results
+
+
 def execute_bundle(
     specs: list[JobSpec], out_dirs: list[Path], *, resolved: list[dict] | None = None, echo=print
 ) -> list[dict | Exception]:

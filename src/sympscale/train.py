@@ -121,10 +121,10 @@ class _Bundle:
 
     @staticmethod
     def run(prepared: list[tuple]) -> list:
-        from sympscale.job import execute_bundle, headline
+        from sympscale.job import execute_bundles, headline
 
         specs, dirs, records = (list(x) for x in zip(*prepared, strict=True))
-        results = execute_bundle(specs, dirs, resolved=records)
+        results = execute_bundles(specs, dirs, resolved=records)
         for out_dir, result in zip(dirs, results, strict=True):
             if isinstance(result, BaseException):
                 print(f"sympscale: {out_dir}: {type(result).__name__}: {result}", file=sys.stderr)
