@@ -104,6 +104,8 @@ CASES = [
     (["eval.horizon=10"], "eval.horizon=10"),
     (["-m", "eval.horizon=1000", "data.n_obs=160"], "eval.horizon=1000"),
     (["eval.bounded_level=1.5"], "eval.bounded_level=1.5"),
+    (["eval.start=200"], "eval.start=200"),  # 200 + 1000 steps need 1,201 observations of 1,200
+    (["eval.start=-1"], "eval.start=-1"),
     (["eval.bounded_level=nan"], "eval.bounded_level=nan"),
     (["eval.bounded_floor=-1"], "eval.bounded_floor=-1"),
     # data

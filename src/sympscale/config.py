@@ -100,6 +100,7 @@ TrainConf = schema(
 @dataclass
 class EvalConf:
     horizon: int = 1000
+    start: int = 100  # rollouts start at this observation of each test trajectory: after the transient
     bounded_level: float = 0.99  # bounded: an independent truth passes with this probability (README "Metrics")
     bounded_floor: float = 0.2  # ... and never below this |log| mean-square ratio (~10 % in RMS)
     spectrum_trajectories: int = 2  # the learned model's own Lyapunov spectrum: from this many test states,

@@ -71,6 +71,11 @@ def config_errors(cfg: Any) -> list[str]:
             errors.append(f"train.horizon={t.horizon} must be in 1..{n_obs - 1} (data.n_obs={n_obs})")
     if not 100 <= cfg.eval.horizon <= n_obs - 1:
         errors.append(f"eval.horizon={cfg.eval.horizon} must be in 100..{n_obs - 1} (data.n_obs={n_obs})")
+    elif not 0 <= cfg.eval.start <= n_obs - 1 - cfg.eval.horizon:
+        errors.append(
+            f"eval.start={cfg.eval.start} must be in 0..{n_obs - 1 - cfg.eval.horizon} (the rollout of eval.horizon="
+            f"{cfg.eval.horizon} steps from it needs data.n_obs={n_obs} observations)"
+        )
     if tr.memory not in (*MEMORY_STRATEGIES, "auto"):
         errors.append(f"train.memory={tr.memory!r} is unknown; valid: {', '.join(MEMORY_STRATEGIES)}, auto")
     if tr.grad_cosine_every < 0:
