@@ -182,8 +182,9 @@ DIVERGED = [
 @pytest.mark.parametrize(("spoil", "why"), [c[1:] for c in DIVERGED], ids=[c[0] for c in DIVERGED])
 def test_a_diverged_run_is_counted_as_a_failure_never_dropped(tmp_path, spoil, why):
     """README "Metrics": diverged training counts as VPT 0, not bounded, infinite error, in every table."""
-    write_job(tmp_path, "gru", 1, last100=10.0, horizon=3.0)
+    write_job(tmp_path, "gru", 1, last100=10.0, horizon=3.0, vpt=0.5)
     d = tmp_path / "job-gru-1-16"
+    _edit_json(d / "metrics.json", lambda m: m.update(dataset={"lyapunov_exponent": 0.1, "dt_obs": 0.5}))
     spoil(d)
     row, reason, _ = read_job(d, tmp_path)
     assert reason is None and row["failure"] == why and row["diverged"] is True
@@ -272,6 +273,8 @@ def test_a_rollout_that_blew_up_is_a_result_not_an_exclusion(tmp_path):
     res, summary = _analyze(tmp_path)
     assert "gru bounded 2/3" in summary
     assert "ratio median 20x (IQR 15–infx, 3 seeds)" in summary  # GRU seed 3 has infinite error: ratio inf
+    means = tables(df)["mean_ci"].set_index("model")["last100_mse_mean"]
+    assert means["gru"] == math.inf and math.isfinite(means["symp"])  # counted, never dropped from a mean
 
 
 def test_pairs_where_both_rollouts_blew_up_have_no_ratio(tmp_path):
@@ -407,6 +410,8 @@ def test_diverged_runs_are_counted_in_every_table_and_the_headline(tmp_path):
         write_job(tmp_path, "gru", seed, last100=1.0, horizon=3.0, vpt=0.5)
         write_job(tmp_path, "symp", seed, last100=SYMP[1], horizon=5.0, vpt=1.0)
         spoil(tmp_path / f"job-gru-{seed}-16")
+    for d in tmp_path.iterdir():  # a dataset with a λ₁: a diverged run's VPT is 0
+        _edit_json(d / "metrics.json", lambda m: m.update(dataset={"lyapunov_exponent": 0.1, "dt_obs": 0.5}))
     res, summary = _analyze(tmp_path)
     assert res["ok"] == 4 + 2 * len(DIVERGED) and "Excluded job folders" not in summary
     headline = summary.split("## Headline")[1].split("##")[0]

@@ -131,7 +131,7 @@ def metric(fn: Callable[[Rollout], dict]) -> Callable[[Rollout], dict]:
 @metric
 def error(r: Rollout) -> dict:
     """Last-window MSE and the steps to normalised MSE 1 (the first step with MSE > 1, median over trajectories)."""
-    last_mse = r.last_mse
+    last_mse = np.where(np.isfinite(r.last_mse), r.last_mse, np.inf)  # a rollout that blew up: infinite error
     return {
         "last100_mse": float(np.mean(last_mse)),
         "last100_mse_per_traj": [float(v) for v in last_mse],
@@ -154,9 +154,9 @@ def amplitudes(window: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[st
 
 def calibration_starts(n_obs: int, horizon: int, last: int) -> list[int]:
     """First indices of the truth's windows (last + 1 states) that tile the test trajectories around the scoring
-    window test[:, horizon - last : horizon + 1], after the first `last` observations (the transient)."""
+    window test[:, horizon - last : horizon + 1] (the trajectories start after the transient: eval.start)."""
     ref = horizon - last
-    return [a for a in range(ref % last, n_obs - last, last) if a >= last and a != ref]
+    return [a for a in range(ref % last, n_obs - last, last) if a != ref]
 
 
 def log_ratios(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -182,17 +182,21 @@ def boundedness(r: Rollout) -> dict:
     band, windows = truth_band(r.test, r.mean, r.std, r.horizon, r.last)
     truth = amplitudes(r.test[:, r.horizon - r.last : r.horizon + 1], r.mean, r.std)
     stat = log_ratios(amplitudes(r.tail, r.mean, r.std), truth)
-    threshold = {k: r.bounded.threshold(band[k], windows, len(r.test)) for k in AMPLITUDES}
-    inside = np.all([stat[k] <= threshold[k] for k in AMPLITUDES], axis=0) & np.isfinite(r.mse).all(axis=1)
+    if not windows:  # nothing to calibrate on: not judged
+        threshold, inside = dict.fromkeys(AMPLITUDES), [None] * len(r.test)
+    else:
+        threshold = {k: r.bounded.threshold(band[k], windows, len(r.test)) for k in AMPLITUDES}
+        ok = np.all([stat[k] <= threshold[k] for k in AMPLITUDES], axis=0) & np.isfinite(r.mse).all(axis=1)
+        inside = [bool(v) for v in ok]
     return {
-        "bounded": bool(inside.all()) if windows else None,
-        "bounded_per_traj": [bool(v) for v in inside],
+        "bounded": all(inside) if windows else None,
+        "bounded_per_traj": inside,
         "bounded_statistic": {k: float(stat[k].max()) for k in AMPLITUDES},
         "bounded_threshold": threshold,
         "bounded_truth_band": band,
         "bounded_calibration_windows": windows,
         # an amplitude error of 1.3x moves both statistics by 0.525: one threshold below it catches it
-        "bounded_detects_amplitude_1_3": bool(windows) and any(v < AMPLITUDE_1_3 for v in threshold.values()),
+        "bounded_detects_amplitude_1_3": bool(windows) and any(v < AMPLITUDE_1_3 for v in threshold.values() if v),
         "bounded_rule": (
             f"every rollout finite and, per test trajectory, |log| of the mean-square normalised state and increment "
             f"over the last {r.last} steps relative to the truth's within the truth's own band (passed by an "
@@ -323,13 +327,14 @@ def _spectrum_record(per: np.ndarray, state_carry: bool, system_lambda, spec: Sp
     """One seed's spectrum record from its per-trajectory exponents (n, D), per time unit."""
     mean = per.mean(axis=0)
     finite = bool(np.isfinite(per).all())
-    lam1 = float(mean[0]) if finite else float("inf")
+    lam1 = float(mean[0]) if np.isfinite(per[:, 0]).all() else float("inf")  # a blown-up orbit: inf
     return {
         "lambda1": lam1,
         "system_lambda1": system_lambda,
         "lambda1_ratio": lam1 / system_lambda if system_lambda and np.isfinite(system_lambda) else None,
         "spectrum": [float(v) for v in mean],
-        "sum": float(mean.sum()) if finite else float("inf"),
+        # the whole spectrum of a map of the state: its phase-space volume change (a GRU's carry is larger than D)
+        "sum": (float(mean.sum()) if finite else float("inf")) if state_carry else None,
         "pair_error": float(np.abs(mean + mean[::-1]).max()) if finite and state_carry else None,
         "trajectories": int(per.shape[0]),
         "intervals": spec.intervals,

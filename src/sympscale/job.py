@@ -291,7 +291,7 @@ def _saver(job: JobDir, run: Assembly, computation: dict, tag: str):
 
 def _verdict(summary: dict) -> str:
     if summary["diverged"]:
-        return f"DIVERGED ({summary['divergence']}): not a result"
+        return f"DIVERGED ({summary['divergence']}): counted as a failure (VPT 0, not bounded)"
     if summary.get("failed_to_learn"):
         return summary["convergence"]["reason"].replace("failed to learn", "FAILED TO LEARN", 1)
     return "converged" if summary["converged"] else f"NOT converged ({summary['convergence']['reason']})"
@@ -594,7 +594,8 @@ def headline(metrics: dict) -> str:
     cons = ", ".join(f"{k} {v:.2e}" for k, v in ev["conservation"].items())
     own = ev.get("model_energy_residual")
     own_s = "" if own is None or (isinstance(own, float) and math.isnan(own)) else f"; learned-H residual {own:.2e}"
-    flag = f"DIVERGED, not a result ({metrics['train']['divergence']}) | " if metrics["status"] == "diverged" else ""
+    diverged = metrics["status"] == "diverged"
+    flag = f"DIVERGED, counted as a failure ({metrics['train']['divergence']}) | " if diverged else ""
     vpt = (
         f"VPT(0.3) {ev['vpt_lyapunov']['0.3']:.3g} Lyapunov times ({ev['vpt_steps']['0.3']:.0f} steps)"
         if "vpt_lyapunov" in ev

@@ -142,7 +142,7 @@ def mark_duplicates(df: pd.DataFrame) -> pd.DataFrame:
 
 # what an oracle run and a model run must share: the dataset (its key covers the system, every system setting, D,
 # the data size and seed) and the eval horizon
-ORACLE_KEYS = ["system", "D", "data_seed", "dataset_key", "eval_horizon"]
+ORACLE_KEYS = ["system", "D", "data_seed", "dataset_key", "eval_horizon", "eval_start"]
 
 
 def add_oracle_fraction(df: pd.DataFrame) -> pd.DataFrame:

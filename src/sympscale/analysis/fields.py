@@ -22,6 +22,7 @@ TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "sta
 TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure", "dataset_key")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test", "width_used", "rank", "rank_dimension")
+INTEGERS += ("eval_start",)
 FLAGS = ("bounded", "converged", "failed_to_learn", "exceeds_ground_truth", "capacity_limited", "tuned", "diverged")
 
 
@@ -159,6 +160,7 @@ def metric_fields(m: dict) -> dict:
         "energy_drift_slope": ev("energy_drift", "slope_per_time"),  # of the median |ΔH|/|H| per time unit
         "energy_drift_final": ev("energy_drift", "median_final"),
         "eval_horizon": ev("horizon"),
+        "eval_start": ev("start") if isinstance(m.get("eval"), dict) and "start" in m["eval"] else 0,
         "n_test": ev("n_trajectories"),
         "platform": _get(m, ("env", "platform")),
         "device": _get(m, ("env", "device")),
@@ -187,16 +189,27 @@ def log_fields(path: Path) -> dict:
 
 
 # what a run whose training diverged counts as in every table and figure (README "Metrics"): never dropped
-FAILED = {"vpt_lyap_0.3": 0.0, "vpt_lyap_0.5": 0.0, "vpt_steps_0.3": 0.0, "bounded": False, "steps_to_mse_1": 0.0}
-FAILED |= {"lyap_to_mse_1": 0.0, "last100_mse": math.inf, "one_step_mse": math.inf, "energy_residual": math.inf}
+FAILED = {"steps_to_mse_1": 0.0, "last100_mse": math.inf, "one_step_mse": math.inf, "energy_residual": math.inf}
 FAILED |= {"model_energy_residual": math.inf, "energy_drift_slope": math.inf, "energy_drift_final": math.inf}
 FAILED |= {"measure_distance": math.inf, "measure_ratio": math.inf}
+FAILED_VPT = {"vpt_lyap_0.3": 0.0, "vpt_lyap_0.5": 0.0, "vpt_steps_0.3": 0.0, "lyap_to_mse_1": 0.0}  # where defined
+NOT_A_RESULT = ("model_lambda1", "model_lambda1_ratio", "spectrum_sum", "spectrum_pair_error", "failed_to_learn")
 
 
 def failed_fields(row: dict, why: str) -> dict:
-    """A diverged run's row as a failure: `FAILED`'s values, every conservation residual infinite."""
+    """A diverged run's row as a failure: `FAILED`'s values, VPT 0 where the dataset has a λ₁, not bounded where
+    boundedness was judged, every conservation residual infinite; its own spectrum and learning verdict are not
+    results (None), so nothing counts it twice."""
     residuals = {k: math.inf for k in row if k.startswith("conservation_")}
-    return {**FAILED, **residuals, "diverged": True, "failure": why}
+    lam = row.get("lyapunov_exponent")
+    vpt = FAILED_VPT if _is_number(lam) and math.isfinite(lam) else {}
+    bounded = {} if row.get("bounded") is None else {"bounded": False}
+    gone = dict.fromkeys(NOT_A_RESULT)
+    return {**FAILED, **vpt, **bounded, **residuals, **gone, "diverged": True, "failure": why}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 COLUMNS = ["job_dir", "job", "status", "error", "problem", "ok", *config_fields({}), *metric_fields({})]

@@ -248,7 +248,8 @@ def vpt_difference_vs_D(df: pd.DataFrame, out: Path) -> list[Path]:
             lo = (mt["difference"] - mt["ci95_low"]).fillna(0).clip(lower=0)
             hi = (mt["ci95_high"] - mt["difference"]).fillna(0).clip(lower=0)
             x = mt["D"].to_numpy(float) * (1.0 + 0.04 * k)
-            ax.errorbar(x, mt["difference"], yerr=[lo, hi], fmt="o-", capsize=3, label=setting or "symp − GRU")
+            label = setting if isinstance(setting, str) and setting else "symp − GRU"
+            ax.errorbar(x, mt["difference"], yerr=[lo, hi], fmt="o-", capsize=3, label=label)
         ax.axhline(0.0, color="grey", lw=0.8, ls="--")
         ax.set(
             xscale="log", xlabel="D", ylabel="symp − GRU VPT(0.3), Lyapunov times", title=f"{system}: paired difference"

@@ -10,7 +10,7 @@ import pandas as pd
 from sympscale.analysis.checks import reason_kind
 from sympscale.analysis.inference import clopper_pearson
 from sympscale.analysis.stats import (
-    _unconverged,
+    _not_converged,
     bounded_table,
     cell_labels,
     ci_table,
@@ -199,11 +199,18 @@ def _convergence_lines(df: pd.DataFrame) -> list[str]:
     if "converged" not in df or not len(df):
         return []
     ok = df[df["ok"]]
-    bad = ok[ok["converged"].map(_unconverged)]
+    bad = ok[_not_converged(ok)]
     judged = int(ok["converged"].notna().sum())
     if not judged:  # no run records a verdict (older metrics, or only the oracle)
         return []
-    lines = [f"Convergence: {judged - len(bad)} of {judged} trained runs converged; {len(bad)} did not.", ""]
+    failed = {
+        word: int(ok[col].map(lambda v: v is True).sum())
+        for col, word in (("diverged", "diverged"), ("failed_to_learn", "failed to learn"))
+        if col in ok
+    }
+    converged = judged - len(bad) - sum(failed.values())
+    tail = "".join(f"; {n} {word}" for word, n in failed.items() if n)
+    lines = [f"Convergence: {converged} of {judged} trained runs converged; {len(bad)} did not{tail}.", ""]
     if len(bad):
         lines += ["Not converged (their results are reported but flagged in the headline and the ratio table):", ""]
         lines += [f"- {r.system} D={r.D} {r.model} seed={r.seed} ({r.horizon_schedule})" for r in bad.itertuples()]

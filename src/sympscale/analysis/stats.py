@@ -54,6 +54,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float]:
 # runs that agree on these and differ in the model are a pair; each model keeps its own recipe (horizon schedule),
 # which the ratio table shows for both sides
 PAIR_KEYS = ["system", "D", "seed", "data_seed", "bptt_window", "train_preset", "width", "depth", "setting"]
+PAIR_KEYS += ["eval_horizon", "eval_start"]  # the same evaluation
 # a group is one method in one setting (sympscale.analysis.conditions): runs that differ in anything but the seed
 # are never pooled; every table keeps the training-horizon protocol visible
 GROUP = ["system", "D", "model", "setting", "bptt_window", "horizon_schedule"]
@@ -196,8 +197,9 @@ def ci_table(df: pd.DataFrame, metrics=("last100_mse", "steps_to_mse_1"), by=("s
     rows = []
     for key, grp in ok.groupby(list(by), dropna=False):
         row = dict(zip(by, key, strict=True), n=len(grp))
-        for m in metrics:
-            row[f"{m}_mean"], row[f"{m}_ci95"] = mean_ci(grp[m])
+        for m in metrics:  # a used run's NaN MSE is a rollout that blew up: infinite error, never dropped
+            values = grp[m].astype(float).fillna(math.inf) if m.endswith("_mse") else grp[m]
+            row[f"{m}_mean"], row[f"{m}_ci95"] = mean_ci(values)
         rows.append({**row, "labels": cell_labels(grp)})
     return pd.DataFrame(rows)
 
