@@ -437,3 +437,14 @@ def test_a_near_regular_cell_is_labelled_and_the_difference_is_also_given_in_tim
     primary = tables(collect(tmp_path))["vpt_difference"].iloc[0]
     assert "near-regular (λ₁ x eval horizon 0.3 Lyapunov times)" in primary["labels"]
     assert primary["difference"] == pytest.approx(0.5) and primary["difference_time"] == pytest.approx(0.5 / 0.002)
+
+
+def test_data_seeds_are_replicates_pooled_in_one_cell_and_paired_on(tmp_path):
+    """Every seed its own dataset (data_seed follows the seed): one cell, pairs on the same data."""
+    for s in (1, 2, 3):
+        for model, v in (("symp", 1.0 + 0.1 * s), ("gru", 0.5)):
+            write_job(tmp_path, model, s, last100=SYMP[1], horizon=5.0, vpt=v)
+            _edit_json(tmp_path / f"job-{model}-{s}-16" / "config.json", lambda c, s=s: c.update(data_seed=s))
+    primary = tables(collect(tmp_path))["vpt_difference"]
+    assert len(primary) == 1 and primary.iloc[0]["n_pairs"] == 3
+    assert primary.iloc[0]["difference"] == pytest.approx(0.7)

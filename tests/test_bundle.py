@@ -291,8 +291,9 @@ def _same_job(bundled: dict, single: dict, tol=PARAMS_RTOL, rollout_tol=1e-5):
         b, s = bundled["train"][key], single["train"][key]
         assert b == pytest.approx(s, rel=tol) if isinstance(s, float) else b == s, key
     assert bundled["eval"]["one_step_mse"] == pytest.approx(single["eval"]["one_step_mse"], rel=tol)
-    for key in ("last100_mse", "steps_to_mse_1", "energy_residual", "bounded"):
+    for key in ("last100_mse", "steps_to_mse_1", "energy_residual"):
         assert bundled["eval"][key] == pytest.approx(single["eval"][key], rel=rollout_tol), key
+    assert bundled["eval"]["bounded"] == single["eval"]["bounded"]  # None: these tiny datasets leave no window
     assert set(bundled) == set(single) and set(bundled["eval"]) == set(single["eval"])
 
 

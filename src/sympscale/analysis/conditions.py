@@ -16,8 +16,9 @@ from collections.abc import Mapping
 
 from sympscale.identity import computation
 
-# keys with their own columns in every table (`stats.GROUP`), and the seed
-OWN_COLUMNS = ("system.name", "D", "seed", "bptt_window.name", "bptt_window.window")
+# keys with their own columns in every table (`stats.GROUP`), and the replicates: the seed and the data seed (a
+# new draw of the same data distribution; pairs match on it, `stats.PAIR_KEYS`)
+OWN_COLUMNS = ("system.name", "D", "seed", "data_seed", "bptt_window.name", "bptt_window.window")
 
 
 def model_label(model: Mapping, defaults: Mapping | None = None) -> str:
