@@ -188,47 +188,42 @@ def bptt_ablation(df: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "bptt_ablation", ok)
 
 
+def _runs_per_d(sdf: pd.DataFrame, x: str, y: str, axes_of) -> plt.Figure:
+    """One panel per D, one line per run (colour: its method): `axes_of(ax, D)` labels each panel."""
+    Ds = sorted(sdf["D"].unique())
+    fig, axes = plt.subplots(1, len(Ds), figsize=(4.2 * len(Ds), 3.6), squeeze=False, sharey=True)
+    methods = sorted(sdf["method"].unique())
+    for ax, D in zip(axes[0], Ds, strict=True):
+        for k, method in enumerate(methods):
+            runs = sdf[(sdf["D"] == D) & (sdf["method"] == method)]
+            for i, (_, run) in enumerate(runs.groupby("job_dir")):
+                ax.plot(run[x], run[y], color=f"C{k}", alpha=0.7, lw=1, label=method if i == 0 else None)
+        axes_of(ax, D)
+        ax.legend(title="model", fontsize=8)
+    return fig
+
+
 def convergence(curves: pd.DataFrame, out: Path) -> list[Path]:
     """Per system: validation VPT (Lyapunov times) against training step, one line per run, one panel per D."""
     paths = []
     for system, sdf in curves.groupby("system"):
-        Ds = sorted(sdf["D"].unique())
-        fig, axes = plt.subplots(1, len(Ds), figsize=(4.2 * len(Ds), 3.6), squeeze=False, sharey=True)
-        models = sorted(sdf["method"].unique())
-        for ax, D in zip(axes[0], Ds, strict=True):
-            for k, model in enumerate(models):
-                runs = sdf[(sdf["D"] == D) & (sdf["method"] == model)]
-                for i, (_, run) in enumerate(runs.groupby("job_dir")):
-                    ax.plot(
-                        run["step"],
-                        run["val_vpt_lyap"],
-                        color=f"C{k}",
-                        alpha=0.7,
-                        lw=1,
-                        label=model if i == 0 else None,
-                    )
-            ax.set(title=f"{system} D={D}", xlabel="training step", ylabel="validation VPT(0.3), Lyapunov times")
-            ax.legend(title="model", fontsize=8)
-        paths += _save(fig, out, f"convergence_{system}")
+        label = lambda ax, D, system=system: ax.set(  # noqa: E731
+            title=f"{system} D={D}", xlabel="training step", ylabel="validation VPT(0.3), Lyapunov times"
+        )
+        paths += _save(_runs_per_d(sdf, "step", "val_vpt_lyap", label), out, f"convergence_{system}")
     return paths
 
 
 def energy_drift(curves: pd.DataFrame, out: Path, used: pd.DataFrame) -> list[Path]:
     """Per system: the median energy residual |ΔH|/|H| over time, one line per run, one panel per D (log y)."""
     paths = []
+    curves = curves.assign(drawn=curves["median_residual"].clip(lower=1e-16))  # log axis: exact drawn at 1e-16
     for system, sdf in curves.groupby("system"):
-        Ds = sorted(sdf["D"].unique())
-        fig, axes = plt.subplots(1, len(Ds), figsize=(4.2 * len(Ds), 3.6), squeeze=False, sharey=True)
-        methods = sorted(sdf["method"].unique())
-        for ax, D in zip(axes[0], Ds, strict=True):
-            for k, method in enumerate(methods):
-                runs = sdf[(sdf["D"] == D) & (sdf["method"] == method)]
-                for i, (_, run) in enumerate(runs.groupby("job_dir")):
-                    y = run["median_residual"].clip(lower=1e-16)  # a log axis: exact conservation drawn at 1e-16
-                    ax.plot(run["time"], y, color=f"C{k}", alpha=0.7, lw=1, label=method if i == 0 else None)
-            energy = next(iter(sdf["energy_invariant"].dropna()), "energy")
-            ax.set(yscale="log", title=f"{system} D={D}", xlabel="time", ylabel=f"median |Δ{energy}|/|{energy}|")
-            ax.legend(title="model", fontsize=8)
+        e = next(iter(sdf["energy_invariant"].dropna()), "energy")
+        label = lambda ax, D, system=system, e=e: ax.set(  # noqa: E731
+            yscale="log", title=f"{system} D={D}", xlabel="time", ylabel=f"median |Δ{e}|/|{e}|"
+        )
+        fig = _runs_per_d(sdf, "time", "drawn", label)
         paths += _save(fig, out, f"energy_drift_{system}", used[used["system"] == system])
     return paths
 
