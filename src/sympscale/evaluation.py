@@ -165,13 +165,14 @@ def log_ratios(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, 
         return {k: np.nan_to_num(np.abs(np.log(a[k] / b[k])), nan=np.inf) for k in AMPLITUDES}
 
 
-def truth_band(test: np.ndarray, mean, std, horizon: int, last: int) -> tuple[dict[str, float], int]:
-    """({statistic: the RMS |log ratio| of the truth's other windows to its scoring window}, windows used)."""
+def truth_band(test: np.ndarray, mean, std, horizon: int, last: int) -> tuple[dict, int, dict]:
+    """({statistic: the RMS |log ratio| of the truth's other windows to its scoring window}, windows used, the
+    scoring window's amplitudes)."""
     ref = amplitudes(test[:, horizon - last : horizon + 1], mean, std)
     starts = calibration_starts(test.shape[1], horizon, last)
     ratios = [log_ratios(amplitudes(test[:, a : a + last + 1], mean, std), ref) for a in starts]
     band = {k: float(np.sqrt(np.mean([r[k] ** 2 for r in ratios]))) if ratios else math.nan for k in AMPLITUDES}
-    return band, len(starts) * test.shape[0]
+    return band, len(starts) * test.shape[0], ref
 
 
 @metric
@@ -179,8 +180,7 @@ def boundedness(r: Rollout) -> dict:
     """Bounded (README "Metrics"): every rollout finite and, for every test trajectory, the mean-square state and
     increment over the last window within the truth's own band (`BoundedRule`); None when the test trajectories
     leave no window to calibrate on."""
-    band, windows = truth_band(r.test, r.mean, r.std, r.horizon, r.last)
-    truth = amplitudes(r.test[:, r.horizon - r.last : r.horizon + 1], r.mean, r.std)
+    band, windows, truth = truth_band(r.test, r.mean, r.std, r.horizon, r.last)
     stat = log_ratios(amplitudes(r.tail, r.mean, r.std), truth)
     if not windows:  # nothing to calibrate on: not judged
         threshold, inside = dict.fromkeys(AMPLITUDES), [None] * len(r.test)
