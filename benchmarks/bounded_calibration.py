@@ -9,7 +9,10 @@ dataset's own reference: an independent truth of the same invariant measure, dec
 trajectory long before the scoring window (steps 901-1000). Each perturbed truth is scored as a rollout by the old
 rule (every rollout finite and last-100 MSE < 2 x climatology) and the new one (`evaluation.boundedness`), with
 three rollouts that must fail: collapsed onto the mean, frozen at its state at step 900, and the perturbed truth
-with 1.3x its amplitude about the mean. Prints a markdown table for BENCHMARKS.md.
+with 1.3x its amplitude about the mean. The test trajectories start at observation EVAL_START, as the job's
+(`eval.start`). The same rollouts also give the distributions of the two long-term statistics reported beside VPT
+(`evaluation.invariant_measure`'s marginal W1 ratio and `evaluation.system_measure`'s observable: FPUT's normal-mode
+energies, Toda's Lax spectrum). Prints markdown tables for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,17 +28,26 @@ import numpy as np
 
 import sympscale
 from sympscale.data import DataSpec, load_or_generate
-from sympscale.evaluation import DEFAULT_BOUNDED, Rollout, boundedness, climatology_mse
+from sympscale.evaluation import (
+    DEFAULT_BOUNDED,
+    Rollout,
+    boundedness,
+    climatology_mse,
+    invariant_measure,
+    system_measure,
+)
 from sympscale.systems import make_system
 
-HORIZON, LAST = 1000, 100
+HORIZON, LAST, EVAL_START = 1000, 100, 100
+KINDS = ("truth", "collapsed", "frozen", "amplitude 1.3x")
 
 
-def scored(test, rollout, mean, std) -> Rollout:
+def scored(test, rollout, mean, std, system) -> Rollout:
     """A Rollout of `rollout` (n, T, D) against `test`, as the evaluation scores one."""
     mse = np.mean(((rollout[:, 1 : HORIZON + 1] - test[:, 1 : HORIZON + 1]) / std) ** 2, axis=-1)
     tail = rollout[:, HORIZON - LAST : HORIZON + 1]
-    return Rollout(mse, {}, None, test, mean, std, tail, HORIZON, LAST, DEFAULT_BOUNDED, None, 1.0, None)
+    observable = (system.observable, system.measure_observable) if system.observable else None
+    return Rollout(mse, {}, None, test, mean, std, tail, HORIZON, LAST, DEFAULT_BOUNDED, None, 1.0, None, observable)
 
 
 def old_rule(r: Rollout) -> bool:
@@ -45,10 +57,11 @@ def old_rule(r: Rollout) -> bool:
 def cell(system_name: str, D: int, starts: int, cache: str) -> dict:
     system = make_system(system_name, D)
     data = load_or_generate(system, DataSpec(), data_seed=0, cache_dir=cache, log=lambda *_: None)
-    test, mean, std = data.test, data.mean, data.std
+    test, mean, std = data.test[:, EVAL_START:], data.mean, data.std
     run = jax.jit(system.trajectories, static_argnums=1)
     rng = np.random.default_rng(0)
-    counts = {k: [0, 0] for k in ("truth", "collapsed", "frozen", "amplitude 1.3x")}
+    counts = {k: [0, 0] for k in KINDS}
+    stats = {k: {"measure_ratio": [], "observable": []} for k in KINDS}
     t0 = time.perf_counter()
     x0 = np.concatenate([test[:, 0] * (1 + 1e-8 * rng.standard_normal(test[:, 0].shape)) for _ in range(starts)])
     others = np.asarray(run(jnp.asarray(x0), test.shape[1])).reshape(starts, *test.shape)  # one program
@@ -60,10 +73,14 @@ def cell(system_name: str, D: int, starts: int, cache: str) -> dict:
             "amplitude 1.3x": mean + 1.3 * (other - mean),
         }
         for name, roll in rollouts.items():
-            r = scored(test, roll, mean, std)
+            r = scored(test, roll, mean, std, system)
             counts[name][0] += boundedness(r)["bounded"] is True
             counts[name][1] += old_rule(r)
-    probe = boundedness(scored(test, other, mean, std))
+            stats[name]["measure_ratio"].append(invariant_measure(r)["measure_ratio"])
+            obs = system_measure(r)
+            stats[name]["observable"].append(obs.get("observable_ratio") or obs.get("observable_distance"))
+    probe = boundedness(scored(test, other, mean, std, system))
+    probe_obs = system_measure(scored(test, other, mean, std, system))
     return {
         "system": system_name,
         "D": D,
@@ -72,6 +89,9 @@ def cell(system_name: str, D: int, starts: int, cache: str) -> dict:
         "threshold": probe["bounded_threshold"],
         "band": probe["bounded_truth_band"],
         "detects": probe["bounded_detects_amplitude_1_3"],
+        "stats": stats,
+        "observable": probe_obs.get("observable"),
+        "observable_conserved": probe_obs.get("observable_conserved"),
         "wall_s": time.perf_counter() - t0,
     }
 
@@ -88,18 +108,43 @@ def main() -> None:
     )
     print("\n| system | D | rule | truth passes | collapsed passes | frozen passes | 1.3x amplitude passes |")
     print("|---|---|---|---|---|---|---|")
-    notes = []
+    notes, cells = [], []
     for spec in a.cells.split(","):
         name, D = spec.split(":")
         c = cell(name, int(D), a.starts, a.cache)
+        cells.append(c)
         for k, rule in ((0, "new"), (1, "old")):
             row = " | ".join(
-                f"{c['counts'][n][k]}/{c['runs']}" for n in ("truth", "collapsed", "frozen", "amplitude 1.3x")
+                f"{c['counts'][n][k]}/{c['runs']}" for n in KINDS
             )
             print(f"| {name} | {D} | {rule} | {row} |")
         th = ", ".join(f"{k} {v:.3f} (band {c['band'][k]:.3f})" for k, v in c["threshold"].items())
         notes.append(f"{name} D={D}: thresholds {th}; detects 1.3x: {c['detects']}; {c['wall_s']:.0f} s")
     print("\n" + "\n".join(f"- {n}" for n in notes))
+    print_statistics(cells)
+
+
+def _spread(v: list) -> str:
+    v = np.asarray(v, dtype=float)
+    return f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]"
+
+
+def print_statistics(cells: list[dict]) -> None:
+    """Median [5th, 95th percentile] of each long-term statistic per rollout kind; for a ratio, how often the
+    independent truth scores <= 1."""
+    print("\n| system | D | statistic | truth | truth <= 1 | collapsed | frozen | 1.3x amplitude |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        for key in ("measure_ratio", "observable"):
+            label = key if key == "measure_ratio" else (
+                f"{c['observable']} {'distance (conserved by the truth)' if c['observable_conserved'] else 'ratio'}"
+            )
+            if key == "observable" and c["observable"] is None:
+                continue
+            truth = np.asarray(c["stats"]["truth"][key], dtype=float)
+            row = " | ".join(_spread(c["stats"][k][key]) for k in KINDS[1:])
+            within = f"{np.mean(truth <= 1):.0%}" if not c["observable_conserved"] or key == "measure_ratio" else "–"
+            print(f"| {c['system']} | {c['D']} | {label} | {_spread(truth)} | {within} | {row} |")
 
 
 if __name__ == "__main__":

@@ -185,10 +185,13 @@ def test_a_diverged_run_is_counted_as_a_failure_never_dropped(tmp_path, spoil, w
     write_job(tmp_path, "gru", 1, last100=10.0, horizon=3.0, vpt=0.5)
     d = tmp_path / "job-gru-1-16"
     _edit_json(d / "metrics.json", lambda m: m.update(dataset={"lyapunov_exponent": 0.1, "dt_obs": 0.5}))
+    _edit_json(d / "metrics.json", _set_eval(observable="normal-mode energies", observable_distance=0.1))
     spoil(d)
     row, reason, _ = read_job(d, tmp_path)
     assert reason is None and row["failure"] == why and row["diverged"] is True
     assert (row["vpt_lyap_0.3"], row["bounded"], row["last100_mse"], row["steps_to_mse_1"]) == (0.0, False, math.inf, 0)
+    # the system's own statistic: its distance infinite; the ratio stays absent where the truth conserves it
+    assert row["observable_distance"] == math.inf and row["observable_ratio"] is None
     assert all(v == math.inf for k, v in row.items() if k.startswith("conservation_"))
 
 

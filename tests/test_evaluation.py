@@ -3,6 +3,8 @@ boundedness is calibrated on the truth (an independent truth passes, collapse an
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.signal import lfilter
@@ -34,7 +36,8 @@ def rollout(residuals, energy):
 
 
 def test_every_metric_reads_the_rollout():
-    assert set(METRICS) == {"error", "boundedness", "conservation", "valid_prediction_time", "invariant_measure"}
+    names = {"error", "boundedness", "conservation", "valid_prediction_time", "invariant_measure", "system_measure"}
+    assert set(METRICS) == names
     out = {}
     for entry in METRICS.values():
         out.update(entry.make(rollout({"E": np.zeros((2, 101)), "Lz": np.ones((2, 101))}, "E")))
@@ -166,3 +169,70 @@ def test_the_invariant_measure_distance_sits_in_the_truths_band_for_a_truth_and_
     blown = other[:, 900:1001].copy()
     blown[0, 5] = np.inf
     assert invariant_measure(scored(test, blown, 1000))["measure_distance"] == np.inf
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "fixed"])
+def test_fput_normal_modes_are_orthonormal_and_their_energies_sum_to_the_harmonic_energy(boundary):
+    system = make_system("fput", 14, boundary=boundary)
+    basis, omega = system.normal_modes()
+    np.testing.assert_allclose(basis.T @ basis, np.eye(7), atol=1e-13)
+    # each column is an eigenvector of the chain's stiffness matrix with eigenvalue ω²
+    q = np.eye(7)
+    stiffness = np.stack([np.asarray(system.grad_V(jnp.asarray(1e-7 * e))) / 1e-7 for e in q])  # β r³ negligible
+    np.testing.assert_allclose(stiffness @ basis, basis * omega**2, atol=1e-6)
+    x = np.asarray(system.sample_initial(jax.random.key(0), 3))
+    q_, p_ = x[:, :7], x[:, 7:]
+    harmonic = 0.5 * (p_**2).sum(-1) + 0.5 * (np.asarray(system.bonds(jnp.asarray(q_))) ** 2).sum(-1)
+    np.testing.assert_allclose(np.asarray(system.measure_observable(jnp.asarray(x))).sum(-1), harmonic, rtol=1e-12)
+
+
+def _observed(system, test, tail, horizon):
+    n, _, D = test.shape
+    obs = (system.observable, system.measure_observable)
+    mse = np.full((n, horizon), 0.01)
+    return Rollout(mse, {}, None, test, np.zeros(D), np.ones(D), tail, horizon, 100, BoundedRule(), 0.1, 0.5, None, obs)
+
+
+def _reference_pair(name, D, n=10, n_obs=1200, start=100):
+    """Test trajectories from observation `start` (after the transient, as eval.start) and independent ones of the
+    same invariant measure (started 1e-7 away: decorrelated long before the scoring window where λ₁ > 0)."""
+    system = make_system(name, D)
+    run = jax.jit(system.trajectories, static_argnums=1)
+    x0 = system.sample_initial(jax.random.key(3), n)
+    return system, np.asarray(run(x0, n_obs))[:, start:], np.asarray(run(x0 * (1 + 1e-7), n_obs))[:, start:]
+
+
+def test_fput_normal_mode_energies_of_a_truth_sit_in_its_band_and_collapse_or_amplitude_errors_do_not():
+    from sympscale.evaluation import system_measure
+
+    system, test, other = _reference_pair("fput", 16)
+    h = 1000
+    window = other[:, h - 100 : h + 1]
+    indep = system_measure(_observed(system, test, window, h))
+    assert indep["observable"] == "normal-mode energies" and not indep["observable_conserved"]
+    assert indep["observable_ratio"] <= 1.0
+    assert system_measure(_observed(system, test, 1.3 * window, h))["observable_ratio"] > 1.5
+    assert system_measure(_observed(system, test, np.zeros_like(window), h))["observable_distance"] == 1.0
+    blown = window.copy()
+    blown[2, 50] = np.nan
+    assert system_measure(_observed(system, test, blown, h))["observable_distance"] == np.inf
+
+
+def test_todas_lax_spectrum_is_conserved_by_the_truth_so_its_distance_is_the_models_spectral_drift():
+    from sympscale.evaluation import system_measure
+
+    system, test, other = _reference_pair("toda", 16, n_obs=500, start=0)
+    h = 400
+    truth = system_measure(_observed(system, test, other[:, h - 100 : h + 1], h))
+    assert truth["observable_conserved"] and truth["observable_ratio"] is None
+    assert truth["observable_truth_band"]["max"] < 1e-9 and truth["observable_distance"] < 1e-5  # 1e-7 apart
+    swapped = system_measure(_observed(system, test, np.roll(other, 1, axis=0)[:, h - 100 : h + 1], h))
+    assert swapped["observable_distance"] > 0.05  # another trajectory's spectrum: not this one's
+    assert system_measure(_observed(system, test, 1.1 * other[:, h - 100 : h + 1], h))["observable_distance"] > 0.02
+
+
+def test_a_system_without_an_observable_reports_none():
+    from sympscale.evaluation import system_measure
+
+    test = ar1(np.random.default_rng(0), 2, 400, 4, 0.9, np.ones(2))
+    assert system_measure(scored(test, test[:, 200:301], 300)) == {"observable": None}

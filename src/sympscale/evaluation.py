@@ -83,6 +83,7 @@ class Rollout:
     lyapunov: float | None  # λ₁ per time unit (None or NaN: no VPT)
     dt_obs: float
     energy: str | None = None  # the system's energy invariant (`System.energy`): H, E or the Jacobi constant C
+    observable: tuple[str, Callable] | None = None  # (name, `System.measure_observable`) where the system has one
 
     @property
     def last_mse(self) -> np.ndarray:
@@ -232,6 +233,56 @@ def invariant_measure(r: Rollout) -> dict:
         "measure_truth_band": {"median": float(np.median(band)) if band else math.nan, "max": top},
         "measure_ratio": dist / top if top > 0 else math.nan,
         "measure_rule": f"1-Wasserstein distance of the coordinates' marginals over the last {r.last} steps",
+    }
+
+
+CONSERVED = 1e-6  # a truth band below this: the statistic is an invariant of the truth (kept to integrator error)
+OBSERVABLE_SAMPLES = 21  # states of a window whose observable is averaged (Toda's is an eigenproblem per state)
+
+
+def window_average(observable: Callable, window: np.ndarray) -> np.ndarray:
+    """Per trajectory, the observable's time average over a window (n, T, D) -> (n, K), from
+    OBSERVABLE_SAMPLES evenly spaced states (inf when any state of the window is not finite)."""
+    window = np.asarray(window)
+    if not np.isfinite(window).all():
+        return np.full((window.shape[0], 1), np.inf)
+    states = window[:, np.unique(np.linspace(0, window.shape[1] - 1, OBSERVABLE_SAMPLES).round().astype(int))]
+    return np.asarray(observable(jnp.asarray(states))).mean(axis=1)
+
+
+def relative_l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Median over trajectories of Σ_k |a_k − b_k| / Σ_k |b_k| (inf where a is not finite)."""
+    if not np.isfinite(a).all():
+        return float("inf")
+    return float(np.median(np.sum(np.abs(a - b), axis=-1) / np.sum(np.abs(b), axis=-1)))
+
+
+@metric
+def system_measure(r: Rollout) -> dict:
+    """The system's own long-term statistic (`System.measure_observable`: FPUT's energy per normal mode, Toda's Lax
+    spectrum) against a truth-vs-truth band. Its time average over the rollout's last window, averaged over the test
+    trajectories (one sample of the invariant measure), against the truth's: the relative L1 distance; the band is
+    the same distance between the truth's scoring window and its other windows (`calibration_starts`), and
+    `observable_ratio` = distance / the band's largest (<= 1: as close as the truth to itself). Where the truth
+    keeps the statistic to integrator precision (Toda's spectrum: `observable_conserved`), each trajectory keeps its
+    own: the distance is then the median over trajectories, the model's spectral drift, and the ratio None."""
+    if r.observable is None:
+        return {"observable": None}
+    name, fn = r.observable
+    truth = window_average(fn, r.test[:, r.horizon - r.last + 1 : r.horizon + 1])
+    others = [window_average(fn, r.test[:, a + 1 : a + r.last + 1]) for a in calibration_starts(r.test.shape[1], r.horizon, r.last)]
+    pooled = lambda a: a.mean(axis=0, keepdims=True)  # noqa: E731
+    band = [relative_l1(pooled(o), pooled(truth)) for o in others]
+    top = max(band, default=math.nan)
+    conserved = bool(band) and top < CONSERVED
+    model = window_average(fn, r.tail[:, 1:])
+    dist = relative_l1(model, truth) if conserved else relative_l1(pooled(model), pooled(truth))
+    return {
+        "observable": name,
+        "observable_distance": dist,
+        "observable_truth_band": {"median": float(np.median(band)) if band else math.nan, "max": top},
+        "observable_ratio": None if conserved or not top > 0 else dist / top,
+        "observable_conserved": conserved,
     }
 
 
@@ -403,7 +454,8 @@ def _metrics(out: dict, test, mean, std, system, horizon, last, bounded, lyapuno
     """Every registered metric of one seed's scored rollouts (numpy), and the projected rollout's."""
     mse, resid, own, tail = out["plain"]
     energy = getattr(system, "energy", None)
-    r = Rollout(mse, resid, own, test, mean, std, tail, horizon, last, bounded, lyapunov, dt_obs, energy)
+    observable = (system.observable, system.measure_observable) if getattr(system, "observable", None) else None
+    r = Rollout(mse, resid, own, test, mean, std, tail, horizon, last, bounded, lyapunov, dt_obs, energy, observable)
     metrics = {"horizon": horizon, "n_trajectories": test.shape[0]}
     for entry in METRICS.values():
         metrics.update(entry.make(r))

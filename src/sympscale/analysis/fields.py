@@ -19,7 +19,7 @@ from sympscale.recipe import effective_train, is_tuned, recipe_source
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure", "dataset_key")
+TEXT += ("observable", "computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure", "dataset_key")
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test", "width_used", "rank", "rank_dimension")
 INTEGERS += ("eval_start",)
@@ -138,6 +138,10 @@ def metric_fields(m: dict) -> dict:
         "bounded": ev("bounded"),
         "measure_distance": ev("measure_distance"),  # long-term statistics: marginal W1 to the truth's last window
         "measure_ratio": ev("measure_ratio"),  # ... over the truth's own band (<= 1: as close as the truth itself)
+        # the system's own long-term statistic (FPUT: energy per normal mode; Toda: the Lax spectrum, its drift)
+        "observable": ev("observable"),
+        "observable_distance": ev("observable_distance"),
+        "observable_ratio": ev("observable_ratio"),
         "steps_to_mse_1": ev("steps_to_mse_1"),
         "lyap_to_mse_1": ev("lyapunov_times_to_mse_1"),
         "vpt_lyap_0.3": ev("vpt_lyapunov", "0.3"),
@@ -192,6 +196,7 @@ def log_fields(path: Path) -> dict:
 FAILED = {"steps_to_mse_1": 0.0, "last100_mse": math.inf, "one_step_mse": math.inf, "energy_residual": math.inf}
 FAILED |= {"model_energy_residual": math.inf, "energy_drift_slope": math.inf, "energy_drift_final": math.inf}
 FAILED |= {"measure_distance": math.inf, "measure_ratio": math.inf}
+FAILED_OBSERVABLE = {"observable_distance": math.inf, "observable_ratio": math.inf}  # where the system has one
 FAILED_VPT = {"vpt_lyap_0.3": 0.0, "vpt_lyap_0.5": 0.0, "vpt_steps_0.3": 0.0, "lyap_to_mse_1": 0.0}  # where defined
 NOT_A_RESULT = ("model_lambda1", "model_lambda1_ratio", "spectrum_sum", "spectrum_pair_error", "failed_to_learn")
 
@@ -204,8 +209,10 @@ def failed_fields(row: dict, why: str) -> dict:
     lam = row.get("lyapunov_exponent")
     vpt = FAILED_VPT if _is_number(lam) and math.isfinite(lam) else {}
     bounded = {} if row.get("bounded") is None else {"bounded": False}
+    observable = {k: v for k, v in FAILED_OBSERVABLE.items() if row.get(k) is not None or k == "observable_distance"}
+    observable = observable if row.get("observable") is not None else {}  # ratio: None where the truth conserves it
     gone = dict.fromkeys(NOT_A_RESULT)
-    return {**FAILED, **vpt, **bounded, **residuals, **gone, "diverged": True, "failure": why}
+    return {**FAILED, **vpt, **bounded, **observable, **residuals, **gone, "diverged": True, "failure": why}
 
 
 def _is_number(v) -> bool:

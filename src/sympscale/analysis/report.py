@@ -63,8 +63,8 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     )
     five = lambda r: f"{r:.5f}" if pd.notna(r) else "–"  # noqa: E731
     cap = cap.reset_index().assign(capacity_ratio=lambda t: t["capacity_ratio"].map(five))
-    metrics = ("last100_mse", "steps_to_mse_1", "vpt_lyap_0.3", "one_step_mse", "measure_ratio", "model_lambda1")
-    metrics = [m for m in (*metrics, "spectrum_pair_error", "energy_drift_slope") if m in ok.columns]
+    metrics = ("last100_mse", "steps_to_mse_1", "vpt_lyap_0.3", "one_step_mse", "measure_ratio", "observable_distance")
+    metrics = [m for m in (*metrics, "model_lambda1", "spectrum_pair_error", "energy_drift_slope") if m in ok.columns]
     return {
         "vpt_difference": vpt_difference_table(df),
         "convergence": convergence_table(df),

@@ -129,6 +129,14 @@ class System(abc.ABC):
         """System-specific checks of the reference data (JSON-able), stored with the dataset."""
         return {}
 
+    # ----- long-term statistics ----------------------------------------------------------------------
+    observable: ClassVar[str | None] = None  # what `measure_observable` returns (None: the system has none)
+
+    def measure_observable(self, x: Array) -> Array:
+        """The system's own long-term statistic of a state (..., D) -> (..., K) (the evaluation compares its
+        time average over the last window with the truth's): FPUT's normal-mode energies, Toda's Lax spectrum."""
+        raise NotImplementedError(f"{self.name} declares no measure observable")
+
 
 @dataclasses.dataclass(frozen=True)
 class HamiltonianSystem(System):

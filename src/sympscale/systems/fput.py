@@ -11,6 +11,7 @@ import dataclasses
 from typing import ClassVar
 
 import jax.numpy as jnp
+import numpy as np
 
 from sympscale.registry import SYSTEMS
 from sympscale.systems.base import Array, InvalidSystemError, Lattice
@@ -28,6 +29,7 @@ class FPUT(Lattice):
     boundary: str = "periodic"  # periodic: N bonds, P conserved; fixed: q_0 = q_{N+1} = 0, N + 1 bonds
 
     name: ClassVar[str] = "fput"
+    observable: ClassVar[str | None] = "normal-mode energies"
     non_negative: ClassVar[tuple[str, ...]] = ("beta",)
 
     def __post_init__(self) -> None:
@@ -69,6 +71,27 @@ class FPUT(Lattice):
         if self.boundary == "periodic":
             return jnp.roll(f, 1, axis=-1) - f
         return f[..., :-1] - f[..., 1:]
+
+    def normal_modes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(S, ω): the harmonic chain's orthonormal normal modes (columns of S, N x N) and their frequencies.
+
+        Periodic: the real Fourier basis, ω_k = 2 sin(π k / N); fixed ends: the sine basis, ω_k = 2 sin(π k / (2N + 2)).
+        """
+        n, k = np.arange(self.N)[:, None], np.arange(self.N)[None, :]
+        if self.boundary == "fixed":
+            arg = np.pi * (n + 1) * (k + 1) / (self.N + 1)
+            return np.sqrt(2.0 / (self.N + 1)) * np.sin(arg), 2.0 * np.sin(np.pi * (k[0] + 1) / (2 * self.N + 2))
+        arg = 2.0 * np.pi * n * k / self.N
+        basis = np.where(k <= self.N // 2, np.cos(arg), np.sin(arg))  # k > N/2: the sine partner of N − k
+        return basis / np.linalg.norm(basis, axis=0), 2.0 * np.sin(np.pi * k[0] / self.N)
+
+    def measure_observable(self, x: Array) -> Array:
+        """Harmonic energy per normal mode (..., N): E_k = ½ (P_k² + ω_k² Q_k²), Q = Sᵀq, P = Sᵀp. Their sum is
+        the quadratic part of H; their time averages approach equipartition in the chaotic regime (SCIENCE §1)."""
+        basis, omega = self.normal_modes()
+        q, p = self.split(x)
+        Q, P = q @ jnp.asarray(basis), p @ jnp.asarray(basis)
+        return 0.5 * (P**2 + jnp.asarray(omega) ** 2 * Q**2)
 
     def invariants(self, x: Array) -> dict[str, Array]:
         out = super().invariants(x)
