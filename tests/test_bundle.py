@@ -471,3 +471,28 @@ def test_a_bundle_whose_seeds_differ_in_more_than_the_seed_runs_as_one_bundle_pe
     out = job.execute_bundles(specs, [tmp_path / str(i) for i in range(3)], resolved=records)
     assert calls == [[1, 3], [2]] and out[0] == "ran 1" and out[2] == "ran 3"
     assert isinstance(out[1], RuntimeError)
+
+
+def test_the_closing_line_leads_with_vpt_and_its_fraction_of_an_oracle_beside_it_on_the_same_data(
+    tmp_path, single_jobs
+):
+    import copy
+
+    from sympscale import job
+
+    _, singles = single_jobs
+    specs, records = _job_inputs(tmp_path, seeds=(1,), extra=["model=oracle"])
+    (oracle,) = job.execute_bundle(specs, [tmp_path / "oracle"], resolved=records, echo=lambda m: None)
+    run = singles[0]  # the same data (system, settings, D, data seed), eval start and horizon
+    assert "vpt_lyapunov" in run["eval"] and oracle["eval"]["vpt_lyapunov"]["0.3"] > 0
+    ref = job.reference_run(tmp_path / "symp", run)  # a folder beside the oracle's
+    assert ref is not None and ref["model"] == "oracle"
+    line = job.headline(run, ref)
+    fraction = run["eval"]["vpt_lyapunov"]["0.3"] / oracle["eval"]["vpt_lyapunov"]["0.3"]
+    assert line.startswith("VPT(0.3) ") and f"; {fraction:.2f}x the oracle's" in line.split(" | ")[0]
+    assert "oracle" not in job.headline(run)  # none ran beside it: VPT alone
+    for path, value in ((("eval", "horizon"), 7), (("dataset", "key"), "another"), (("eval", "start"), 3)):
+        other = copy.deepcopy(run)
+        other[path[0]][path[1]] = value
+        assert job.reference_run(tmp_path / "symp", other) is None, path
+    assert job.reference_run(tmp_path / "oracle", oracle) is None  # an oracle is not its own reference

@@ -589,7 +589,26 @@ def _run_tag(computation: dict, data_key: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def headline(metrics: dict) -> str:
+def reference_run(out_dir: Path, metrics: dict) -> dict | None:
+    """The metrics of a finished oracle run in a folder beside `out_dir` on the same dataset (its key holds the
+    system, every setting, D and the data seed), eval start and eval horizon: the reference of the closing line."""
+    if metrics.get("model") == "oracle" or not isinstance(metrics.get("eval"), dict):
+        return None
+    want = (metrics["dataset"]["key"], metrics["eval"].get("start"), metrics["eval"].get("horizon"))
+    for path in sorted(Path(out_dir).parent.glob("*/metrics.json")):
+        try:
+            m = json.loads(path.read_text())
+            found = (m["dataset"]["key"], m["eval"].get("start"), m["eval"].get("horizon"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not a finished run's record
+        if m.get("model") == "oracle" and m.get("status") == "done" and found == want:
+            return m
+    return None
+
+
+def headline(metrics: dict, reference: dict | None = None) -> str:
+    """The run's closing line: VPT first (Lyapunov times and steps, and its fraction of the oracle's on the same
+    data where `reference` is one), then the one-step error, boundedness, the long-window error and invariants."""
     ev = metrics["eval"]
     cons = ", ".join(f"{k} {v:.2e}" for k, v in ev["conservation"].items())
     own = ev.get("model_energy_residual")
@@ -597,7 +616,8 @@ def headline(metrics: dict) -> str:
     diverged = metrics["status"] == "diverged"
     flag = f"DIVERGED, counted as a failure ({metrics['train']['divergence']}) | " if diverged else ""
     vpt = (
-        f"VPT(0.3) {ev['vpt_lyapunov']['0.3']:.3g} Lyapunov times ({ev['vpt_steps']['0.3']:.0f} steps)"
+        f"VPT(0.3) {ev['vpt_lyapunov']['0.3']:.3g} Lyapunov times ({ev['vpt_steps']['0.3']:.0f} steps"
+        f"{_of_reference(ev, reference)})"
         if "vpt_lyapunov" in ev
         else "VPT: no Lyapunov exponent for this dataset"
     )
@@ -607,3 +627,13 @@ def headline(metrics: dict) -> str:
         f"{ev['n_trajectories']} finite) | last-100 MSE {ev['last100_mse']:.4g} | steps to MSE 1: "
         f"{ev['steps_to_mse_1']:.0f} | invariant residuals: {cons}{own_s}"
     )
+
+
+def _of_reference(ev: dict, reference: dict | None) -> str:
+    try:
+        ref = float(reference["eval"]["vpt_lyapunov"]["0.3"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return ""
+    if not ref > 0:
+        return ""
+    return f"; {ev['vpt_lyapunov']['0.3'] / ref:.2f}x the oracle's {ref:.3g} on the same data, a reference"

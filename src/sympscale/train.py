@@ -104,9 +104,9 @@ def _task(cfg: DictConfig) -> dict:
     except Exception:
         traceback.print_exc()
         raise
-    from sympscale.job import headline
+    from sympscale.job import headline, reference_run
 
-    print(f"results: {out_dir}\n{headline(metrics)}")
+    print(f"results: {out_dir}\n{headline(metrics, reference_run(out_dir, metrics))}")
     return metrics
 
 
@@ -121,7 +121,7 @@ class _Bundle:
 
     @staticmethod
     def run(prepared: list[tuple]) -> list:
-        from sympscale.job import execute_bundles, headline
+        from sympscale.job import execute_bundles, headline, reference_run
 
         specs, dirs, records = (list(x) for x in zip(*prepared, strict=True))
         results = execute_bundles(specs, dirs, resolved=records)
@@ -129,7 +129,7 @@ class _Bundle:
             if isinstance(result, BaseException):
                 print(f"sympscale: {out_dir}: {type(result).__name__}: {result}", file=sys.stderr)
             else:
-                print(f"results: {out_dir}\n{headline(result)}")
+                print(f"results: {out_dir}\n{headline(result, reference_run(out_dir, result))}")
         return results
 
 
