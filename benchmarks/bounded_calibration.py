@@ -1,10 +1,10 @@
 """The bounded rule against the truth, on the real datasets: old rule and new side by side in one run.
 
     python benchmarks/bounded_calibration.py                      # FPUT and Toda at D = 16 and 64 (default data)
-    python benchmarks/bounded_calibration.py --cells fput:16 --starts 5
+    python benchmarks/bounded_calibration.py --cells fput:16 --starts 5 --extra-test 0   # the split's 10 only
 
-For each dataset (`train=default` data, `data_seed=0`, generated into --cache if absent), the test trajectories'
-first states are perturbed by a relative 1e-8 (`--starts` independent perturbations each) and integrated with the
+For each dataset (`train=default` data: 50 trajectories and `data.extra_test` = 90 more, all 100 test
+trajectories scored; `data_seed=0`, generated into --cache if absent), the test trajectories' first states are perturbed by a relative 1e-8 (`--starts` independent perturbations each) and integrated with the
 dataset's own reference: an independent truth of the same invariant measure, decorrelated from the test
 trajectory long before the scoring window (steps 901-1000). Each perturbed truth is scored as a rollout by the old
 rule (every rollout finite and last-100 MSE < 2 x climatology) and the new one (`evaluation.boundedness`), with
@@ -54,9 +54,10 @@ def old_rule(r: Rollout) -> bool:
     return bool(np.isfinite(r.mse).all() and np.all(r.last_mse < 2.0 * climatology_mse(r.test, r.mean, r.std)))
 
 
-def cell(system_name: str, D: int, starts: int, cache: str) -> dict:
+def cell(system_name: str, D: int, starts: int, cache: str, extra_test: int) -> dict:
     system = make_system(system_name, D)
-    data = load_or_generate(system, DataSpec(), data_seed=0, cache_dir=cache, log=lambda *_: None)
+    spec = DataSpec(extra_test=extra_test)
+    data = load_or_generate(system, spec, data_seed=0, cache_dir=cache, log=lambda *_: None)
     test, mean, std = data.test[:, EVAL_START:], data.mean, data.std
     run = jax.jit(system.trajectories, static_argnums=1)
     rng = np.random.default_rng(0)
@@ -85,6 +86,7 @@ def cell(system_name: str, D: int, starts: int, cache: str) -> dict:
         "system": system_name,
         "D": D,
         "runs": starts,
+        "trajectories": test.shape[0],
         "counts": counts,
         "threshold": probe["bounded_threshold"],
         "band": probe["bounded_truth_band"],
@@ -101,6 +103,7 @@ def main() -> None:
     p.add_argument("--cells", default="fput:16,fput:64,toda:16,toda:64")
     p.add_argument("--starts", type=int, default=100, help="perturbed truths per test trajectory")
     p.add_argument("--cache", default="outputs/cache")
+    p.add_argument("--extra-test", type=int, default=90, help="data.extra_test (config default 90)")
     a = p.parse_args()
     print(
         f"{datetime.date.today()}, {platform.processor() or platform.machine()}, jax {jax.__version__}, "
@@ -111,7 +114,7 @@ def main() -> None:
     notes, cells = [], []
     for spec in a.cells.split(","):
         name, D = spec.split(":")
-        c = cell(name, int(D), a.starts, a.cache)
+        c = cell(name, int(D), a.starts, a.cache, a.extra_test)
         cells.append(c)
         for k, rule in ((0, "new"), (1, "old")):
             row = " | ".join(
@@ -119,7 +122,7 @@ def main() -> None:
             )
             print(f"| {name} | {D} | {rule} | {row} |")
         th = ", ".join(f"{k} {v:.3f} (band {c['band'][k]:.3f})" for k, v in c["threshold"].items())
-        notes.append(f"{name} D={D}: thresholds {th}; detects 1.3x: {c['detects']}; {c['wall_s']:.0f} s")
+        notes.append(f"{name} D={D}, {c['trajectories']} test trajectories: thresholds {th}; detects 1.3x: {c['detects']}; {c['wall_s']:.0f} s")
     print("\n" + "\n".join(f"- {n}" for n in notes))
     print_statistics(cells)
 

@@ -111,6 +111,7 @@ CASES = [
     # data
     (["data.n_trajectories=1"], "data.n_trajectories=1"),
     (["data.n_trajectories=0"], "data.n_trajectories=0"),
+    (["data.extra_test=-1"], "data.extra_test=-1"),
     (["data.train_fraction=1.5"], "data.train_fraction=1.5"),
     (["data.val_fraction=-0.1"], "data.val_fraction=-0.1"),
     (["data.train_fraction=0.9", "data.val_fraction=0.2"], "data.train_fraction=0.9"),

@@ -23,6 +23,24 @@ def test_split_statistics_and_dtype(tmp_path):
     assert ds.meta["reference_invariant_drift"]["H"] < 1e-9
 
 
+def test_extra_test_trajectories_are_their_own_draw_and_leave_the_split_as_it_was(tmp_path):
+    import dataclasses
+
+    s = make_system("toda", 8)
+    plain = load_or_generate(s, SPEC, data_seed=3, cache_dir=tmp_path, log=lambda m: None)
+    more = load_or_generate(s, dataclasses.replace(SPEC, extra_test=5), data_seed=3, cache_dir=tmp_path, log=print)
+    assert more.key != plain.key and dataset_key(s, SPEC, 3) == plain.key  # no extra: the key it always had
+    for a, b in ((more.train, plain.train), (more.val, plain.val), (more.mean, plain.mean), (more.std, plain.std)):
+        np.testing.assert_array_equal(a, b)
+    assert more.test.shape == (7, 40, 8)
+    np.testing.assert_array_equal(more.test[:2], plain.test)
+    extra = more.test[2:]
+    assert not any(np.allclose(e[0], t[0]) for e in extra for t in (*plain.train, *plain.val, *plain.test))
+    assert len({tuple(e[0]) for e in extra}) == 5 and more.meta["initial_conditions"]["kept"] == 15
+    with pytest.raises(ValueError, match="data.extra_test=-1 must be >= 0"):
+        DataSpec(extra_test=-1).split_sizes()
+
+
 def test_key_changes_with_everything_that_defines_the_data():
     s = make_system("fput", 8)
     base = dataset_key(s, SPEC, 0)

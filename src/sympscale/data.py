@@ -38,6 +38,12 @@ class DataSpec:
     lyapunov_trajectories: int = 4  # initial states of the λ₁ estimate
     lyapunov_intervals: int = 0  # length of the λ₁ run in observation intervals (0: n_obs)
     ground_truth_trajectories: int = 4  # trajectories re-integrated with the second reference
+    extra_test: int = 0  # held-out trajectories drawn beyond the n_trajectories (their own random stream), all test
+
+    @property
+    def total(self) -> int:
+        """Trajectories in the dataset: the split ones and the extra test ones."""
+        return self.n_trajectories + self.extra_test
 
     def split_sizes(self) -> tuple[int, int, int]:
         n_train = int(round(self.train_fraction * self.n_trajectories))
@@ -48,13 +54,15 @@ class DataSpec:
                 f"data.lyapunov_trajectories={self.lyapunov_trajectories}, ground_truth_trajectories="
                 f"{self.ground_truth_trajectories} must be >= 1 and lyapunov_intervals={self.lyapunov_intervals} >= 0"
             )
+        if self.extra_test < 0:
+            raise ValueError(f"data.extra_test={self.extra_test} must be >= 0 (extra held-out test trajectories)")
         if min(n_train, n_test) < 1 or n_val < 0:
             raise ValueError(
                 f"data.train_fraction={self.train_fraction}, val_fraction={self.val_fraction} of data.n_trajectories="
                 f"{self.n_trajectories} leave train={n_train}, val={n_val}, test={n_test}: need at least one train "
                 f"and one test trajectory (train_fraction + val_fraction < 1)"
             )
-        return n_train, n_val, n_test
+        return n_train, n_val, n_test + self.extra_test
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -79,25 +87,51 @@ def dataset_key(system: System, spec: DataSpec, data_seed: int) -> str:
         "lyapunov": [spec.lyapunov_trajectories, spec.lyapunov_intervals, spec.ground_truth_trajectories],
         "data_seed": data_seed,
     }
+    if spec.extra_test:  # keys of datasets without extra test trajectories stay what they were
+        desc["extra_test"] = spec.extra_test
     digest = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:16]
     return f"{system.name}-D{system.D}-s{data_seed}-{digest}"
 
 
+EXTRA_TEST_STREAM = 1_000_003  # folded into the data seed's key: the extra test trajectories' own draws
+
+
 def generate(system: System, spec: DataSpec, data_seed: int) -> tuple[np.ndarray, dict]:
-    """All trajectories (n, n_obs, D), vectorised over trajectories, plus a record of the reference's drift.
+    """All trajectories (n, n_obs, D), vectorised over trajectories, plus a record of the reference's drift: the
+    split's n_trajectories, then `spec.extra_test` more from their own random stream (the split's trajectories
+    are the same with or without them).
 
     Systems with an initial-condition filter (close approaches, escapes) reject trajectories after the fact;
     replacements are drawn in further vectorised rounds and the rejections are counted in the record.
     """
     t0 = time.perf_counter()
+    base = jax.random.key(data_seed)
+    traj, n_drawn, rejected = _draw(system, spec.n_trajectories, spec.n_obs, base)
+    if spec.extra_test:
+        extra, drawn, more = _draw(system, spec.extra_test, spec.n_obs, jax.random.fold_in(base, EXTRA_TEST_STREAM))
+        traj, n_drawn = np.concatenate([traj, extra]), n_drawn + drawn
+        rejected = {k: rejected.get(k, 0) + more.get(k, 0) for k in {**rejected, **more}}
+    wall = time.perf_counter() - t0
+    return traj, {
+        "generation_wall_s": wall,
+        "reference": system.describe_reference(),
+        "reference_invariant_drift": invariant_drift(system, traj),
+        "initial_conditions": {"drawn": n_drawn, "kept": spec.total, "rejected": rejected},
+        "finite": bool(np.isfinite(traj).all()),
+        "diagnostics": system.diagnostics(traj),
+    }
+
+
+def _draw(system: System, n: int, n_obs: int, base) -> tuple[np.ndarray, int, dict[str, int]]:
+    """n accepted trajectories from the random stream `base`: (trajectories, states drawn, rejections by reason)."""
     run = jax.jit(system.trajectories, static_argnums=1)
     kept: list[np.ndarray] = []
     rejected: dict[str, int] = {}
-    n_drawn, need = 0, spec.n_trajectories
+    n_drawn, need = 0, n
     for round_ in range(MAX_ROUNDS):
-        key = jax.random.key(data_seed) if round_ == 0 else jax.random.fold_in(jax.random.key(data_seed), round_)
+        key = base if round_ == 0 else jax.random.fold_in(base, round_)
         m = need if round_ == 0 else max(2 * need, 4)
-        traj = np.asarray(jax.block_until_ready(run(system.sample_initial(key, m), spec.n_obs)))
+        traj = np.asarray(jax.block_until_ready(run(system.sample_initial(key, m), n_obs)))
         n_drawn += m
         reasons = {k: np.asarray(v) for k, v in system.accept(traj).items()}
         bad = np.zeros(m, dtype=bool)
@@ -107,23 +141,12 @@ def generate(system: System, spec: DataSpec, data_seed: int) -> tuple[np.ndarray
         kept.append(traj[~bad][:need])
         need -= len(kept[-1])
         if need == 0:
-            break
-    if need:
-        raise RuntimeError(
-            f"{system.name} D={system.D}: only {spec.n_trajectories - need} of {spec.n_trajectories} trajectories "
-            f"passed the initial-condition filter after {n_drawn} draws (rejected: {rejected}); "
-            f"change the system parameters (e.g. a gentler initial-condition family)"
-        )
-    traj = np.concatenate(kept)
-    wall = time.perf_counter() - t0
-    return traj, {
-        "generation_wall_s": wall,
-        "reference": system.describe_reference(),
-        "reference_invariant_drift": invariant_drift(system, traj),
-        "initial_conditions": {"drawn": n_drawn, "kept": spec.n_trajectories, "rejected": rejected},
-        "finite": bool(np.isfinite(traj).all()),
-        "diagnostics": system.diagnostics(traj),
-    }
+            return np.concatenate(kept), n_drawn, rejected
+    raise RuntimeError(
+        f"{system.name} D={system.D}: only {n - need} of {n} trajectories passed the initial-condition filter after "
+        f"{n_drawn} draws (rejected: {rejected}); change the system parameters (e.g. a gentler initial-condition "
+        f"family)"
+    )
 
 
 def invariant_drift(system: System, traj: np.ndarray, chunk_bytes: int = 2**28) -> dict[str, float]:
@@ -188,7 +211,7 @@ def load_or_generate(
                 log(f"WARNING: dataset cache entry {final} is unusable ({problem}); regenerating it")
                 shutil.rmtree(final)
             if problem:
-                log(f"generating dataset {key} ({spec.n_trajectories} x {spec.n_obs} x {system.D}) ...")
+                log(f"generating dataset {key} ({spec.total} x {spec.n_obs} x {system.D}) ...")
                 _write(final, system, spec, data_seed, n_train, key)
     meta = json.loads((final / "meta.json").read_text())
     traj = np.load(final / "trajectories.npy", mmap_mode="r")

@@ -189,7 +189,8 @@ def if_changed_error(cfg: DictConfig) -> str | None:
 
 def size_errors(cfg: DictConfig) -> list[str]:
     """The dataset of one job must fit in this machine's memory (generation holds it twice)."""
-    n_traj, n_obs, D = int(cfg.data.n_trajectories), int(cfg.data.n_obs), int(cfg.D)
+    n_obs, D = int(cfg.data.n_obs), int(cfg.D)
+    n_traj = int(cfg.data.n_trajectories) + int(cfg.data.get("extra_test", 0))
     need = 2 * n_traj * n_obs * D * 8
     have = physical_memory()
     if have and need > have:
@@ -197,7 +198,7 @@ def size_errors(cfg: DictConfig) -> list[str]:
         return [
             f"D={D}: the dataset ({n_traj} x {n_obs} x {D} float64, held twice while it is generated: "
             f"{need / 2**30:.1f} GiB) does not fit this machine's memory ({have / 2**30:.1f} GiB); "
-            f"valid here: D <= {largest}, or fewer data.n_trajectories / data.n_obs"
+            f"valid here: D <= {largest}, or fewer data.n_trajectories / data.extra_test / data.n_obs"
         ]
     return []
 
