@@ -3,16 +3,17 @@
     python benchmarks/bounded_calibration.py                      # FPUT and Toda at D = 16 and 64 (default data)
     python benchmarks/bounded_calibration.py --cells fput:16 --starts 5 --extra-test 0   # the split's 10 only
 
-For each dataset (`train=default` data: 50 trajectories and `data.extra_test` = 90 more, all 100 test
-trajectories scored; `data_seed=0`, generated into --cache if absent), the test trajectories' first states are perturbed by a relative 1e-8 (`--starts` independent perturbations each) and integrated with the
-dataset's own reference: an independent truth of the same invariant measure, decorrelated from the test
-trajectory long before the scoring window (steps 901-1000). Each perturbed truth is scored as a rollout by the old
-rule (every rollout finite and last-100 MSE < 2 x climatology) and the new one (`evaluation.boundedness`), with
-three rollouts that must fail: collapsed onto the mean, frozen at its state at step 900, and the perturbed truth
-with 1.3x its amplitude about the mean. The test trajectories start at observation EVAL_START, as the job's
-(`eval.start`). The same rollouts also give the distributions of the two long-term statistics reported beside VPT
-(`evaluation.invariant_measure`'s marginal W1 ratio and `evaluation.system_measure`'s observable: FPUT's normal-mode
-energies, Toda's Lax spectrum). Prints markdown tables for BENCHMARKS.md.
+For each dataset (`train=default` data: 50 trajectories and `data.extra_test` = 90 more, all 100 test trajectories
+scored; `data_seed=0`, generated into --cache if absent), the test trajectories' first states are perturbed by a
+relative 1e-8 (`--starts` independent perturbations each) and integrated with the dataset's own reference: an
+independent truth of the same invariant measure, decorrelated from the test trajectory long before the scoring
+window (steps 901-1000). Each perturbed truth is scored as a rollout by the old rule (every rollout finite and
+last-100 MSE < 2 x climatology) and the new one (`evaluation.boundedness`), with three rollouts that must fail:
+collapsed onto the mean, frozen at its state at step 900, and the perturbed truth with 1.3x its amplitude about the
+mean. The test trajectories start at observation EVAL_START, as the job's (`eval.start`). The same rollouts also
+give the distributions of the two long-term statistics reported beside VPT (`evaluation.invariant_measure`'s
+marginal W1 ratio and `evaluation.system_measure`'s observable: FPUT's normal-mode energies, Toda's Lax spectrum).
+Prints markdown tables for BENCHMARKS.md.
 """
 
 from __future__ import annotations
