@@ -451,3 +451,18 @@ def test_data_seeds_are_replicates_pooled_in_one_cell_and_paired_on(tmp_path):
     primary = tables(collect(tmp_path))["vpt_difference"]
     assert len(primary) == 1 and primary.iloc[0]["n_pairs"] == 3
     assert primary.iloc[0]["difference"] == pytest.approx(0.7)
+    # three datasets of 4 test trajectories: 12 windows, labelled short of the referee's 100; not "one dataset"
+    assert (primary.iloc[0]["datasets"], primary.iloc[0]["test_windows"]) == (3, 12)
+    assert "12 test windows (< 100)" in primary.iloc[0]["labels"] and "one dataset" not in primary.iloc[0]["labels"]
+
+
+def test_a_cell_whose_seeds_share_one_dataset_says_its_interval_covers_model_seeds_only(tmp_path):
+    for s in (1, 2):
+        write_job(tmp_path, "symp", s, last100=SYMP[s], horizon=5.0, vpt=1.0)
+        write_job(tmp_path, "gru", s, last100=GRU[s], horizon=3.0, vpt=0.5)
+    for d in tmp_path.iterdir():  # the default: every seed on data_seed 0, 100 test trajectories
+        _edit_json(d / "metrics.json", _set_eval(n_trajectories=100))
+    primary = tables(collect(tmp_path))["vpt_difference"].iloc[0]
+    assert (primary["datasets"], primary["test_windows"]) == (1, 100)
+    assert "one dataset: the interval covers model seeds, not data draws" in primary["labels"]
+    assert "test windows" not in primary["labels"]

@@ -119,6 +119,9 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
         diff = (defined["num"] - defined["den"]).astype(float)
         lo, hi = bootstrap_mean_ci(diff)
         runs = _cell_runs(df, cell)
+        runs = runs[runs["model"].isin([a, b])]
+        datasets, windows, data_label = _test_data(runs)
+        model_labels = [f"{m}: {lab}" for m in (a, b) if (lab := cell_labels(runs[runs["model"] == m]))]
         rows.append(
             {
                 **cell,
@@ -131,7 +134,9 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
                 "p": sign_flip_p(diff),
                 "difference_time": _mean_difference(time, cell),
                 "undefined_pairs": len(grp) - len(defined),
-                "labels": "; ".join(f"{m}: {lab}" for m in (a, b) if (lab := cell_labels(runs[runs["model"] == m]))),
+                "datasets": datasets,
+                "test_windows": windows,
+                "labels": "; ".join([*data_label, *model_labels]),
             }
         )
     out = pd.DataFrame(
@@ -148,11 +153,31 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
             "p_holm",
             "difference_time",
             "undefined_pairs",
+            "datasets",
+            "test_windows",
             "labels",
         ],
     )
     out["p_holm"] = holm(out["p"]) if len(out) else []
     return out.rename(columns={"num_schedule": f"{a}_schedule", "den_schedule": f"{b}_schedule"})
+
+
+MIN_TEST_WINDOWS = 100  # a cell's VPT rests on at least this many test windows (issue: referee's floor)
+
+
+def _test_data(runs: pd.DataFrame) -> tuple[int, int, list[str]]:
+    """(datasets, test windows over them, labels) of a cell's runs: the distinct datasets its seeds trained and
+    were scored on, the test trajectories they hold together (each one VPT window per run), and what falls short:
+    one dataset (the interval covers model seeds only, not the data's variance), fewer than MIN_TEST_WINDOWS."""
+    key = "dataset_key" if "dataset_key" in runs and runs["dataset_key"].notna().all() else "data_seed"
+    sets = runs.drop_duplicates(key) if key in runs else runs.iloc[:0]
+    n, windows = len(sets), int(_num(sets, "n_test").fillna(0).sum())
+    labels = []
+    if n == 1 and len(runs) > 2:
+        labels.append("one dataset: the interval covers model seeds, not data draws")
+    if windows < MIN_TEST_WINDOWS:
+        labels.append(f"{windows} test windows (< {MIN_TEST_WINDOWS})")
+    return n, windows, labels
 
 
 def _in_cell(frame: pd.DataFrame, cell: dict) -> pd.Series:
