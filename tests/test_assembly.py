@@ -145,7 +145,7 @@ def test_an_unusable_checkpoint_is_reported_with_its_reason_and_kept(tmp_path, m
     run_once([*TINY, "model=gru", "train.lr=0.001"], tmp_path, said.append)  # another computation, same folder
     warning = [line for line in said if "cannot be used" in line]
     assert len(warning) == 1 and "train.lr: 0.003 -> 0.001" in warning[0], said
-    kept = list(Path(tmp_path / "job").glob("checkpoint.unused-*.npz"))
+    kept = list(Path(tmp_path / "job").glob("checkpoint.other-run-*.npz"))
     assert len(kept) == 1 and kept[0].name in warning[0]
     assert not any("resuming" in line for line in said)
 

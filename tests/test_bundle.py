@@ -496,3 +496,26 @@ def test_the_closing_line_leads_with_vpt_and_its_fraction_of_an_oracle_beside_it
         other[path[0]][path[1]] = value
         assert job.reference_run(tmp_path / "symp", other) is None, path
     assert job.reference_run(tmp_path / "oracle", oracle) is None  # an oracle is not its own reference
+
+
+def test_a_damaged_checkpoint_costs_its_seed_its_progress_and_no_more(tmp_path, monkeypatch, single_jobs):
+    """Issue 28's reproduction: one seed's checkpoint.npz cut to half its size. That seed starts at step 0 with one
+    line naming its file (kept as checkpoint.damaged-*.npz); the other two resume; all three end as alone."""
+    import os
+
+    single_dir, singles = single_jobs
+    _stop_after_saves(monkeypatch, len(JOB_SEEDS))
+    with pytest.raises(_Stop):
+        _bundle_job(tmp_path)
+    monkeypatch.undo()
+    damaged = tmp_path / "bundle" / "2" / "checkpoint.npz"
+    os.truncate(damaged, damaged.stat().st_size // 2)
+    said = []
+    bundled = _bundle_job(tmp_path, echo=said.append)
+    warnings = [line for line in said if "cannot be used" in line]
+    assert len(warnings) == 1 and str(damaged.parent) in warnings[0] and "cannot be read" in warnings[0], said
+    assert sum("resuming from the checkpoint at step 20" in line for line in said) == len(JOB_SEEDS) - 1
+    kept = list(damaged.parent.glob("checkpoint.damaged-*.npz"))
+    assert len(kept) == 1 and kept[0].name in warnings[0]
+    for b, s in zip(bundled, singles, strict=True):
+        _same_job(b, s)

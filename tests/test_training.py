@@ -34,6 +34,24 @@ def max_rel_diff(a, b):
 
 
 @pytest.mark.parametrize("name", ["symp", "gru"])
+def _flip(data: bytes) -> bytes:
+    """Every 97th byte of the second half inverted (the zip's central directory and some array bytes)."""
+    out = bytearray(data)
+    for k in range(len(out) // 2, len(out), 97):
+        out[k] ^= 0xFF
+    return bytes(out)
+
+
+# ways a checkpoint is found damaged (issue 28): cut short, cut to a few bytes, bytes flipped, empty
+DAMAGE = {
+    "half": lambda b: b[: len(b) // 2],
+    "300-bytes": lambda b: b[:300],
+    "10-bytes": lambda b: b[:10],
+    "flipped": _flip,
+    "empty": lambda b: b"",
+}
+
+
 def test_remat_does_not_change_gradient(name, setup):
     for window in (None, 4):
         g_remat = grads(name, setup, memory="remat", window=window)
@@ -94,6 +112,17 @@ def test_interrupted_fit_resumes_from_checkpoint_exactly(setup, tmp_path):
     with pytest.raises(checkpoint.Unusable, match="belongs to another run"):  # a different run never reuses it
         checkpoint.load(path, template, tag="another run")
     assert checkpoint.load(tmp_path / "absent.npz", template, tag="run") is None
+    for name, damage in DAMAGE.items():  # any failure to parse: Unusable ("damaged"), never another exception
+        bad = tmp_path / f"{name}.npz"
+        bad.write_bytes(damage(path.read_bytes()))
+        with pytest.raises(checkpoint.Unusable, match="cannot be read") as info:
+            checkpoint.load(bad, template, tag="run")
+        assert info.value.kind == "damaged", name
+    to_f32 = lambda x: np.asarray(x, dtype=np.float32) if np.asarray(x).dtype == np.float64 else x  # noqa: E731
+    as_float32 = jax.tree_util.tree_map(to_f32, template)
+    checkpoint.save(tmp_path / "f32.npz", 30, as_float32, tag="run")
+    with pytest.raises(checkpoint.Unusable, match="float32, not this model's dtypes"):
+        checkpoint.load(tmp_path / "f32.npz", template, tag="run")
     step, (params, opt_state, _), _ = checkpoint.load(path, template, tag="run")
     assert step == 30
     resumed, summary = fit(model, params, traj, std, spec, key=jax.random.key(6), resume=Resume(step, opt_state))

@@ -8,6 +8,7 @@ one valid copy and never read a half-written one. Data are fixed across model se
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sympscale import atomic
 from sympscale.diagnostics import ground_truth_horizon, lyapunov_exponent
 from sympscale.systems import System
 
@@ -306,5 +308,11 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
         meta["files"] = {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in DATA_FILES}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         os.replace(tmp, final)  # atomic publish: readers see all files or none
+    except OSError as e:
+        # numpy reports a short write as "N requested and M written", without an errno
+        code = e.errno if e.errno in atomic.FULL else errno.ENOSPC if "requested and" in str(e) else None
+        if code is None:
+            raise
+        raise atomic.StorageFull(code, atomic.full_message(final, code)) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

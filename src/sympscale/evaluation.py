@@ -270,7 +270,10 @@ def system_measure(r: Rollout) -> dict:
         return {"observable": None}
     name, fn = r.observable
     truth = window_average(fn, r.test[:, r.horizon - r.last + 1 : r.horizon + 1])
-    others = [window_average(fn, r.test[:, a + 1 : a + r.last + 1]) for a in calibration_starts(r.test.shape[1], r.horizon, r.last)]
+    others = [
+        window_average(fn, r.test[:, a + 1 : a + r.last + 1])
+        for a in calibration_starts(r.test.shape[1], r.horizon, r.last)
+    ]
     pooled = lambda a: a.mean(axis=0, keepdims=True)  # noqa: E731
     band = [relative_l1(pooled(o), pooled(truth)) for o in others]
     top = max(band, default=math.nan)

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from sympscale import checkpoint, identity, models, provenance, rankfloor
+from sympscale import atomic, checkpoint, identity, models, provenance, rankfloor
 from sympscale.assembly import Assembly, assemble, build_system, init_params, load_data
 from sympscale.data import DataSpec
 from sympscale.evaluation import (
@@ -548,7 +548,7 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     try:
         restored = checkpoint.load(path, template, tag=tag)
     except checkpoint.Unusable as e:
-        kept = path.with_name(time.strftime("checkpoint.unused-%Y%m%dT%H%M%S.npz"))
+        kept = path.with_name(time.strftime(f"checkpoint.{e.kind}-%Y%m%dT%H%M%S.npz"))
         os.replace(path, kept)
         why = e.reason({"computation": computation, "code": provenance.record(), "data": run.data.key})
         echo(
@@ -577,9 +577,7 @@ def _trim_log(path: Path, step: int) -> None:
             continue  # a line cut short by the kill
         if rec.get("step", 0) < step or ("val_vpt_steps" in rec and rec["step"] == step):
             kept.append(line)
-    tmp = path.with_name(f".{path.name}.trim")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(f"{line}\n" for line in kept))
 
 
 def _run_tag(computation: dict, data_key: str) -> str:

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from sympscale import atomic
 from sympscale.launcher.jsonfile import write_json
 
 __all__ = ["JobDir", "write_json"]
@@ -20,6 +21,7 @@ class JobDir:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale_temps(self.path)  # half-written files of a process killed mid-write
         self._t0 = time.time()
 
     def write_config(self, cfg: dict) -> None:

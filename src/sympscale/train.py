@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sympscale import config as config_schema
 from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401, N812  (read by the local_devices launcher)
+from sympscale.atomic import StorageFull
 from sympscale.confdir import config_dir
 from sympscale.identity import FolderConflict
 from sympscale.rankfloor import CapacityFloor
@@ -101,6 +102,9 @@ def _task(cfg: DictConfig) -> dict:
     except (ConfigError, FolderConflict, CapacityFloor) as e:
         print(f"sympscale: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except StorageFull as e:  # out of space, quota or a read-only filesystem: one line, what to do
+        print(f"sympscale: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     except Exception:
         traceback.print_exc()
         raise

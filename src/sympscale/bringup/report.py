@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sympscale import atomic
+
 SCHEMA_VERSION = 1
 STATUSES = ("pass", "warn", "fail", "skip")
 STATUSES_BY_SEVERITY = ("skip", "pass", "warn", "fail")
@@ -75,8 +77,8 @@ def write(report: dict, out_dir: Path) -> list[str]:
     Returns what was moved aside (for the user to see)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     kept = _keep_previous(out_dir)
-    _atomic_write(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
-    _atomic_write(out_dir / "report.md", markdown(report))
+    atomic.write_text(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
+    atomic.write_text(out_dir / "report.md", markdown(report))
     return kept
 
 
@@ -112,12 +114,6 @@ def _free_name(path: Path) -> Path:
         candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
         k += 1
     return candidate
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def markdown(report: dict) -> str:
