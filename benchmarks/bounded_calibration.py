@@ -34,6 +34,7 @@ from sympscale.evaluation import (
     Rollout,
     boundedness,
     climatology_mse,
+    companions,
     invariant_measure,
     system_measure,
 )
@@ -43,12 +44,14 @@ HORIZON, LAST, EVAL_START = 1000, 100, 100
 KINDS = ("truth", "collapsed", "frozen", "amplitude 1.3x")
 
 
-def scored(test, rollout, mean, std, system) -> Rollout:
+def scored(test, rollout, mean, std, system, others) -> Rollout:
     """A Rollout of `rollout` (n, T, D) against `test`, as the evaluation scores one."""
     mse = np.mean(((rollout[:, 1 : HORIZON + 1] - test[:, 1 : HORIZON + 1]) / std) ** 2, axis=-1)
     tail = rollout[:, HORIZON - LAST : HORIZON + 1]
     observable = (system.observable, system.measure_observable) if system.observable else None
-    return Rollout(mse, {}, None, test, mean, std, tail, HORIZON, LAST, DEFAULT_BOUNDED, None, 1.0, None, observable)
+    return Rollout(
+        mse, {}, None, test, mean, std, tail, HORIZON, LAST, DEFAULT_BOUNDED, None, 1.0, None, observable, others
+    )
 
 
 def old_rule(r: Rollout) -> bool:
@@ -61,7 +64,8 @@ def cell(system_name: str, D: int, starts: int, cache: str, extra_test: int) -> 
     data = load_or_generate(system, spec, data_seed=0, cache_dir=cache, log=lambda *_: None)
     test, mean, std = data.test[:, EVAL_START:], data.mean, data.std
     run = jax.jit(system.trajectories, static_argnums=1)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(1)  # not the companions' stream (seed 0)
+    others = companions(system, test, HORIZON, LAST)  # the rule's own independent truths, as the job draws them
     counts = {k: [0, 0] for k in KINDS}
     stats = {k: {"measure_ratio": [], "observable": []} for k in KINDS}
     t0 = time.perf_counter()
@@ -75,14 +79,14 @@ def cell(system_name: str, D: int, starts: int, cache: str, extra_test: int) -> 
             "amplitude 1.3x": mean + 1.3 * (other - mean),
         }
         for name, roll in rollouts.items():
-            r = scored(test, roll, mean, std, system)
+            r = scored(test, roll, mean, std, system, others)
             counts[name][0] += boundedness(r)["bounded"] is True
             counts[name][1] += old_rule(r)
             stats[name]["measure_ratio"].append(invariant_measure(r)["measure_ratio"])
             obs = system_measure(r)
             stats[name]["observable"].append(obs.get("observable_ratio") or obs.get("observable_distance"))
-    probe = boundedness(scored(test, other, mean, std, system))
-    probe_obs = system_measure(scored(test, other, mean, std, system))
+    probe = boundedness(scored(test, other, mean, std, system, others))
+    probe_obs = system_measure(scored(test, other, mean, std, system, others))
     return {
         "system": system_name,
         "D": D,
@@ -118,12 +122,12 @@ def main() -> None:
         c = cell(name, int(D), a.starts, a.cache, a.extra_test)
         cells.append(c)
         for k, rule in ((0, "new"), (1, "old")):
-            row = " | ".join(
-                f"{c['counts'][n][k]}/{c['runs']}" for n in KINDS
-            )
+            row = " | ".join(f"{c['counts'][n][k]}/{c['runs']}" for n in KINDS)
             print(f"| {name} | {D} | {rule} | {row} |")
         th = ", ".join(f"{k} {v:.3f} (band {c['band'][k]:.3f})" for k, v in c["threshold"].items())
-        notes.append(f"{name} D={D}, {c['trajectories']} test trajectories: thresholds {th}; detects 1.3x: {c['detects']}; {c['wall_s']:.0f} s")
+        notes.append(
+            f"{name} D={D}, {c['trajectories']} test trajectories: thresholds {th}; detects 1.3x: {c['detects']}; {c['wall_s']:.0f} s"
+        )
     print("\n" + "\n".join(f"- {n}" for n in notes))
     print_statistics(cells)
 
@@ -140,8 +144,12 @@ def print_statistics(cells: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for c in cells:
         for key in ("measure_ratio", "observable"):
-            label = key if key == "measure_ratio" else (
-                f"{c['observable']} {'distance (conserved by the truth)' if c['observable_conserved'] else 'ratio'}"
+            label = (
+                key
+                if key == "measure_ratio"
+                else (
+                    f"{c['observable']} {'distance (conserved by the truth)' if c['observable_conserved'] else 'ratio'}"
+                )
             )
             if key == "observable" and c["observable"] is None:
                 continue

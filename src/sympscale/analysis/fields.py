@@ -19,7 +19,17 @@ from sympscale.recipe import effective_train, is_tuned, recipe_source
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
-TEXT += ("observable", "computation", "setting", "method", "energy_invariant", "recipe_source", "verdict", "failure", "dataset_key")
+TEXT += (
+    "observable",
+    "computation",
+    "setting",
+    "method",
+    "energy_invariant",
+    "recipe_source",
+    "verdict",
+    "failure",
+    "dataset_key",
+)
 INTEGERS = ("D", "seed", "data_seed", "train_steps", "train_horizon", "batch_size", "width", "depth", "params")
 INTEGERS += ("steps_trained", "selected_step", "eval_horizon", "n_test", "width_used", "rank", "rank_dimension")
 INTEGERS += ("eval_start",)
