@@ -8,6 +8,7 @@ conservation residual is reported as +inf).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -183,10 +184,11 @@ def companions(system, test: np.ndarray, horizon: int, last: int, seed: int = 0)
     k = 2 * -(-COMPANION_PAIRS // n) - 1
     rng = np.random.default_rng(seed)
     x0 = test[None, :, 0] * (1.0 + COMPANION_PERTURBATION * rng.standard_normal((k, n, D)))
-    run = jax.jit(_scoring_window, static_argnums=(0, 2, 3))
-    return np.asarray(run(system, jnp.asarray(x0.reshape(k * n, D)), horizon, last)).reshape(k, n, last + 1, D)
+    windows = _scoring_window(system, jnp.asarray(x0.reshape(k * n, D)), horizon, last)
+    return np.asarray(windows).reshape(k, n, last + 1, D)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2, 3))  # one compile per (system, horizon, window) in a process
 def _scoring_window(system, x0, horizon: int, last: int):
     x = lax.fori_loop(0, horizon - last, lambda i, x: system.interval(x), x0)
     return system.trajectories(x, last + 1)
