@@ -44,13 +44,13 @@ HORIZON, LAST, EVAL_START = 1000, 100, 100
 KINDS = ("truth", "collapsed", "frozen", "amplitude 1.3x")
 
 
-def scored(test, rollout, mean, std, system, others) -> Rollout:
+def scored(test, rollout, mean, std, system, calibration) -> Rollout:
     """A Rollout of `rollout` (n, T, D) against `test`, as the evaluation scores one."""
     mse = np.mean(((rollout[:, 1 : HORIZON + 1] - test[:, 1 : HORIZON + 1]) / std) ** 2, axis=-1)
     tail = rollout[:, HORIZON - LAST : HORIZON + 1]
     observable = (system.observable, system.measure_observable) if system.observable else None
     return Rollout(
-        mse, {}, None, test, mean, std, tail, HORIZON, LAST, DEFAULT_BOUNDED, None, 1.0, None, observable, others
+        mse, {}, None, test, mean, std, tail, HORIZON, LAST, DEFAULT_BOUNDED, None, 1.0, None, observable, calibration
     )
 
 
@@ -65,7 +65,7 @@ def cell(system_name: str, D: int, starts: int, cache: str, extra_test: int) -> 
     test, mean, std = data.test[:, EVAL_START:], data.mean, data.std
     run = jax.jit(system.trajectories, static_argnums=1)
     rng = np.random.default_rng(1)  # not the companions' stream (seed 0)
-    others = companions(system, test, HORIZON, LAST)  # the rule's own independent truths, as the job draws them
+    calibration = companions(system, test, HORIZON, LAST)  # the rule's own independent truths, as the job's
     counts = {k: [0, 0] for k in KINDS}
     stats = {k: {"measure_ratio": [], "observable": []} for k in KINDS}
     t0 = time.perf_counter()
@@ -79,14 +79,14 @@ def cell(system_name: str, D: int, starts: int, cache: str, extra_test: int) -> 
             "amplitude 1.3x": mean + 1.3 * (other - mean),
         }
         for name, roll in rollouts.items():
-            r = scored(test, roll, mean, std, system, others)
+            r = scored(test, roll, mean, std, system, calibration)
             counts[name][0] += boundedness(r)["bounded"] is True
             counts[name][1] += old_rule(r)
             stats[name]["measure_ratio"].append(invariant_measure(r)["measure_ratio"])
             obs = system_measure(r)
             stats[name]["observable"].append(obs.get("observable_ratio") or obs.get("observable_distance"))
-    probe = boundedness(scored(test, other, mean, std, system, others))
-    probe_obs = system_measure(scored(test, other, mean, std, system, others))
+    probe = boundedness(scored(test, other, mean, std, system, calibration))
+    probe_obs = system_measure(scored(test, other, mean, std, system, calibration))
     return {
         "system": system_name,
         "D": D,

@@ -109,8 +109,10 @@ def test_a_blown_up_rollout_is_not_bounded_and_a_rollout_without_independent_tru
     tail[0, -1] = np.nan
     got = boundedness(scored(test, tail, 1000, companions=companions))
     assert got["bounded"] is False and got["bounded_per_traj"][0] is False and all(got["bounded_per_traj"][1:])
+    assert got["bounded_companions_decorrelated"] is True  # restarted processes: independent of the truth
     alone = boundedness(scored(test, other[:, 900:1001], 1000))  # nothing to calibrate on
     assert alone["bounded"] is None and alone["bounded_calibration_windows"] == 0
+    assert alone["bounded_companions_decorrelated"] is None
     assert alone["bounded_per_traj"] == [None] * 10 and alone["bounded_threshold"]["state"] is None
 
 
@@ -136,6 +138,11 @@ def test_companions_are_perturbed_starts_carried_by_the_reference_to_the_scoring
     H0 = np.asarray(system.hamiltonian(jnp.asarray(test[:, 0])))
     np.testing.assert_allclose(H, np.broadcast_to(H0[None, :, None], H.shape), rtol=1e-7)
     assert np.abs(got[0] - test[:, 200:301]).max() > 1e-6  # perturbed, and 300 chaotic steps on
+    # 200 intervals (100 time units, ~9 Lyapunov times) leave a 1e-8 perturbation far from decorrelated: said so
+    from sympscale.evaluation import companion_spread
+
+    spread = companion_spread(scored(test, test[:, 200:301], 300, companions=got))
+    assert spread["bounded_companions_decorrelated"] is False and spread["bounded_companion_mse"] < 1e-3
 
 
 def test_energy_drift_is_a_median_over_time_and_its_slope_not_a_maximum():
@@ -185,7 +192,7 @@ def test_the_models_own_spectrum_symplectic_pairs_and_lambda1_against_the_system
 def test_the_invariant_measure_distance_sits_in_the_truths_band_for_a_truth_and_outside_it_otherwise():
     from sympscale.evaluation import invariant_measure
 
-    test, other = _truth_pair(np.random.default_rng(11), 0.9)
+    test, other, _ = _truth_pair(np.random.default_rng(11), 0.9)
     indep = invariant_measure(scored(test, other[:, 900:1001], 1000))
     assert indep["measure_ratio"] < 1.0 and indep["measure_truth_band"]["max"] > 0  # inside the truth's band
     collapsed = invariant_measure(scored(test, np.zeros_like(other[:, 900:1001]), 1000))

@@ -46,7 +46,10 @@ def write(path: str | os.PathLike, fill: Callable[[BinaryIO], None]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only filesystem refuses even that (and then nothing was created)
+            pass
         if isinstance(e, OSError) and e.errno in FULL:
             raise StorageFull(e.errno, full_message(path, e.errno)) from e
         raise
@@ -81,9 +84,12 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         return removed
     for p in entries:
         m = TEMP.match(p.name)
-        if (m and not _alive(int(m["pid"]))) or LEGACY.match(p.name):
-            p.unlink(missing_ok=True)
-            removed.append(p)
+        try:
+            if ((m and not _alive(int(m["pid"]))) or LEGACY.match(p.name)) and p.is_file():
+                p.unlink()
+                removed.append(p)
+        except (OSError, OverflowError):  # gone meanwhile, not ours to remove, or not a pid
+            continue
     return removed
 
 

@@ -60,11 +60,12 @@ def load(path: str | os.PathLike, template, *, tag: str):
         return None
     try:
         with np.load(path) as z:
-            return _read(z, template, tag)
-    except Unusable:
-        raise
+            step, arrays, treedef, meta = _read(z, template, tag)
+    except (Unusable, PermissionError, MemoryError):
+        raise  # a permission or memory problem is not the file's damage: it is said as it is
     except Exception as e:  # noqa: BLE001  (any failure to parse: the file is damaged, never a crash)
         raise Unusable(f"it cannot be read ({type(e).__name__}: {e})", kind="damaged") from e
+    return step, jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in arrays]), meta
 
 
 def _read(z, template, tag: str):
@@ -84,4 +85,4 @@ def _read(z, template, tag: str):
     step = int(z["__step__"])
     if step < 0:
         raise Unusable(f"its step {step} is negative", meta, kind="damaged")
-    return step, jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in arrays]), meta
+    return step, arrays, treedef, meta

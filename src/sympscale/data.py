@@ -301,8 +301,8 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
         **record,
     }
     tmp = final.parent / f".{key}.{os.getpid()}.{secrets.token_hex(4)}"
-    tmp.mkdir()  # the kernel applies the umask (mkdtemp's private 0700 would keep a lab sharing a node out)
     try:
+        tmp.mkdir()  # the kernel applies the umask (mkdtemp's private 0700 would keep a lab sharing a node out)
         np.save(tmp / "trajectories.npy", traj)
         np.savez(tmp / "stats.npz", mean=mean, std=std)
         meta["files"] = {n: {"bytes": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in DATA_FILES}

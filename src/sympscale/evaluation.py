@@ -210,6 +210,17 @@ def truth_band(r: Rollout) -> tuple[dict, int, dict]:
     return band, int(ok.sum()), ref
 
 
+def companion_spread(r: Rollout) -> dict:
+    """How far the companions got from the truth by the scoring window: their median normalised MSE to it, and
+    whether that exceeds 1 (decorrelated; otherwise the band is the perturbation's residue and the floor governs)."""
+    if r.companions is None or not len(r.companions):
+        return {"bounded_companion_mse": None, "bounded_companions_decorrelated": None}
+    truth = r.test[None, :, r.horizon - r.last + 1 : r.horizon + 1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        mse = float(np.median(np.mean(((r.companions[:, :, 1:] - truth) / r.std) ** 2, axis=(2, 3))))
+    return {"bounded_companion_mse": mse, "bounded_companions_decorrelated": bool(mse > 1.0)}
+
+
 @metric
 def boundedness(r: Rollout) -> dict:
     """Bounded (README "Metrics"): every rollout finite and, for every test trajectory, the mean-square state and
@@ -230,6 +241,7 @@ def boundedness(r: Rollout) -> dict:
         "bounded_threshold": threshold,
         "bounded_truth_band": band,
         "bounded_calibration_windows": windows,
+        **companion_spread(r),
         # an amplitude error of 1.3x moves both statistics by 0.525: one threshold below it catches it
         "bounded_detects_amplitude_1_3": bool(windows) and any(v < AMPLITUDE_1_3 for v in threshold.values() if v),
         "bounded_rule": (

@@ -176,7 +176,8 @@ def _assemble(spec: JobSpec, echo) -> Assembly:
 
 
 def _save_params(job: JobDir, params) -> None:
-    np.savez(job.path / "params.npz", *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
+    atomic.write(job.path / "params.npz", lambda f: np.savez(f, *leaves))
     (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
 
 
@@ -548,7 +549,7 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     try:
         restored = checkpoint.load(path, template, tag=tag)
     except checkpoint.Unusable as e:
-        kept = path.with_name(time.strftime(f"checkpoint.{e.kind}-%Y%m%dT%H%M%S.npz"))
+        kept = _free_name(path.with_name(time.strftime(f"checkpoint.{e.kind}-%Y%m%dT%H%M%S.npz")))
         os.replace(path, kept)
         why = e.reason({"computation": computation, "code": provenance.record(), "data": run.data.key})
         echo(
@@ -562,6 +563,15 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     _trim_log(job.path / JobDir.LOG, step)
     echo(f"resuming from the checkpoint at step {step} ({path})")
     return params, Resume(step, opt_state, best, meta.get("history", []))
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `<stem>-1<suffix>`, `-2`, ...: the first that does not exist (nothing kept is overwritten)."""
+    k, candidate = 0, path
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+    return candidate
 
 
 def _trim_log(path: Path, step: int) -> None:
