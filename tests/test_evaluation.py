@@ -124,6 +124,12 @@ def test_the_threshold_is_the_independent_truths_band_and_never_below_the_floor(
         assert 2.5 * band < got["bounded_threshold"][k] < 6 * band < AMPLITUDE_1_3 * 6
     floored = boundedness(scored(test, other[:, 900:1001], 1000, BoundedRule(0.99, 5.0), companions=companions))
     assert set(floored["bounded_threshold"].values()) == {5.0} and not floored["bounded_detects_amplitude_1_3"]
+    # the default run's numbers (FPUT D = 16, 100 trajectories): the increment threshold 0.541 is above 0.525, yet a
+    # 1.3x error on every trajectory passes each with ~0.54 and all 100 with ~1e-27; one trajectory alone: ~0.54
+    from sympscale.evaluation import amplitude_error_passes
+
+    band, threshold = {"state": 0.223, "increment": 0.1223}, {"state": 0.986, "increment": 0.541}
+    assert amplitude_error_passes(band, threshold, 100) < 1e-20 < 0.5 < amplitude_error_passes(band, threshold, 1)
 
 
 def test_companions_are_perturbed_starts_carried_by_the_reference_to_the_scoring_window():
