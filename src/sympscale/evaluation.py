@@ -112,7 +112,7 @@ class BoundedRule:
     independent truth; never below `floor`. (A truth's own earlier windows are no substitute: FPUT's amplitudes stay
     correlated over ~1,000 steps, so their spread understates an independent truth's by ~25 %.)"""
 
-    level: float = 0.995  # nominal: measured, an independent truth passes 99.6-99.7 % (0.99 gave 98.7-99.1 %)
+    level: float = 0.995  # nominal: an independent AR(1) truth passes 98.8-99.7 % (0.99 gave 98.7-99.1 %)
     floor: float = 0.2
 
     def threshold(self, band: float, windows: int, n_traj: int) -> float:
