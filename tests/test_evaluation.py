@@ -14,10 +14,12 @@ from sympscale.registry import METRICS
 from sympscale.systems import SYSTEMS, make_system
 
 
-def ar1(rng, n, T, D, rho, scale, burn=500):
-    """n stationary AR(1) trajectories (T, D), trajectory i with standard deviation scale[i] (its "energy")."""
-    kicks = rng.normal(size=(n, burn + T, D)) * scale[:, None, None] * math.sqrt(1 - rho**2)
-    return lfilter([1.0], [1.0, -rho], kicks, axis=1)[:, burn:]  # x_t = rho x_{t-1} + kick_t, after a burn-in
+def ar1(rng, n, T, D, rho, scale):
+    """n stationary AR(1) trajectories (T, D), trajectory i with standard deviation scale[i] (its "energy"): the
+    first state drawn from the stationary law, then x_t = rho x_{t-1} + kick_t (no burn-in needed)."""
+    kicks = rng.normal(size=(n, T, D)) * scale[:, None, None]
+    kicks[:, 1:] *= math.sqrt(1 - rho**2)
+    return lfilter([1.0], [1.0, -rho], kicks, axis=1)
 
 
 def scored(test, tail, horizon, rule=None, residuals=None, energy=None, companions=None):
@@ -36,7 +38,7 @@ def scored(test, tail, horizon, rule=None, residuals=None, energy=None, companio
 def rollout(residuals, energy):
     rng = np.random.default_rng(0)
     test = ar1(rng, 2, 400, 4, 0.9, np.ones(2))
-    companions = np.stack([ar1(rng, 2, 101, 4, 0.9, np.ones(2)) for _ in range(50)])
+    companions = ar1(rng, 50 * 2, 101, 4, 0.9, np.ones(50 * 2)).reshape(50, 2, 101, 4)
     return scored(test, test[:, 200:301], 300, residuals=residuals, energy=energy, companions=companions)
 
 
@@ -71,20 +73,20 @@ def _truth_pair(rng, rho, T=1200, n=10, k=19):
     """Test trajectories, an independent truth of each, and k independent truths' scoring windows (the rule's
     companions: the stationary process restarted, as a perturbed start decorrelates a chaotic one)."""
     scale = rng.uniform(0.7, 1.4, size=n)  # trajectories of different energies: each is its own invariant measure
-    companions = np.stack([ar1(rng, n, 101, 16, rho, scale) for _ in range(k)])
+    companions = ar1(rng, k * n, 101, 16, rho, np.tile(scale, k)).reshape(k, n, 101, 16)
     return ar1(rng, n, T, 16, rho, scale), ar1(rng, n, T, 16, rho, scale), companions
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.9, 0.98])
 def test_an_independent_truth_passes_at_least_99_percent_of_the_time(rho):
     """Truth against an independent truth of the same invariant measure, no floor: the calibrated band alone. The
-    default level 0.995 is nominal: measured here 99.6-99.7 % (at 0.99: 98.7-99.1 %, Bonferroni over 20 nearly
-    independent comparisons and a near-Gaussian statistic)."""
+    default level 0.995 is nominal: measured here 99.4-99.6 % (99.1-99.6 % in other streams; at 0.99: 98.7-99.1 %,
+    Bonferroni over 20 nearly independent comparisons and a near-Gaussian statistic)."""
     rng, rule = np.random.default_rng(123), BoundedRule(floor=0.0)
     passed = []
     for _ in range(1000):  # 300 trials would leave the estimate +- 0.6 %
-        test, other, companions = _truth_pair(rng, rho)
-        passed.append(boundedness(scored(test, other[:, 900:1001], 1000, rule, companions=companions))["bounded"])
+        test, other, companions = _truth_pair(rng, rho, T=101)  # the scoring window only: horizon = last = 100
+        passed.append(boundedness(scored(test, other, 100, rule, companions=companions))["bounded"])
     assert np.mean(passed) >= 0.99
 
 
