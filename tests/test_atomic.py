@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -63,15 +64,35 @@ def test_files_follow_the_umask_so_a_group_can_resume_a_shared_sweep(tmp_path):
 
 def test_a_killed_writers_temp_files_are_removed_when_the_folder_is_next_opened(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    pid = int(dead.stdout)  # a process that has exited
-    stale = tmp_path / f".checkpoint.npz.{pid}.0123abcd.tmp"
+    pid, here = int(dead.stdout), atomic.host()  # a process that has exited
+    assert atomic.temp_path(tmp_path / "x.json").name.startswith(f".x.json.{os.getpid()}@{here}.")
+    stale = tmp_path / f".checkpoint.npz.{pid}@{here}.0123abcd.tmp"
+    older = tmp_path / f".metrics.json.{pid}.0123abcd.tmp"  # earlier versions: no host, judged as this host's
     legacy = tmp_path / ".checkpoint.npz.k2j4h5g6.npz"  # what earlier versions left behind
-    live = tmp_path / f".metrics.json.{os.getpid()}.0123abcd.tmp"  # a writer still at work
-    for p in (stale, legacy, live):
+    live = tmp_path / f".metrics.json.{os.getpid()}@{here}.0123abcd.tmp"  # a writer still at work
+    elsewhere = tmp_path / f".status.json.{pid}@another-node.0123abcd.tmp"  # its pid means nothing here
+    long_gone = tmp_path / f".params.npz.{pid}@another-node.4567abcd.tmp"
+    for p in (stale, older, legacy, live, elsewhere, long_gone):
         p.write_bytes(b"half")
+    day = time.time() - atomic.OTHER_HOST_STALE_S - 60
+    os.utime(long_gone, (day, day))
     (tmp_path / ".hidden-note").write_text("not ours")
     JobDir(tmp_path)
-    assert not stale.exists() and not legacy.exists() and live.exists() and (tmp_path / ".hidden-note").exists()
+    assert not any(p.exists() for p in (stale, older, legacy, long_gone))
+    assert live.exists() and elsewhere.exists() and (tmp_path / ".hidden-note").exists()
+
+
+def test_a_killed_generators_temp_folder_is_removed_by_the_next_dataset_load(tmp_path):
+    from sympscale.data import DataSpec, load_or_generate
+    from sympscale.systems import make_system
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".toda-D8-s0-x.{int(dead.stdout)}@{atomic.host()}.0123abcd"  # as `_write` names it
+    left.mkdir()
+    (left / "trajectories.npy").write_bytes(b"half")
+    spec = DataSpec(n_trajectories=4, n_obs=20)
+    load_or_generate(make_system("toda", 8), spec, data_seed=0, cache_dir=tmp_path, log=lambda m: None)
+    assert not left.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_a_full_disk_while_the_dataset_is_cached_says_no_space_left_with_the_path(tmp_path, monkeypatch):

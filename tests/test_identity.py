@@ -67,8 +67,13 @@ def test_claim_refuses_a_different_finished_run_and_moves_it_aside_on_request(tm
     with pytest.raises(identity.FolderConflict, match=r"train\.lr: 0\.001 -> 0\.002"):
         identity.claim(job, _with("train.lr", 2e-3))
     assert json.loads((job / "config.json").read_text()) == CFG  # untouched
-    aside = identity.claim(job, _with("train.lr", 2e-3), "move_aside")
-    assert aside.parent == job and json.loads((aside / "config.json").read_text()) == CFG
+    aside, why = identity.claim(job, _with("train.lr", 2e-3), "move_aside")
+    assert (
+        aside.parent == job
+        and aside.name.startswith("replaced-")
+        and "train.lr" in why
+        and json.loads((aside / "config.json").read_text()) == CFG
+    )
     assert not (job / "metrics.json").exists() and (aside / "metrics.json").exists()
 
 
@@ -78,13 +83,18 @@ def test_an_unfinished_folder_is_not_a_conflict(tmp_path):
     assert identity.claim(tmp_path / "running", _with("train.lr", 2e-3)) is None
 
 
-def test_a_finished_run_whose_config_cannot_be_read_is_a_conflict(tmp_path):
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_finished_run_whose_config_is_damaged_moves_aside_by_itself(tmp_path, damage):
+    """It may be any computation: kept whole in a subfolder that says why, and the job runs (issue 28)."""
     job = tmp_path / "job"
     _finished(job, CFG)
-    (job / "config.json").write_text("[1, 2")
-    with pytest.raises(identity.FolderConflict, match="cannot be read"):
-        identity.claim(job, CFG)
-    assert (identity.claim(job, CFG, "move_aside") / "metrics.json").exists()
+    text = (job / "config.json").read_bytes()
+    damaged = text[: len(text) // 2] if damage == "truncated" else text.replace(b"{", b"\xff", 1)
+    (job / "config.json").write_bytes(damaged)
+    aside, why = identity.claim(job, CFG)  # if_changed=stop: still moved, nothing is overwritten
+    assert aside.name.startswith("damaged-config-") and "cannot be read" in why
+    assert (aside / "config.json").read_bytes() == damaged and (aside / "metrics.json").exists()
+    assert not (job / "metrics.json").exists() and identity.claim(job, CFG) is None
 
 
 def test_preflight_refuses_folders_under_files_and_names_through_links(tmp_path, monkeypatch):
@@ -108,7 +118,7 @@ def test_preflight_refuses_folders_under_files_and_names_through_links(tmp_path,
 def test_analysis_never_blocks_on_a_named_pipe(tmp_path):
     import os
 
-    from sympscale.analysis.checks import load_json
+    from sympscale.launcher.jsonfile import read_json
 
     os.mkfifo(tmp_path / "metrics.json")
-    assert load_json(tmp_path / "metrics.json") == (None, "not a regular file")
+    assert read_json(tmp_path / "metrics.json") == (None, "not a regular file")

@@ -12,7 +12,6 @@ import errno
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -209,6 +208,7 @@ def load_or_generate(
     if cache_problem(final):
         with filelock.FileLock(str(cache / f"{key}.lock")):
             problem = cache_problem(final)  # another job may have finished or repaired it while we waited
+            atomic.remove_stale_temps(cache)  # half-written entries of a generator killed mid-write
             if problem and final.exists():
                 log(f"WARNING: dataset cache entry {final} is unusable ({problem}); regenerating it")
                 shutil.rmtree(final)
@@ -300,7 +300,7 @@ def _write(final: Path, system, spec: DataSpec, data_seed: int, n_train: int, ke
         "dtype": str(traj.dtype),
         **record,
     }
-    tmp = final.parent / f".{key}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = atomic.temp_path(final, suffix="")
     try:
         tmp.mkdir()  # the kernel applies the umask (mkdtemp's private 0700 would keep a lab sharing a node out)
         np.save(tmp / "trajectories.npy", traj)

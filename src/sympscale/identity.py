@@ -92,18 +92,20 @@ def conflict(folder: str | os.PathLike, cfg: Mapping) -> str | None:
     return f"{folder} holds a finished run of a different computation ({'; '.join(differences(old, cfg))})"
 
 
-def claim(folder: str | os.PathLike, cfg: Mapping, if_changed: str = "stop") -> Path | None:
+def claim(folder: str | os.PathLike, cfg: Mapping, if_changed: str = "stop") -> tuple[Path, str] | None:
     """Make `folder` safe to write `cfg`'s run into: a finished run of another computation stops the job
-    (FolderConflict) or, with if_changed="move_aside", moves into a subfolder (returned)."""
+    (FolderConflict) or, with if_changed="move_aside", moves into a subfolder; one whose config.json is damaged
+    (it may be any computation) always moves aside. Returns (the subfolder, why) when a run moved."""
     folder = Path(folder)
     why = conflict(folder, cfg)
     if why is None:
         return None
-    if if_changed != "move_aside":
+    unreadable = finished_config(folder) == {}
+    if if_changed != "move_aside" and not unreadable:
         raise FolderConflict(f"{why}: choose another name=... or hydra.sweep.dir=..., or pass if_changed=move_aside")
-    aside = folder / time.strftime("replaced-%Y%m%dT%H%M%S")
+    aside = folder / time.strftime(f"{'damaged-config' if unreadable else 'replaced'}-%Y%m%dT%H%M%S")
     aside.mkdir()
     for name in RESULT_FILES:
         if (folder / name).exists():
             os.replace(folder / name, aside / name)
-    return aside
+    return aside, why

@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import platform
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from sympscale.evaluation import (
     one_step_mse_bundle,
     rollout_metrics_bundle,
 )
-from sympscale.jobdir import JobDir
+from sympscale.jobdir import JobDir, previous
 from sympscale.models import Capacity
 from sympscale.progress import Progress
 from sympscale.projection import make_projector
@@ -128,10 +127,13 @@ def execute(spec: JobSpec, out_dir: Path, *, resolved: dict | None = None, echo=
 
 
 def _open(out_dir: Path, record: dict, echo) -> JobDir:
-    """Claim the job's folder for this computation, write its config and mark it running."""
-    aside = identity.claim(out_dir, record, record.get("if_changed", "stop"))
-    if aside is not None:
-        echo(f"moved the earlier run of another computation in {out_dir} to {aside}")
+    """Claim the job's folder for this computation, write its config and mark it running (what an earlier run left
+    damaged is kept aside and said: `jobdir.previous`)."""
+    for line in previous(out_dir):
+        echo(line)
+    moved = identity.claim(out_dir, record, record.get("if_changed", "stop"))
+    if moved is not None:
+        echo(f"moved the earlier run in {out_dir} to {moved[0]} ({moved[1]})")
     job = JobDir(out_dir)
     job.write_config(record)
     job.set_status("running")
@@ -177,7 +179,7 @@ def _assemble(spec: JobSpec, echo) -> Assembly:
 
 def _save_params(job: JobDir, params) -> None:
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
-    atomic.write(job.path / "params.npz", lambda f: np.savez(f, *leaves))
+    atomic.write(job.path / JobDir.PARAMS, lambda f: np.savez(f, *leaves))
     (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
 
 
@@ -549,8 +551,7 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     try:
         restored = checkpoint.load(path, template, tag=tag)
     except checkpoint.Unusable as e:
-        kept = _free_name(path.with_name(time.strftime(f"checkpoint.{e.kind}-%Y%m%dT%H%M%S.npz")))
-        os.replace(path, kept)
+        kept = atomic.keep_aside(path, e.kind)
         why = e.reason({"computation": computation, "code": provenance.record(), "data": run.data.key})
         echo(
             f"WARNING: the checkpoint in {path.parent} cannot be used ({why}); training starts at step 0 (kept as {kept.name})"
@@ -563,15 +564,6 @@ def _resume(path: Path, run: Assembly, params, tag: str, computation: dict, job:
     _trim_log(job.path / JobDir.LOG, step)
     echo(f"resuming from the checkpoint at step {step} ({path})")
     return params, Resume(step, opt_state, best, meta.get("history", []))
-
-
-def _free_name(path: Path) -> Path:
-    """`path`, or `<stem>-1<suffix>`, `-2`, ...: the first that does not exist (nothing kept is overwritten)."""
-    k, candidate = 0, path
-    while candidate.exists():
-        k += 1
-        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
-    return candidate
 
 
 def _trim_log(path: Path, step: int) -> None:

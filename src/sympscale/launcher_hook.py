@@ -27,8 +27,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from sympscale import identity, provenance
-from sympscale.jobdir import JobDir, write_json
+from sympscale import atomic, identity, provenance
+from sympscale.jobdir import JobDir, damaged, npz_damaged, write_json
+from sympscale.launcher.jsonfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,22 @@ def result(job_dir: Path, status: str, cause: str | None) -> tuple[str, str | No
     A job the launcher saw finish whose status.json is missing counts as done (a task that keeps no status);
     one whose status.json says anything but done is not done. A status a killed job left "running" becomes
     "interrupted" (the launcher stopped it) or "failed", with the launcher's cause, in `JobDir.set_status`'s
-    format.
+    format. A job said done whose metrics.json or params.npz is damaged is not done: the file is kept aside and
+    the job runs again; one whose status.json alone is damaged keeps its result (the status is restored from
+    metrics.json, the damaged one kept aside).
     """
     path = job_dir / JobDir.STATUS
-    try:
-        rec = json.loads(path.read_text())
-    except FileNotFoundError:
+    rec, problem = read_json(path)
+    if problem == "missing":
         return status, cause
-    except (OSError, ValueError) as e:
+    if status == "done":
+        lost = _damaged_result(job_dir)
+        if lost:
+            return "failed", lost
+    if problem is not None or not isinstance(rec, dict):
         if status != "done":
             return status, cause
-        return "failed", f"its {JobDir.STATUS} cannot be read ({type(e).__name__}: {e})"
-    if not isinstance(rec, dict):
-        return ("failed", f"its {JobDir.STATUS} is not a record") if status == "done" else (status, cause)
+        return _restored(path, problem or "not a record")
     written = rec.get("status")
     if written != "running":
         if status == "done" and written != "done":
@@ -121,3 +125,31 @@ def result(job_dir: Path, status: str, cause: str | None) -> tuple[str, str | No
         rec["error"] = cause  # the key the pipeline itself uses for a failure
     write_json(path, rec)
     return status, cause
+
+
+def _damaged_result(job_dir: Path) -> str | None:
+    """Why a job said done has no usable result (its metrics.json or params.npz damaged, kept aside; said in one
+    line), or None."""
+    for name, why in (
+        (JobDir.METRICS, damaged(job_dir / JobDir.METRICS)),
+        (JobDir.PARAMS, npz_damaged(job_dir / JobDir.PARAMS)),
+    ):
+        if why:
+            kept = atomic.keep_aside(job_dir / name, "damaged")
+            line = f"{job_dir / name} cannot be used ({why}); kept as {kept.name}, the job runs again"
+            log.warning(line)
+            return line
+    return None
+
+
+def _restored(path: Path, problem: str) -> tuple[str, str | None]:
+    """A finished job's damaged status.json: kept aside and rewritten from its metrics.json (which was read whole)."""
+    kept = atomic.keep_aside(path, "damaged")
+    metrics, missing = read_json(path.parent / JobDir.METRICS)
+    if missing:
+        line = f"{path} cannot be used ({problem}) and there is no {JobDir.METRICS}; kept as {kept.name}, the job runs again"
+        log.warning(line)
+        return "failed", line
+    write_json(path, {"status": "done", "outcome": metrics.get("status"), "restored_from": JobDir.METRICS})
+    log.warning(f"{path} cannot be used ({problem}); kept as {kept.name} and restored from {JobDir.METRICS}")
+    return "done", None

@@ -241,11 +241,12 @@ def job_folder(cfg: DictConfig, dir_key: str, subdir_key: str | None) -> Path | 
 
 
 def folder_errors(folder: Path, cfg: DictConfig) -> list[str]:
-    """A folder holding a finished run of a different computation is never silently overwritten."""
+    """A folder holding a finished run of a different computation is never silently overwritten (one whose
+    config.json is damaged moves aside by itself: `identity.claim`)."""
     for parent in (folder, *folder.parents):
         if parent.exists() and not parent.is_dir():
             return [f"the job folder {folder} cannot be made: {parent} is a file (check name= and hydra.*.dir=)"]
-    if cfg.get("if_changed", "stop") == "move_aside" or identity.finished_config(folder) is None:
+    if cfg.get("if_changed", "stop") == "move_aside" or not identity.finished_config(folder):
         return []
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     try:

@@ -3,7 +3,8 @@ Each job's started.json says whether its process imported JAX (a task that needs
 
 Job folders are `<sweep>/<job number>`. Each job appends "<seed> <pid>" to `<sweep>/starts.log`, writes
 started.json and a status.json of "running" (as the real pipeline does), sleeps, then finishes "done".
-TOY_FAULTS="2:raise,3:exit0,4:hang" picks a fault per seed (hang: sleep TOY_HANG seconds, default 60);
+TOY_FAULTS="2:raise,3:exit0,4:hang,5:fill" picks a fault per seed (hang: sleep TOY_HANG seconds, default 60;
+fill: finish, then fill the sweep's filesystem with `<sweep>/filler` until it is full);
 "flaky" fails the first attempt only; TOY_SLEEP sets the normal work time; TOY_BUNDLE=1 makes the app run seed bundles; TOY_PLANT=<marker> makes every job plant malicious pickles named like
 the old launcher's payload and result files in `<sweep>/.launcher/` (unpickling one creates the marker).
 """
@@ -85,7 +86,23 @@ def work(seed, out: Path, sweep: Path) -> dict:
         os._exit(0)
     job.write_metrics({"seed": seed})
     job.set_status("done")
+    if fault == "fill":
+        fill(sweep / "filler")
     return {"seed": seed}
+
+
+def fill(path: Path) -> None:
+    """Write zeros to `path` until its filesystem is full (unbuffered: nothing held back)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 16, 512, 1):
+            try:
+                while True:
+                    os.write(fd, bytes(size))
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
 
 
 class ToyBundle:

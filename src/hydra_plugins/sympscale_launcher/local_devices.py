@@ -222,6 +222,7 @@ class LocalDevicesLauncher(Launcher):
         shard = parse_shard(opt["shard"])
         self.hook = find_hook(self.task_function)
         self.code = self.hook.code()
+        self._unwritten: list[str] = []  # records lost to a full disk: `_storing`
         jobs, configs, keys, values = self._compose(job_overrides, initial_job_idx, shard, sweep_dir)
         n_run = sum(j.status == "queued" for j in jobs)
         log.info(
@@ -256,9 +257,17 @@ class LocalDevicesLauncher(Launcher):
             )
         finally:  # also on SIGINT/SIGTERM (SystemExit) and on an error of the launcher itself
             try:
-                records.write_summary(sweep_dir, jobs, plan.platform, list(plan.devices), shard)
+                self._storing(records.write_summary, sweep_dir, jobs, plan.platform, list(plan.devices), shard)
             finally:
                 print(summary_table(jobs), flush=True)
+        if self._unwritten:  # every job ran its course; what could not be recorded was said line by line
+            print(
+                f"local_devices: {len(self._unwritten)} launcher record(s) could not be written (the first: "
+                f"{self._unwritten[0].split(' (')[0]}); free space, then rerun the same command",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1)
         first = scheduler.first_failure
         if opt["fail_fast"] and first is not None:
             where = f"; log: {first.log_path}" if first.log_path.is_file() else ""
@@ -291,10 +300,12 @@ class LocalDevicesLauncher(Launcher):
             configs[idx] = cfg
             if not self.options["resume"]:
                 continue
-            prior = records.read(job_dir)
+            prior = records.read(job_dir, keep=not self.options["dry_run"])
             state, why = records.verdict(prior, (keys[idx], hook.legacy_key(keys[idx])), code)
-            if state != "new" and hook.result(job_dir, "done", None)[0] != "done":
-                continue  # the application's own record says it did not finish: it runs again
+            # the application's own record says it did not finish (or is damaged): it runs again; a dry run writes
+            # nothing, so it asks only the launcher's records
+            if state != "new" and not self.options["dry_run"] and hook.result(job_dir, "done", None)[0] != "done":
+                continue
             if state == "stale":
                 stale.append((job, why))
                 if self.options["rerun_stale"]:
@@ -311,8 +322,23 @@ class LocalDevicesLauncher(Launcher):
         """A job's process ended: the application's account of it (hook.result), then its launcher.json."""
         from sympscale.launcher import records
 
-        job.status, job.cause = self.hook.result(job.job_dir, job.status, job.cause)
-        records.record_end(job, key, self.code)
+        def account() -> None:
+            job.status, job.cause = self.hook.result(job.job_dir, job.status, job.cause)
+            records.record_end(job, key, self.code)
+
+        self._storing(account)
+
+    def _storing(self, write, *args) -> None:
+        """`write(*args)`; out of space, quota or on a read-only filesystem: one line, and the sweep goes on (its
+        end then exits 1). A job whose records were not written is judged from its own files on the next run: a
+        'running' status whose process is gone is an interruption (`sympscale.jobdir.orphaned`)."""
+        from sympscale.atomic import StorageFull
+
+        try:
+            write(*args)
+        except StorageFull as e:
+            self._unwritten.append(str(e))
+            print(f"local_devices: {e}", file=sys.stderr, flush=True)
 
     def _env_maker(self, plan: Any):
         """device -> the environment of a job on it (device mask, shared compilation cache)."""

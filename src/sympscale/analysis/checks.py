@@ -9,39 +9,19 @@ calibrate the rule on).
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from pathlib import Path
 
 HEADLINE_NUMBERS = ("last100_mse", "steps_to_mse_1")  # every finished run's eval has them (evaluation.py)
 CONFIG_KEYS = {("system", "name"): str, ("model", "name"): str, ("D",): int, ("seed",): int}
-
-
-def load_json(path: Path) -> tuple[object, str | None]:
-    """(the parsed value, None), or (None, why not): 'missing', 'empty', 'not valid JSON'."""
-    if not path.exists():
-        return None, "missing"
-    if not path.is_file():  # a named pipe or a device would block the read forever
-        return None, "not a regular file"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None, "missing"
-    except (OSError, ValueError):  # unreadable, or bytes that are not UTF-8
-        return None, "not valid JSON"
-    if not text.strip():
-        return None, "empty"
-    try:
-        return json.loads(text), None
-    except (ValueError, RecursionError):
-        return None, "not valid JSON"
 
 
 def file_problem(name: str, problem: str | None) -> str | None:
     """'metrics.json is not valid JSON (empty file)' and the like; None when the file was read."""
     if problem in (None, "missing"):
         return None
+    if problem.startswith(("unreadable", "not a regular")):
+        return f"{name} is {problem}"
     return f"{name} is not valid JSON" + (" (empty file)" if problem == "empty" else "")
 
 
@@ -90,6 +70,8 @@ def state_problem(state: str, error: str | None, metrics_missing: bool, status_f
         return f"failed: {error}" if error else "failed (no cause recorded)"
     if state == "running":
         return "running (no metrics.json)" if metrics_missing else "running"
+    if state == "interrupted":
+        return f"interrupted{f': {error}' if error else ''} (rerun the same command: it resumes)"
     if state == "unknown":
         return f"status unknown (status.json {'is ' + status_file if status_file else 'has no status'})"
     return f"status {state}"

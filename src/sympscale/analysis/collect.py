@@ -17,13 +17,14 @@ from sympscale.analysis.checks import (
     config_problem,
     divergence,
     file_problem,
-    load_json,
     metrics_problem,
     state_problem,
 )
 from sympscale.analysis.conditions import model_label, setting_labels
 from sympscale.analysis.fields import config_fields, failed_fields, log_fields, metric_fields, tidy_types
 from sympscale.identity import digest
+from sympscale.jobdir import orphaned
+from sympscale.launcher.jsonfile import read_json
 
 __all__ = ["collect", "energy_drift_curves", "job_dirs", "model_label", "read_job", "validation_curves"]
 
@@ -42,6 +43,8 @@ def _state(status: dict, launcher: dict, metrics) -> str:
     state = status.get("status")
     if state == "running" and launcher.get("status") == "failed":  # the launcher saw it die after it started
         return "failed"
+    if orphaned(status):  # killed, or its last status could not be written
+        return "interrupted"
     for candidate in (state, launcher.get("status"), metrics.get("status") if isinstance(metrics, dict) else None):
         if isinstance(candidate, str) and candidate:
             return candidate
@@ -49,8 +52,9 @@ def _state(status: dict, launcher: dict, metrics) -> str:
 
 
 def _cause(status: dict, launcher: dict) -> str | None:
-    """First line of the recorded cause of a failure (status.json `error`, or the launcher's `cause`)."""
-    for cause in (status.get("error"), launcher.get("cause")):
+    """First line of the recorded cause of a failure (status.json `error`, or the launcher's `cause`), or why a
+    'running' status is an interruption."""
+    for cause in (status.get("error"), launcher.get("cause"), orphaned(status)):
         if isinstance(cause, str) and cause.strip():
             line = cause.strip().splitlines()[0]
             return line if len(line) <= 200 else line[:197] + "..."
@@ -71,8 +75,8 @@ def _finished_at(status: dict, metrics_path: Path) -> float | None:
 def read_job(d: Path, root: Path) -> tuple[dict, str | None, dict | None]:
     """One job folder as a row (whatever of it could be read), why it is excluded (None: usable) and its config
     (None when it cannot be used)."""
-    (cfg, cfg_err), (metrics, m_err) = load_json(d / "config.json"), load_json(d / "metrics.json")
-    (status, status_err), (launcher, _) = load_json(d / "status.json"), load_json(d / "launcher.json")
+    (cfg, cfg_err), (metrics, m_err) = read_json(d / "config.json"), read_json(d / "metrics.json")
+    (status, status_err), (launcher, _) = read_json(d / "status.json"), read_json(d / "launcher.json")
     status, launcher = (v if isinstance(v, dict) else {} for v in (status, launcher))
     state, error = _state(status, launcher, metrics), _cause(status, launcher)
     row = {"job_dir": str(d), "job": d.relative_to(root).as_posix(), "status": state, "error": error}
@@ -199,7 +203,7 @@ def energy_drift_curves(df: pd.DataFrame) -> pd.DataFrame:
     for run in df[df["ok"]].to_dict("records"):
         if run.get("diverged") is True:
             continue
-        metrics, _ = load_json(Path(run["job_dir"]) / "metrics.json")
+        metrics, _ = read_json(Path(run["job_dir"]) / "metrics.json")
         drift = metrics.get("eval", {}).get("energy_drift") if isinstance(metrics, dict) else None
         if not isinstance(drift, dict) or not isinstance(drift.get("time"), list):
             continue

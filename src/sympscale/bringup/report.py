@@ -94,7 +94,7 @@ def _keep_previous(out_dir: Path) -> list[str]:
     stamp = stamp.replace(":", "").replace("+0000", "Z")
     moved = []
     for src in present:
-        dst = _free_name(src.with_name(src.name.replace("report.", f"report.{stamp}.")))
+        dst = atomic.free_name(src.with_name(src.name.replace("report.", f"report.{stamp}.")))
         os.replace(src, dst)
         moved.append(str(dst))
     return moved
@@ -106,14 +106,6 @@ def _created(path: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return created if isinstance(created, str) else None
-
-
-def _free_name(path: Path) -> Path:
-    candidate, k = path, 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
-        k += 1
-    return candidate
 
 
 def markdown(report: dict) -> str:

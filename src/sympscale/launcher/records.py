@@ -8,11 +8,11 @@ resume verdict read from them: a job is new, finished, or finished by other code
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-from sympscale.launcher.jsonfile import write_json
+from sympscale.atomic import keep_aside
+from sympscale.launcher.jsonfile import read_json, write_json
 from sympscale.launcher.scheduler import Job
 from sympscale.launcher.wire import value_of
 
@@ -22,16 +22,22 @@ STALE = "stale"  # the cause of a finished job that other code computed starts w
 NO_CODE = "finished before the launcher recorded code versions"
 
 
-def read(job_dir: Path) -> dict | None:
-    """The job's `launcher.json`, or None when there is none or it cannot be read (the job counts as new)."""
-    try:
-        rec = json.loads((job_dir / RECORD).read_text())
-    except FileNotFoundError:
+def read(job_dir: Path, keep: bool = True) -> dict | None:
+    """The job's `launcher.json`, or None when there is none or it cannot be used (the job counts as new, said in
+    one line; a damaged record is kept aside as `launcher.damaged-<time>.json` unless `keep` is False: a dry run
+    writes nothing)."""
+    path = job_dir / RECORD
+    rec, problem = read_json(path)
+    if problem == "missing":
         return None
-    except (OSError, ValueError) as e:
-        log.warning(f"{job_dir / RECORD} cannot be read ({e}); the job runs again")
-        return None
-    return rec if isinstance(rec, dict) else None
+    if problem is None and isinstance(rec, dict):
+        return rec
+    why = problem or "not an object"
+    if keep and why in ("empty", "not valid JSON", "not an object"):
+        log.warning(f"{path} cannot be used ({why}); kept as {keep_aside(path, 'damaged').name}, the job runs again")
+    else:
+        log.warning(f"{path} cannot be used ({why}); the job runs again")
+    return None
 
 
 def verdict(prior: dict | None, keys: tuple[str, ...], code: dict) -> tuple[str, str | None]:
