@@ -135,12 +135,12 @@ def test_the_threshold_is_the_independent_truths_band_and_never_below_the_floor(
 
 
 def test_companions_are_perturbed_starts_carried_by_the_reference_to_the_scoring_window():
-    from sympscale.evaluation import COMPANION_PAIRS, companions
+    from sympscale.evaluation import companions
 
     system = make_system("fput", 16)
     test = np.asarray(system.trajectories(system.sample_initial(jax.random.key(0), 4), 301))
-    got = companions(system, test, 300, 100)
-    assert got.shape == (2 * COMPANION_PAIRS // 4 - 1, 4, 101, 16)
+    got = companions(system, test, 300, 100, pairs=10)
+    assert got.shape == (5, 4, 101, 16)  # 2 ceil(10 / 4) - 1 companions: with the truth, 3 disjoint pairs each
     # the reference from within 1e-8 of the truth's start: its window is another trajectory of the same energy
     H = np.asarray(system.hamiltonian(jnp.asarray(got)))
     H0 = np.asarray(system.hamiltonian(jnp.asarray(test[:, 0])))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sympscale.evaluation import rollout_metrics
+from sympscale.evaluation import BoundedRule, rollout_metrics
 from sympscale.models import (
     Capacity,
     build,
@@ -93,6 +93,8 @@ class PerturbedReference:
         return self.system.interval(x) + self.size * self.std * jnp.sin(3.0 * x / self.std + 1.0)
 
 
+# these tests check projection, not the bounded verdict: one companion per trajectory (each is a reference rollout)
+FEW_COMPANIONS = BoundedRule(pairs=2)
 PROJECTION_CASES = [
     (name, D, kind)
     for name, D in [("fput", 16), ("toda", 16), ("nbody", 16), ("cr3bp", 4), ("ks", 64)]
@@ -107,7 +109,8 @@ def test_projection_holds_invariants_over_1000_steps(name, D, kind):
     test = np.asarray(jax.jit(s.trajectories, static_argnums=1)(s.sample_initial(jax.random.key(5), 4), 1001))
     mean, std = test.mean(axis=(0, 1)), test.std(axis=(0, 1))
     projector = make_projector(s, kind)
-    ev = rollout_metrics(PerturbedReference(s, std), None, s, test, mean, std, horizon=1000, projector=projector)
+    model = PerturbedReference(s, std)
+    ev = rollout_metrics(model, None, s, test, mean, std, horizon=1000, projector=projector, bounded=FEW_COMPANIONS)
     assert min(ev["conservation"][k] for k in projector.names) > 1e-8  # without projection every one drifts
     for inv in projector.names:
         assert ev["conservation_projected"][inv] <= 1e-10, ev["conservation_projected"]
@@ -179,7 +182,7 @@ def test_projection_on_a_smoke_trained_model(name):
     spec = TrainSpec(steps=300, batch_size=32, horizon=8, lr=3e-3, warmup=20, log_every=1000)
     params, _ = fit(model, model.init(jax.random.key(1)), train, std, spec, key=jax.random.key(2))
     projector = make_projector(s, "multi")
-    ev = rollout_metrics(model, params, s, test, mean, std, horizon=1000, projector=projector)
+    ev = rollout_metrics(model, params, s, test, mean, std, horizon=1000, projector=projector, bounded=FEW_COMPANIONS)
     assert max(ev["conservation_projected"].values()) <= 1e-10, ev["conservation_projected"]
     assert ev["projection"]["n_not_converged"] == 0 and ev["projection"]["frac_steps_within_5"] >= 0.99
     assert ev["last100_mse_projected"] <= 2 * ev["last100_mse"], (ev["last100_mse_projected"], ev["last100_mse"])

@@ -103,6 +103,7 @@ class EvalConf:
     start: int = 100  # rollouts start at this observation of each test trajectory: after the transient
     bounded_level: float = 0.995  # bounded: nominal level; an independent truth passes >= 99 % (README "Metrics")
     bounded_floor: float = 0.2  # ... and never below this |log| mean-square ratio (~10 % in RMS)
+    bounded_pairs: int = 100  # ... the band from this many independent pairs of truths (perturbed starts)
     spectrum_trajectories: int = 2  # the learned model's own Lyapunov spectrum: from this many test states,
     spectrum_intervals: int = 1000  # ... over this many model steps (0: not computed),
     spectrum_transient: int = 200  # ... the first of which align the tangent vectors

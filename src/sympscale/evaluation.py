@@ -114,6 +114,7 @@ class BoundedRule:
 
     level: float = 0.995  # nominal: an independent AR(1) truth passes 98.8-99.7 % (0.99 gave 98.7-99.1 %)
     floor: float = 0.2
+    pairs: int = 100  # independent pairs of truths the band is estimated from (`companions`): fewer widen the band
 
     def threshold(self, band: float, windows: int, n_traj: int) -> float:
         tail = (1.0 - self.level ** (1.0 / (len(AMPLITUDES) * n_traj))) / 2.0
@@ -171,18 +172,17 @@ def log_ratios(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, 
         return {k: np.nan_to_num(np.abs(np.log(a[k] / b[k])), nan=np.inf) for k in AMPLITUDES}
 
 
-COMPANION_PAIRS = 100  # independent pairs of truths the band is estimated from (`companions`, `truth_band`)
 COMPANION_PERTURBATION = 1e-8  # relative perturbation of a companion's first state
 
 
-def companions(system, test: np.ndarray, horizon: int, last: int, seed: int = 0) -> np.ndarray:
+def companions(system, test: np.ndarray, horizon: int, last: int, pairs: int = 100, seed: int = 0) -> np.ndarray:
     """Independent truths of the test trajectories: each first state perturbed by a relative
-    COMPANION_PERTURBATION, k = 2 ceil(COMPANION_PAIRS / n) − 1 times (with the truth, k + 1 windows per
-    trajectory: COMPANION_PAIRS disjoint pairs in all), and carried by the system's reference map for `horizon`
+    COMPANION_PERTURBATION, k = 2 ceil(pairs / n) − 1 times (with the truth, k + 1 windows per trajectory: at least
+    `pairs` disjoint pairs in all; `BoundedRule.pairs`), and carried by the system's reference map for `horizon`
     intervals; their scoring windows (k, n, last + 1, D). Chaotic systems decorrelate them long before the window;
     a regular one keeps them on the truth (its band is then the floor)."""
     n, _, D = test.shape
-    k = 2 * -(-COMPANION_PAIRS // n) - 1
+    k = 2 * -(-pairs // n) - 1
     rng = np.random.default_rng(seed)
     x0 = test[None, :, 0] * (1.0 + COMPANION_PERTURBATION * rng.standard_normal((k, n, D)))
     windows = _scoring_window(system, jnp.asarray(x0.reshape(k * n, D)), horizon, last)
@@ -488,7 +488,7 @@ def rollout_metrics_bundle(
     """
     scored = _rollouts(model, system, test, std, horizon, last, projector)
     out = jax.tree_util.tree_map(np.asarray, jax.jit(over_seeds(scored))(params))
-    others = companions(system, test, horizon, last)  # the bounded rule's independent truths, once per bundle
+    others = companions(system, test, horizon, last, bounded.pairs)  # the bounded rule's truths, once per bundle
     settings = (test, mean, std, system, horizon, last, bounded, lyapunov, dt_obs, projector, others)
     return [_metrics(unstack(out, i), *settings) for i in range(n_seeds(out))]
 

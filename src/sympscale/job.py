@@ -93,7 +93,9 @@ class JobSpec:
             train_preset=preset,
             eval_horizon=int(cfg.eval.horizon),
             eval_start=int(cfg.eval.start),
-            bounded=BoundedRule(float(cfg.eval.bounded_level), float(cfg.eval.bounded_floor)),
+            bounded=BoundedRule(
+                float(cfg.eval.bounded_level), float(cfg.eval.bounded_floor), int(cfg.eval.bounded_pairs)
+            ),
             spectrum=SpectrumSpec(
                 int(cfg.eval.spectrum_trajectories), int(cfg.eval.spectrum_intervals), int(cfg.eval.spectrum_transient)
             ),

@@ -149,7 +149,20 @@ def launcher_errors(cfg: DictConfig) -> list[str]:
     from sympscale.launcher.options import launcher_option_errors
 
     options = {k: v for k, v in OmegaConf.to_container(launcher, resolve=False).items() if k != "_target_"}
-    return [e if e.startswith("hydra.launcher.") else f"hydra.launcher.{e}" for e in launcher_option_errors(options)]
+    errors = [e if e.startswith("hydra.launcher.") else f"hydra.launcher.{e}" for e in launcher_option_errors(options)]
+    return errors or device_errors(options)
+
+
+def device_errors(options: dict) -> list[str]:
+    """A platform with no device to run on (`platform=cuda` on a machine without CUDA, or every device hidden by
+    the parent's mask), refused before anything is written."""
+    from sympscale.launcher.devices import plan_devices
+
+    try:
+        plan_devices(options.get("platform", "auto"), options.get("devices"), options.get("cpu_workers"))
+    except (RuntimeError, ValueError) as e:
+        return [f"hydra.launcher.{e}"]
+    return []
 
 
 def job_errors(cfg: DictConfig, dir_key: str, subdir_key: str | None) -> list[str]:

@@ -245,6 +245,8 @@ def _eval_errors(ev: Any) -> list[str]:
         errors.append(f"eval.bounded_level={ev.bounded_level} must be in (0, 1) (the truth's pass probability)")
     if not _finite_in(ev.bounded_floor, 0.0, lo_open=False):
         errors.append(f"eval.bounded_floor={ev.bounded_floor} must be a finite number >= 0 (a |log| ratio)")
+    if not 2 <= ev.bounded_pairs <= 10_000:
+        errors.append(f"eval.bounded_pairs={ev.bounded_pairs} must be an integer in 2..10000 (pairs of truths)")
     if ev.spectrum_intervals < 0 or ev.spectrum_trajectories < 1:
         errors.append(
             f"eval.spectrum_intervals={ev.spectrum_intervals} must be >= 0 (0: off) and eval.spectrum_trajectories="

@@ -17,7 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401  (as sympscale.train)
 from sympscale.seeds import rewrite_args
 
-VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "JAX_PLATFORMS", "SYMPSCALE_DEVICE")
+VARS = (
+    "CUDA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "JAX_PLATFORMS",
+    "SYMPSCALE_DEVICE",
+    "JAX_COMPILATION_CACHE_DIR",
+)
 
 
 def nan_loss() -> str | None:

@@ -3,7 +3,7 @@
     python -m sympscale.train -m system=toda,fput D=64,256 model=symp,gru seed=1-10
 
 Options (hydra.launcher.*): platform (auto|cuda|rocm|cpu), devices, cpu_workers, jobs_per_device, fail_fast,
-max_retries, resume, rerun_stale, dry_run, progress_every, compilation_cache, shard, bundle (seeds per process:
+max_retries, resume, rerun_stale, dry_run, progress_every, compilation_cache (auto: private to the user), shard, bundle (seeds per process:
 jobs that differ only in `seed` run as one process when the task's module defines `LAUNCHER_BUNDLE_TASK`,
 `sympscale.launcher.bundles`). The work is done by
 `sympscale.launcher` (options, lock, devices, scheduler, wire, child, records); this class turns Hydra's job
@@ -50,7 +50,8 @@ class LocalDevicesConf:
     rerun_stale: bool = False  # rerun finished jobs that other code computed (listed either way)
     dry_run: bool = False  # list the grid and the device plan, run nothing
     progress_every: float = 30.0  # seconds between progress lines
-    compilation_cache: Optional[str] = "${hydra.sweep.dir}/.jax_cache"  # noqa: UP045  shared by all jobs
+    # auto: a folder private to this user (sympscale/launcher/compile_cache.py); a path: that folder; null: none
+    compilation_cache: Optional[str] = "auto"  # noqa: UP045
     shard: Optional[str] = None  # noqa: UP045  null | "i/n" | "slurm": run only this node's share of the grid
     bundle: Any = "auto"  # seeds per process: auto | n | 1 (jobs differing only in `seed` as one vmapped program;
     # auto: as many as keep every slot busy, where the task's module can run bundles, else one job per process)
@@ -210,7 +211,7 @@ class LocalDevicesLauncher(Launcher):
         )
 
     def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
-        from sympscale.launcher import records
+        from sympscale.launcher import compile_cache, records
         from sympscale.launcher.child import JobFailure
         from sympscale.launcher.devices import plan_devices
         from sympscale.launcher.hook import find_hook
@@ -223,6 +224,7 @@ class LocalDevicesLauncher(Launcher):
         self.hook = find_hook(self.task_function)
         self.code = self.hook.code()
         self._unwritten: list[str] = []  # records lost to a full disk: `_storing`
+        self.cache_dir, cache_why = compile_cache.resolve(opt["compilation_cache"])
         jobs, configs, keys, values = self._compose(job_overrides, initial_job_idx, shard, sweep_dir)
         n_run = sum(j.status == "queued" for j in jobs)
         log.info(
@@ -231,6 +233,7 @@ class LocalDevicesLauncher(Launcher):
             f"{', '.join(plan.devices)} ({plan.source}), {opt['jobs_per_device']} per device; sweep dir {sweep_dir}"
         )
         units = self._units(jobs, len(plan.devices) * opt["jobs_per_device"])
+        log.info(f"local_devices: compilation cache {self.cache_dir or 'none'} ({cache_why})")
         if opt["dry_run"]:
             print(summary_table(jobs))
             print(self._descriptions(jobs, configs))
@@ -345,8 +348,8 @@ class LocalDevicesLauncher(Launcher):
         from sympscale.launcher.devices import child_env
 
         extra = {"PYTHONUNBUFFERED": "1"}
-        if self.options["compilation_cache"]:
-            extra["JAX_COMPILATION_CACHE_DIR"] = str(self.options["compilation_cache"])
+        if self.cache_dir is not None:
+            extra["JAX_COMPILATION_CACHE_DIR"] = str(self.cache_dir)
             extra["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
         per_device = self.options["jobs_per_device"]
         return lambda device: {**child_env(plan, device, jobs_per_device=per_device), **extra}

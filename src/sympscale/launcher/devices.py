@@ -2,7 +2,9 @@
 
 NVIDIA: one job sees `CUDA_VISIBLE_DEVICES=k`. ROCm: `ROCR_VISIBLE_DEVICES=k` and `HIP_VISIBLE_DEVICES=0`
 (HIP indices count within what ROCR exposes). A mask the parent already has (Slurm sets one) is honoured: its
-entries are the devices. CPU: a number of worker slots, each job forced onto the CPU backend.
+entries are the devices, and a mask that hides every device (empty, or `-1`) means that platform has none. With
+`platform=auto` the masks decide before detection does: a mask set only for ROCm is not overruled by NVIDIA GPUs
+the driver lists. CPU: a number of worker slots, each job forced onto the CPU backend.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from sympscale import without_own_x64
 
 PLATFORMS = ("auto", "cuda", "rocm", "cpu")
-MASK_VARS = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "ROCR_VISIBLE_DEVICES"}
+MASK_VARS = {"cuda": ("CUDA_VISIBLE_DEVICES",), "rocm": ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,16 @@ def _mask(var: str, env: dict) -> list[str] | None:
     if value is None:
         return None
     return [d.strip() for d in value.split(",") if d.strip() and d.strip() != "-1"]
+
+
+def parent_mask(platform: str, env: dict) -> tuple[str, list[str]] | None:
+    """(variable, its devices) of the first mask the parent set for `platform` ([] when it hides every device),
+    or None when it set none."""
+    for var in MASK_VARS[platform]:
+        mask = _mask(var, env)
+        if mask is not None:
+            return var, mask
+    return None
 
 
 def _nvidia_ids() -> list[str]:
@@ -80,23 +92,28 @@ def plan_devices(
         ids = [str(d) for d in devices] if devices else [f"cpu{i}" for i in range(n)]
         return DevicePlan("cpu", tuple(ids), "explicit list" if devices else f"{n} CPU worker slot(s)")
     candidates = ("cuda", "rocm") if platform == "auto" else (platform,)
+    if devices:
+        return DevicePlan(candidates[0], tuple(str(d) for d in devices), "explicit list")
+    masks = {p: parent_mask(p, env) for p in candidates}
+    hidden = [f"{m[0]}={env[m[0]]!r}" for m in masks.values() if m is not None and not m[1]]
+    if platform == "auto" and any(m and m[1] for m in masks.values()):  # a mask names the platform
+        candidates = tuple(p for p in candidates if masks[p] and masks[p][1])
     for plat in candidates:
-        if devices:
-            return DevicePlan(plat, tuple(str(d) for d in devices), "explicit list")
-        mask = _mask(MASK_VARS[plat], env)
-        if plat == "rocm" and mask is None:
-            mask = _mask("HIP_VISIBLE_DEVICES", env)
-        if mask:
-            return DevicePlan(plat, tuple(mask), f"parent mask {MASK_VARS[plat]}")
+        if masks[plat] is not None:
+            if masks[plat][1]:
+                return DevicePlan(plat, tuple(masks[plat][1]), f"parent mask {masks[plat][0]}")
+            continue  # the parent hides every device of this platform
         found = _nvidia_ids() if plat == "cuda" else _rocm_ids()
         if found:
             return DevicePlan(plat, tuple(found), "detected")
+    why = f"{' and '.join(hidden)} hide{'s' if len(hidden) == 1 else ''} every device" if hidden else ""
     if platform != "auto":
         raise RuntimeError(
-            f"platform={platform} but no {platform} device was found (no mask variable set, nothing detected); "
-            f"set hydra.launcher.devices=[...] or platform=cpu"
+            f"platform={platform} but no {platform} device is available "
+            f"({why or 'no mask variable set, nothing detected'}); set hydra.launcher.devices=[...] or platform=cpu"
         )
-    return plan_devices("cpu", None, cpu_workers, env)
+    cpu = plan_devices("cpu", None, cpu_workers, env)
+    return dataclasses.replace(cpu, source=f"{why}: {cpu.source}" if why else cpu.source)
 
 
 def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: dict | None = None) -> dict:

@@ -54,7 +54,7 @@ class CR3BP(System):
         (c_lo, c_hi), (x_lo, x_hi) = self.C_range, self.x0_range
         if not c_lo <= c_hi or not x_lo <= x_hi:
             raise InvalidSystemError(f"cr3bp: C_range {self.C_range} and x0_range {self.x0_range} must be ordered")
-        omega2 = 2 * float(self.omega(jnp.asarray(x_hi), jnp.asarray(0.0)))
+        omega2 = 2 * omega_at(self.mu, x_hi, 0.0)  # plain floats: validating a config never starts a JAX backend
         if omega2 <= c_lo:
             raise InvalidSystemError(
                 f"cr3bp: at x0 = {x_hi} the zero-velocity curve is 2Ω = {omega2:.5f} <= C = {c_lo}: no orbit starts "
@@ -226,20 +226,22 @@ def lagrange_points(mu: float) -> dict[str, dict[str, float]]:
     def omega_x(x: float) -> float:
         return x - (1 - mu) * (x + mu) / abs(x + mu) ** 3 - mu * (x - 1 + mu) / abs(x - 1 + mu) ** 3
 
-    def omega(x: float, y: float) -> float:
-        r1, r2 = math.hypot(x + mu, y), math.hypot(x - 1 + mu, y)
-        return 0.5 * (x * x + y * y) + (1 - mu) / r1 + mu / r2
-
     eps = 1e-9
     xs = {
         "L1": brentq(omega_x, -mu + eps, 1 - mu - eps, xtol=1e-15, rtol=1e-15),
         "L2": brentq(omega_x, 1 - mu + eps, 2.0, xtol=1e-15, rtol=1e-15),
         "L3": brentq(omega_x, -2.0, -mu - eps, xtol=1e-15, rtol=1e-15),
     }
-    out = {k: {"x": x, "y": 0.0, "C": 2 * omega(x, 0.0)} for k, x in xs.items()}
+    out = {k: {"x": x, "y": 0.0, "C": 2 * omega_at(mu, x, 0.0)} for k, x in xs.items()}
     for k, y in (("L4", math.sqrt(3) / 2), ("L5", -math.sqrt(3) / 2)):
-        out[k] = {"x": 0.5 - mu, "y": y, "C": 2 * omega(0.5 - mu, y)}
+        out[k] = {"x": 0.5 - mu, "y": y, "C": 2 * omega_at(mu, 0.5 - mu, y)}
     return out
+
+
+def omega_at(mu: float, x: float, y: float) -> float:
+    """The effective potential Ω at one point, in plain floats (`CR3BP.omega` is its array form)."""
+    r1, r2 = math.hypot(x + mu, y), math.hypot(x - 1 + mu, y)
+    return 0.5 * (x * x + y * y) + (1 - mu) / r1 + mu / r2
 
 
 SYSTEMS.register("cr3bp", options=CR3BP, make=CR3BP)

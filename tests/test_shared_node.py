@@ -1,0 +1,142 @@
+"""The GPU path on a shared node (issue 27), the parts a CPU can check: the launching process never starts a JAX
+backend, device masks are honoured (an empty one hides every GPU), a platform with no device is refused before
+anything is written, and the compilation cache is private to the user.
+
+Fake `nvidia-smi` on PATH stands for a node's GPUs, as in test_bringup.py.
+"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sympscale.launcher import compile_cache
+from sympscale.launcher.devices import plan_devices
+
+APP = Path(__file__).parent / "apps" / "fake_study.py"
+
+
+@pytest.fixture
+def eight_nvidia_gpus(tmp_path, monkeypatch):
+    """A PATH whose `nvidia-smi` lists eight GPUs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nfor i in 0 1 2 3 4 5 6 7; do echo $i; done\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return bin_dir
+
+
+def test_a_mask_that_hides_every_gpu_means_no_gpu(eight_nvidia_gpus):
+    assert plan_devices("auto", env={}).devices == tuple(str(i) for i in range(8))  # detected
+    for hidden in ("", "-1", " , "):
+        plan = plan_devices("auto", cpu_workers=2, env={"CUDA_VISIBLE_DEVICES": hidden})
+        assert plan.platform == "cpu" and plan.devices == ("cpu0", "cpu1"), hidden
+        assert plan.source.startswith(f"CUDA_VISIBLE_DEVICES={hidden!r} hides every device"), plan.source
+        with pytest.raises(RuntimeError, match=r"platform=cuda but no cuda device .*CUDA_VISIBLE_DEVICES=.*hides"):
+            plan_devices("cuda", env={"CUDA_VISIBLE_DEVICES": hidden})
+    assert plan_devices("cuda", env={"CUDA_VISIBLE_DEVICES": "3,5"}).devices == ("3", "5")
+    assert plan_devices("cuda", devices=["6"], env={"CUDA_VISIBLE_DEVICES": ""}).devices == ("6",)  # explicit wins
+
+
+def test_a_rocm_mask_is_not_overruled_by_the_nvidia_gpus_the_driver_lists(eight_nvidia_gpus):
+    for var in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+        plan = plan_devices("auto", env={var: "1,2"})
+        assert (plan.platform, plan.devices, plan.source) == ("rocm", ("1", "2"), f"parent mask {var}")
+    both = plan_devices("auto", env={"ROCR_VISIBLE_DEVICES": "4", "HIP_VISIBLE_DEVICES": "0"})
+    assert both.devices == ("4",)  # ROCR's mask names the devices; HIP's counts within it
+    with pytest.raises(RuntimeError, match="ROCR_VISIBLE_DEVICES='' hides every device"):
+        plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": ""})
+
+
+def test_a_platform_with_no_device_is_refused_in_one_line_before_anything_is_written(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable), "JAX_PLATFORMS": "cpu"}  # no nvidia-smi
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    if Path("/proc/driver/nvidia/gpus").is_dir():
+        pytest.skip("this machine has an NVIDIA driver: platform=cuda is possible here")
+    cmd = [sys.executable, "-m", "sympscale.train", "-m", "train=smoke", "hydra.launcher.platform=cuda"]
+    r = subprocess.run([*cmd, f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, timeout=300)
+    said = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(said) == 1, r.stderr[-2000:]
+    assert said[0].startswith("sympscale: hydra.launcher.platform=cuda but no cuda device is available"), said
+    assert "platform=cpu" in said[0] and not sweep.exists()
+
+
+BACKEND_CHECK = """
+import itertools, json, sys
+from hydra import compose, initialize_config_dir
+from jax._src import xla_bridge
+from sympscale.preflight import job_errors
+from sympscale.train import config_dir
+
+systems = [("fput", 16), ("toda", 16), ("nbody", 16), ("cr3bp", 4), ("ks", 64), ("ks_32pi", 64)]
+models = ["symp", "gru", "rk4", "freeform", "oracle"]
+problems = {}
+with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+    for (system, D), model in itertools.product(systems, models):
+        over = [f"system={system}", f"D={D}", f"model={model}", "train=smoke", f"data.cache_dir={sys.argv[1]}"]
+        cfg = compose(config_name="config", overrides=over, return_hydra_config=True)
+        problems[f"{system}-{model}"] = job_errors(cfg, "hydra.sweep.dir", "hydra.sweep.subdir")
+print(json.dumps({"backend": xla_bridge.backends_are_initialized(), "problems": problems}))
+"""
+
+
+def test_validating_every_system_and_model_never_starts_a_jax_backend(tmp_path):
+    """What the sweeper runs in the launching process for each job of a grid: were a backend started there, it
+    would take its share of every visible GPU before the jobs start (and with this platform, fail)."""
+    env = {**os.environ, "JAX_PLATFORMS": "no_such_platform"}
+    r = subprocess.run(
+        [sys.executable, "-c", BACKEND_CHECK, str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["backend"] is False
+    assert len(out["problems"]) == 30 and all(v == [] for v in out["problems"].values()), out["problems"]
+
+
+def test_the_compilation_cache_is_private_to_the_user_by_default(tmp_path):
+    home = tmp_path / "home"
+    folder, why = compile_cache.resolve("auto", {"HOME": str(home)})
+    assert folder == home / ".cache" / "sympscale" / "jax-compile" and why == "private to this user"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    folder.chmod(0o775)  # someone opened it to the group: JAX would run what the group plants
+    off, why = compile_cache.resolve("auto", {"HOME": str(home)})
+    assert off is None and "not private to this user" in why and "775" in why
+    assert compile_cache.resolve("auto", {"XDG_CACHE_HOME": str(tmp_path / "xdg")})[0] == (
+        tmp_path / "xdg" / "sympscale" / "jax-compile"
+    )
+    assert compile_cache.resolve(None)[0] is None and compile_cache.resolve("/shared/cache")[0] == Path("/shared/cache")
+
+
+def test_jobs_never_use_a_cache_in_the_sweep_folder(tmp_path):
+    """The old default, `<sweep>/.jax_cache`, is a folder a group shares: what is planted there is never used."""
+    sweep = tmp_path / "sweep"
+    (sweep / ".jax_cache").mkdir(parents=True)
+    (sweep / ".jax_cache" / "jit_step-planted-cache").write_bytes(b"\x7fELF planted")
+    env = {**os.environ, "JAX_PLATFORMS": "no_such_platform", "HOME": str(tmp_path / "home")}
+    env.pop("XDG_CACHE_HOME", None)
+    cmd = [sys.executable, str(APP), "-m", "system=toda", "D=16", "seed=1,2", "hydra.launcher.platform=cpu"]
+    r = subprocess.run(
+        [*cmd, "hydra.launcher.cpu_workers=2", f"hydra.sweep.dir={sweep}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    private = tmp_path / "home" / ".cache" / "sympscale" / "jax-compile"
+    assert f"compilation cache {private} (private to this user)" in r.stdout + r.stderr
+    recs = [json.loads(p.read_text()) for p in sweep.glob("*/fake.json")]
+    assert len(recs) == 2 and {rec["JAX_COMPILATION_CACHE_DIR"] for rec in recs} == {str(private)}
