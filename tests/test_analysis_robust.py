@@ -466,3 +466,32 @@ def test_a_cell_whose_seeds_share_one_dataset_says_its_interval_covers_model_see
     assert (primary["datasets"], primary["test_windows"]) == (1, 100)
     assert "one dataset: the interval covers model seeds, not data draws" in primary["labels"]
     assert "test windows" not in primary["labels"]
+
+
+def test_runs_that_differ_in_code_libraries_or_platform_are_never_pooled_without_saying_so(tmp_path):
+    """Issue 27: a cell whose runs came from other code, other JAX/flax/optax versions or another platform says so
+    in the primary endpoint's labels and in every per-model table."""
+    for s in (1, 2):
+        write_job(tmp_path, "symp", s, last100=SYMP[s], horizon=5.0, vpt=1.0)
+        write_job(tmp_path, "gru", s, last100=GRU[s], horizon=3.0, vpt=0.5)
+    libs = {"jax": "0.11.2", "jaxlib": "0.11.2", "flax": "0.12.0", "optax": "0.2.5", "numpy": "2.1.0"}
+
+    def provenance(digest, jax, platform):
+        return lambda m: m.update(
+            code={"version": "0.1", "source_digest": digest, "libraries": {**libs, "jax": jax}},
+            env={**m["env"], "platform": platform},
+        )
+
+    for d in tmp_path.iterdir():
+        _edit_json(d / "metrics.json", provenance("aaa", "0.11.2", "gpu"))
+    same = tables(collect(tmp_path))
+    assert "mixed provenance" not in same["vpt_difference"].iloc[0]["labels"]
+    _edit_json(tmp_path / "job-gru-2-16" / "metrics.json", provenance("bbb", "0.10.2", "cpu"))
+    tabs = tables(collect(tmp_path))
+    primary = tabs["vpt_difference"].iloc[0]["labels"]
+    assert "mixed provenance: code 2 versions, libraries" in primary and "platform cpu / gpu" in primary, primary
+    assert "jax 0.10.2" in primary and "jax 0.11.2" in primary
+    gru = tabs["bounded"].set_index("model").loc["gru", "labels"]
+    assert (
+        gru.startswith("mixed provenance") and "mixed" not in tabs["bounded"].set_index("model").loc["symp", "labels"]
+    )

@@ -55,7 +55,7 @@ def test_the_hook_is_the_task_modules_launcher_hook_and_what_it_returns_is_check
         assert hook.cost(cfg) == 10 * 2 * 4 * 8 * 3
         assert hook.cost({"D": 8}) == 0.0  # a config without the factors is ordered as 0
         assert hook.job_key(cfg) == hook.job_key({**cfg, "name": "b"})  # the name does not change a result
-        assert set(hook.code()) == {"version", "source_digest"}
+        assert set(hook.code()) == {"version", "source_digest", "libraries"}
     finally:
         del sys.modules[module.__name__]
 
@@ -94,6 +94,23 @@ def test_records_tell_new_finished_and_stale_apart():
     assert state == "stale" and "version 0.1" in why and "source old; now new" in why
     assert records.verdict({"status": "done", "key": "legacy"}, ("k", "legacy"), code) == ("stale", records.NO_CODE)
     assert records.verdict(done, ("k",), {}) == ("finished", None)  # no digest now: nothing to compare
+    # the libraries it ran on are part of the code (issue 27): another JAX makes a finished result stale
+    libs = {"jax": "0.11.2", "jaxlib": "0.11.2", "flax": "0.12.0"}
+    now = {**code, "libraries": libs}
+    assert records.verdict({**done, "code": now}, ("k",), now) == ("finished", None)
+    state, why = records.verdict({**done, "code": {**now, "libraries": {**libs, "jax": "0.10.2"}}}, ("k",), now)
+    assert state == "stale" and why == "ran on other libraries (jax 0.10.2 -> 0.11.2)"
+    assert records.verdict({**done, "code": code}, ("k",), now) == ("stale", "its library versions were not recorded")
+
+
+def test_the_package_records_the_libraries_it_ran_on_without_importing_them():
+    from importlib import metadata
+
+    from sympscale import provenance
+
+    rec = provenance.record()
+    assert set(rec["libraries"]) == {"jax", "jaxlib", "flax", "optax", "numpy"}
+    assert rec["libraries"]["jax"] == metadata.version("jax") and rec["libraries"]["numpy"] == metadata.version("numpy")
 
 
 # ------------------------------------------------------------------------------------------ exceptions

@@ -1,14 +1,16 @@
-"""Which code computed a result: the package version and a digest of the package's source files.
+"""Which code computed a result: the package version, a digest of the package's source files, and the versions of
+the numerical libraries it ran on (jax, jaxlib, flax, optax, numpy).
 
-A finished job records both. A rerun of the same config with different code is then a *stale* result, not a
-finished one: the launcher lists it (and skips it unless told to rerun it), and the analysis can tell results of
-different code apart.
+A finished job records them (and its platform and device: `job.environment`). A rerun of the same config with
+different code or libraries is then a *stale* result, not a finished one: the launcher lists it (and skips it
+unless told to rerun it); the analysis labels every cell whose runs differ in code, libraries or platform.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from importlib import metadata
 from pathlib import Path
 
 import sympscale
@@ -30,6 +32,21 @@ def source_digest(root: Path = PACKAGE_ROOT) -> str:
     return h.hexdigest()[:20]
 
 
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy")
+
+
+@functools.cache
+def libraries() -> dict[str, str | None]:
+    """The installed versions of the libraries a result depends on (read from their metadata: nothing imported)."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def record() -> dict:
     """What a job writes about the code that ran it."""
-    return {"version": sympscale.__version__, "source_digest": source_digest()}
+    return {"version": sympscale.__version__, "source_digest": source_digest(), "libraries": libraries()}

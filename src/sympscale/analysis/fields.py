@@ -19,6 +19,7 @@ from sympscale.recipe import effective_train, is_tuned, recipe_source
 
 TEXT = ("system", "model", "model_name", "bptt_window", "train_preset", "horizon_schedule", "memory", "projection")
 TEXT += ("experiment", "overrides", "platform", "device", "job", "job_dir", "status", "error", "problem")
+TEXT += ("source_digest", "libraries")
 TEXT += (
     "observable",
     "computation",
@@ -178,11 +179,22 @@ def metric_fields(m: dict) -> dict:
         "n_test": ev("n_trajectories"),
         "platform": _get(m, ("env", "platform")),
         "device": _get(m, ("env", "device")),
+        "source_digest": _get(m, ("code", "source_digest")),
+        "libraries": _libraries(m),
     }
     for kind in ("conservation", "conservation_projected"):
         for name, value in _obj(ev(kind)).items():
             row[f"{kind}_{name}"] = value
     return row
+
+
+def _libraries(m: dict) -> str | None:
+    """'jax 0.11.2, jaxlib 0.11.2, ...' as the run recorded them (earlier runs: the JAX version of `env` only)."""
+    libs = _get(m, ("code", "libraries"))
+    if isinstance(libs, dict):
+        return ", ".join(f"{k} {v}" for k, v in sorted(libs.items()))
+    jax = _get(m, ("env", "jax"))
+    return f"jax {jax}" if jax else None
 
 
 def log_fields(path: Path) -> dict:

@@ -121,7 +121,10 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
         runs = _cell_runs(df, cell)
         runs = runs[runs["model"].isin([a, b])]
         datasets, windows, data_label = _test_data(runs)
-        model_labels = [f"{m}: {lab}" for m in (a, b) if (lab := cell_labels(runs[runs["model"] == m]))]
+        mixed = provenance_label(runs)  # the two sides computed by other code, libraries or platforms
+        model_labels = [
+            f"{m}: {lab}" for m in (a, b) if (lab := _without(cell_labels(runs[runs["model"] == m]), mixed))
+        ]
         rows.append(
             {
                 **cell,
@@ -136,7 +139,7 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
                 "undefined_pairs": len(grp) - len(defined),
                 "datasets": datasets,
                 "test_windows": windows,
-                "labels": "; ".join([*data_label, *model_labels]),
+                "labels": "; ".join([*data_label, *([mixed] if mixed else []), *model_labels]),
             }
         )
     out = pd.DataFrame(
@@ -163,6 +166,15 @@ def vpt_difference_table(df: pd.DataFrame, a: str = "symp", b: str = "gru", metr
 
 
 MIN_TEST_WINDOWS = 100  # a cell's VPT rests on at least this many test windows (issue: referee's floor)
+
+
+def _without(labels: str, mixed: str) -> str:
+    """A side's labels without its own provenance label where the cell's already says it."""
+    return (
+        "; ".join(x for x in labels.split("; ") if x and not (mixed and x.startswith("mixed provenance")))
+        if labels
+        else ""
+    )
 
 
 def _test_data(runs: pd.DataFrame) -> tuple[int, int, list[str]]:
@@ -295,6 +307,7 @@ def cell_labels(grp: pd.DataFrame) -> str:
         k = _flagged(grp[col]) if col in grp else 0
         if k:
             labels.append(f"{word} {k}/{n}")
+    labels += [mixed] if (mixed := provenance_label(grp)) else []
     trained = grp[_num(grp, "steps_trained").fillna(0) > 0] if "steps_trained" in grp else grp.iloc[:0]
     if "tuned" in grp and len(trained) and not _flagged(trained["tuned"]) == len(trained):
         labels.append(f"untuned {len(trained) - _flagged(trained['tuned'])}/{n}")
@@ -303,6 +316,20 @@ def cell_labels(grp: pd.DataFrame) -> str:
         if bad > 0:
             labels.append(f"unconverged {bad}/{n}")
     return "; ".join(labels)
+
+
+PROVENANCE = {"source_digest": "code", "libraries": "libraries", "platform": "platform"}
+
+
+def provenance_label(runs: pd.DataFrame) -> str:
+    """'mixed provenance: code 2 versions; platform cpu / gpu' when the runs pooled differ in the code, the
+    library versions or the platform that computed them ('' when they agree or did not record it)."""
+    parts = []
+    for col, name in PROVENANCE.items():
+        values = sorted({str(v) for v in runs[col].dropna()}) if col in runs else []
+        if len(values) > 1:
+            parts.append(f"{name} {len(values)} versions" if col == "source_digest" else f"{name} {' / '.join(values)}")
+    return f"mixed provenance: {', '.join(parts)}" if parts else ""
 
 
 def labels_note(df: pd.DataFrame) -> str:

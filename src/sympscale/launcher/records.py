@@ -44,8 +44,8 @@ def verdict(prior: dict | None, keys: tuple[str, ...], code: dict) -> tuple[str,
     """("new", None) | ("finished", None) | ("stale", why): what an earlier run of this job left.
 
     Finished means recorded done under one of `keys` (the job's key first, then the key an older launcher
-    would have written). A finished job is stale when the code that ran it is not `code` (its source digest
-    differs) or was not recorded.
+    would have written). A finished job is stale when the code that ran it is not `code` (its source digest, or
+    the library versions `code` names, differ) or was not recorded.
     """
     if not prior or prior.get("status") != "done" or prior.get("key") not in keys:
         return "new", None
@@ -57,6 +57,12 @@ def verdict(prior: dict | None, keys: tuple[str, ...], code: dict) -> tuple[str,
     if then["source_digest"] != now:
         version = f"version {then.get('version')}, " if then.get("version") else ""
         return "stale", f"ran other code ({version}source {then['source_digest']}; now {now})"
+    libs_then, libs_now = then.get("libraries"), code.get("libraries")
+    if isinstance(libs_now, dict) and libs_then != libs_now:  # a record without them: an earlier version's
+        if not isinstance(libs_then, dict):
+            return "stale", "its library versions were not recorded"
+        changed = [f"{k} {libs_then.get(k)} -> {v}" for k, v in libs_now.items() if libs_then.get(k) != v]
+        return "stale", f"ran on other libraries ({', '.join(changed)})"
     return "finished", None
 
 
