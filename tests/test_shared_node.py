@@ -140,3 +140,28 @@ def test_jobs_never_use_a_cache_in_the_sweep_folder(tmp_path):
     assert f"compilation cache {private} (private to this user)" in r.stdout + r.stderr
     recs = [json.loads(p.read_text()) for p in sweep.glob("*/fake.json")]
     assert len(recs) == 2 and {rec["JAX_COMPILATION_CACHE_DIR"] for rec in recs} == {str(private)}
+
+
+def test_memory_run_measures_without_any_process_taking_the_device_up_front(monkeypatch, tmp_path):
+    """`python -m sympscale.memory --run`: the parent turns preallocation off before its first device operation,
+    and its measuring children inherit that (were the parent to take 75 % of a GPU, they would compete for the
+    rest)."""
+    from sympscale import memory, profiling
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    seen = {}
+    real_budget = profiling.device_budget
+
+    def budget():
+        seen["parent"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")
+        return real_budget()
+
+    def child(cmd, **kw):
+        seen["child"] = kw.get("env", os.environ).get("XLA_PYTHON_CLIENT_PREALLOCATE")
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"measured_peak": 1, "step_s": 0.1}), stderr="")
+
+    monkeypatch.setattr(profiling, "device_budget", budget)
+    monkeypatch.setattr(memory.subprocess, "run", child)
+    overrides = ["system=toda", "D=8", "train=smoke", f"data.cache_dir={tmp_path}", "capacity.width=8"]
+    assert memory.main(["--run", "--strategies", "none", *overrides]) == 0
+    assert seen == {"parent": "false", "child": "false"}

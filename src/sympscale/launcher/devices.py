@@ -18,6 +18,7 @@ from pathlib import Path
 from sympscale import without_own_x64
 
 PLATFORMS = ("auto", "cuda", "rocm", "cpu")
+MEM_FRACTION_VARS = ("XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_MEM_FRACTION")
 MASK_VARS = {"cuda": ("CUDA_VISIBLE_DEVICES",), "rocm": ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")}
 
 
@@ -133,7 +134,9 @@ def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: 
         env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU job must not grab a GPU it happens to see
         env["JAX_PLATFORMS"] = "cpu"
     if plan.platform != "cpu" and jobs_per_device > 1:
-        # JAX preallocates 75 % of device memory per process by default; share the device instead
-        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / jobs_per_device:.3f}"
+        # JAX preallocates 75 % of device memory per process by default; share the device instead (current JAX
+        # reads XLA_CLIENT_MEM_FRACTION, earlier versions the deprecated XLA_PYTHON_CLIENT_MEM_FRACTION)
+        for var in MEM_FRACTION_VARS:
+            env[var] = f"{0.9 / jobs_per_device:.3f}"
     env["SYMPSCALE_DEVICE"] = f"{plan.platform}:{device}"
     return env
