@@ -1,5 +1,6 @@
 """`local_devices` with fake devices: placement, masks, failure isolation, resume, signals, dry run, shards."""
 
+import itertools
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sympscale.launcher.devices import child_env, plan_devices
-from sympscale.launcher.sharding import in_shard, parse_shard
+from sympscale.launcher.sharding import parse_shard, shard_positions
 
 APP = Path(__file__).parent / "apps" / "fake_study.py"
 USER_GRID = ["system=toda,fput", "D=64,256", "model=symp,gru", "seed=1-10"]
@@ -223,8 +224,16 @@ def test_shards_partition_the_grid():
         parse_shard("slurm", {})
     with pytest.raises(ValueError):
         parse_shard("4/4")
-    shards = [[i for i in range(80) if in_shard(i, (k, 3))] for k in range(3)]
-    assert sorted(sum(shards, [])) == list(range(80)) and all(abs(len(s) - 80 / 3) < 1 for s in shards)
+    grid = [(system, D, model) for system in ("toda", "fput") for D in (64, 256) for model in ("symp", "gru")]
+    seed_fastest = [config for config in grid for _ in range(10)]  # Hydra's order for the README's command
+    config_fastest = [grid[i % 8] for i in range(80)]  # `seed=1-10` first: shares follow configurations anyway
+    assert shard_positions(seed_fastest, None) == set(range(80))
+    for keys, n in itertools.product((seed_fastest, config_fastest), (3, 8)):
+        shards = [shard_positions(keys, (k, n)) for k in range(n)]
+        assert sorted(sum((sorted(s) for s in shards), [])) == list(range(80))
+        assert all(abs(len(s) - 80 / n) < 1 for s in shards)
+        nodes_per_config = [sum(any(keys[j] == c for j in s) for s in shards) for c in grid]
+        assert max(nodes_per_config) <= (1 if n == 8 else 2)  # a bundle stays whole, or splits in two at most
 
 
 @pytest.mark.slow

@@ -281,14 +281,16 @@ class LocalDevicesLauncher(Launcher):
         """This node's jobs (queued, or skipped when they finished earlier), their configs, resume keys and the
         recorded return values of the skipped ones."""
         from sympscale.launcher import records
+        from sympscale.launcher.bundles import seed_free
         from sympscale.launcher.scheduler import Job
-        from sympscale.launcher.sharding import in_shard
+        from sympscale.launcher.sharding import shard_positions
 
         hook, code = self.hook, self.code
         jobs, configs, keys, values, stale = [], {}, {}, {}, []
+        mine = shard_positions([seed_free(list(filter_overrides(o))) for o in job_overrides], shard)
         for i, overrides in enumerate(job_overrides):
             idx = initial_job_idx + i
-            if not in_shard(idx, shard):
+            if i not in mine:
                 continue
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(cfg):

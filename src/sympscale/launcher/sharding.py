@@ -1,8 +1,15 @@
-"""Which grid points this node runs, when a grid is split over several nodes (e.g. a Slurm job array)."""
+"""Which grid points this node runs, when a grid is split over several nodes (e.g. a Slurm job array).
+
+Shares follow the bundles: the grid in bundle-major order (each configuration's seeds together, configurations in
+the order they first appear), cut into n contiguous parts of near-equal size. A configuration's seeds then run on
+one node as one bundle wherever the counts allow (the user's 8 configurations x 10 seeds on 8 nodes: one each);
+cutting by job index instead would scatter every configuration's seeds over the nodes and shrink its bundles.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable, Sequence
 
 
 def parse_shard(shard: str | None, env: dict | None = None) -> tuple[int, int] | None:
@@ -27,5 +34,14 @@ def parse_shard(shard: str | None, env: dict | None = None) -> tuple[int, int] |
     return i, n
 
 
-def in_shard(idx: int, shard: tuple[int, int] | None) -> bool:
-    return shard is None or idx % shard[1] == shard[0]
+def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> set[int]:
+    """The positions (in grid order) of the jobs node `shard` = (i, n) runs, given each job's configuration key
+    with its seed left out (`bundles.seed_free`); every position when `shard` is None."""
+    if shard is None:
+        return set(range(len(keys)))
+    first: dict = {}
+    for k in keys:
+        first.setdefault(k, len(first))
+    order = sorted(range(len(keys)), key=lambda j: (first[keys[j]], j))  # bundle-major, stable
+    i, n = shard
+    return set(order[i * len(keys) // n : (i + 1) * len(keys) // n])
