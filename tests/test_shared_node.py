@@ -165,3 +165,18 @@ def test_memory_run_measures_without_any_process_taking_the_device_up_front(monk
     overrides = ["system=toda", "D=8", "train=smoke", f"data.cache_dir={tmp_path}", "capacity.width=8"]
     assert memory.main(["--run", "--strategies", "none", *overrides]) == 0
     assert seen == {"parent": "false", "child": "false"}
+
+
+def test_memory_run_measures_only_strategies_predicted_to_fit(monkeypatch, tmp_path, capsys):
+    """A strategy predicted above the headroom is not run (a compile and an out-of-memory error saved): what keeps
+    the node bring-up's memory section within its budget."""
+    from sympscale import memory, profiling
+
+    started = []
+    monkeypatch.setattr(profiling, "device_budget", lambda: (1 << 10, "a 1 KiB device"))
+    monkeypatch.setattr(memory.subprocess, "run", lambda cmd, **kw: started.append(cmd))
+    overrides = ["system=toda", "D=8", "train=smoke", f"data.cache_dir={tmp_path}", "capacity.width=8"]
+    out = tmp_path / "mem.json"
+    assert memory.main(["--run", "--strategies", "none,remat", "--json", str(out), *overrides]) == 0
+    rows = json.loads(out.read_text())["strategies"]
+    assert started == [] and all(r["run_skipped"].startswith("predicted above 90% of the budget") for r in rows)

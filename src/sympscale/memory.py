@@ -105,12 +105,16 @@ def _summary(spec) -> dict:
 
 
 def _row(run, memory: str, budget, a) -> dict:
-    """The predicted peak of one strategy, whether it fits, and (--run) its measurement in a fresh process."""
-    from sympscale.profiling import predicted_memory
+    """The predicted peak of one strategy, whether it fits, and (--run) its measurement in a fresh process: only of
+    a strategy `train.memory=auto` could take (predicted within `profiling.HEADROOM` of the budget), as one predicted
+    not to fit would only spend a compile and an out-of-memory error."""
+    from sympscale.profiling import HEADROOM, predicted_memory
 
     row = predicted_memory(run, memory)
     row["fits"] = None if budget is None or row["peak"] is None else bool(row["peak"] <= budget)
-    if a.run:
+    if a.run and budget is not None and row["peak"] is not None and row["peak"] > HEADROOM * budget:
+        row["run_skipped"] = f"predicted above {HEADROOM:.0%} of the budget: not run"
+    elif a.run:
         r = subprocess.run(
             [sys.executable, "-m", "sympscale.memory", "--measure-one", memory, *a.overrides],
             capture_output=True,
@@ -130,7 +134,7 @@ def _print_table(rows: list[dict], measured: bool) -> None:
         line = f"{r['memory']:<9} {_gib(r.get('peak')):>14} {_gib(r.get('temp')):>9} {str(r['fits']):>5}"
         if measured:
             line += f" {_gib(r.get('measured_peak')):>14} {r.get('step_s', float('nan')):>8.3f}"
-            line += f"  {r.get('run_error', '')}"
+            line += f"  {r.get('run_error', r.get('run_skipped', ''))}"
         print(line)
     if _device().startswith("cpu"):
         print(CPU_NOTE)
