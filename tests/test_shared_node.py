@@ -146,8 +146,9 @@ def test_memory_run_measures_without_any_process_taking_the_device_up_front(monk
     """`python -m sympscale.memory --run`: the parent turns preallocation off before its first device operation,
     and its measuring children inherit that (were the parent to take 75 % of a GPU, they would compete for the
     rest)."""
-    from sympscale import memory, profiling
+    from sympscale import memory, profiling, train
 
+    train.register()  # the schemas, as importing the entry point does (each test starts from a clean Hydra state)
     monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
     seen = {}
     real_budget = profiling.device_budget
@@ -170,8 +171,9 @@ def test_memory_run_measures_without_any_process_taking_the_device_up_front(monk
 def test_memory_run_measures_only_strategies_predicted_to_fit(monkeypatch, tmp_path, capsys):
     """A strategy predicted above the headroom is not run (a compile and an out-of-memory error saved): what keeps
     the node bring-up's memory section within its budget."""
-    from sympscale import memory, profiling
+    from sympscale import memory, profiling, train
 
+    train.register()
     started = []
     monkeypatch.setattr(profiling, "device_budget", lambda: (1 << 10, "a 1 KiB device"))
     monkeypatch.setattr(memory.subprocess, "run", lambda cmd, **kw: started.append(cmd))
