@@ -42,7 +42,9 @@ def test_submitit_preset_sbatch_text():
         "export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0",
     ]:
         assert line in text, f"{line!r} missing from:\n{text}"
-    assert re.search(r"export JAX_COMPILATION_CACHE_DIR=\S*outputs/sweep/\.jax_cache", text)
+    # the compilation cache is the user's own (JAX runs what it finds there), never the shared sweep folder
+    assert 'export JAX_COMPILATION_CACHE_DIR="$HOME/.cache/sympscale/jax-compile"' in text
+    assert 'mkdir -p -m 700 "$JAX_COMPILATION_CACHE_DIR"' in text and ".jax_cache" not in text
 
 
 def test_submitit_launcher_requeues_through_its_checkpoint_hook():

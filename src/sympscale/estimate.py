@@ -4,10 +4,14 @@ Reads {"config": <a job's resolved task config>, "seeds": n} as JSON on stdin an
 {"seconds": ..., "step_s": ..., "basis": "..."}. The launcher's dry run calls it once per distinct configuration
 and bundle size (`sympscale.launcher_hook.estimate`), in a process of its own: the launcher never imports JAX.
 
-The configuration's training step (its model, projection, window and memory strategy; the one training step over n seeds, `training.bundle_step`) is
-compiled from shapes on this process's default device at the final training horizon and timed; the job's time
-is steps x step time x (curriculum's mean horizon / final horizon): a step's rollout costs in proportion to its
-horizon. Data generation, validation and the final evaluation are not counted.
+The configuration's training step (its model, projection, window and memory strategy; the one training step over
+n seeds, `training.bundle_step`) is compiled on this process's default device and timed at two short horizons
+(`SHORT_HORIZON` and twice that); a step's cost is a + b x horizon (the rollout and its gradient scale with the
+horizon, the update does not), extrapolated to the final horizon. Compiling and running the step at the final
+horizon (1,000 at `train=paper`) would cost minutes per configuration; the short ones cost seconds. The memory
+strategy is the one the run would take (`train.memory=auto`: decided from the full-horizon program's predicted
+peak). The job's time is steps x the step at the curriculum's mean horizon. Data generation, validation and the
+final evaluation are not counted.
 """
 
 from __future__ import annotations
@@ -18,51 +22,91 @@ import sys
 import time
 
 REPEATS = 3
+SHORT_HORIZON = 16  # the step is timed at this horizon and twice it, then extrapolated
 
 
-def estimate(task_cfg: dict, seeds: int) -> dict:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
+def assembled(task_cfg: dict):
+    """(the run's assembly from shapes, no data generated; its training settings with the memory strategy resolved)."""
     from omegaconf import OmegaConf
 
-    from sympscale.assembly import assemble, init_params
-    from sympscale.curriculum import mean_horizon
+    from sympscale.assembly import assemble
     from sympscale.job import JobSpec
-    from sympscale.seedaxis import stack
-    from sympscale.training import bundle_step, healthy
 
     spec = JobSpec.from_config(OmegaConf.create(task_cfg))
-    run = assemble(spec)  # shapes only: no data generated
+    run = assemble(spec)
     tr = run.train
     if tr.memory == "auto":
         from sympscale.profiling import choose_memory
 
         tr = dataclasses.replace(tr, memory=choose_memory(run)[0])
-    if not run.info["params"]:
-        return {"seconds": 0.0, "step_s": 0.0, "basis": "nothing to train"}
+    return spec, run, tr
+
+
+def measured_step(spec, run, tr, seeds: int, horizon: int, repeats: int = REPEATS) -> dict:
+    """Compile the bundled training step of `seeds` seeds at `horizon` on the default device and time it (median
+    of `repeats` calls): {"step_s", "compile_s", "horizon", "seeds", "xla_flops"}."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sympscale.assembly import init_params
+    from sympscale.profiling import _flops
+    from sympscale.seedaxis import stack
+    from sympscale.training import bundle_step, healthy
+
+    tr = dataclasses.replace(tr, horizon=horizon)
     inits = [init_params(run, seed) for seed in range(seeds)]
     n_train = spec.data.split_sizes()[0]
     train = jnp.zeros((n_train, spec.data.n_obs, spec.D), dtype=jnp.float64)
     step = bundle_step(run.model, np.ones(spec.D), tr, train, run.projector)
     state = stack([p for p, _ in inits]), stack([run.optimiser().init(p) for p, _ in inits])
     keys, health = jnp.stack([k for _, k in inits]), healthy(seeds)
-    jax.block_until_ready(step(*state, keys, jnp.asarray(0), tr.horizon, health))  # compile
+    args = (*state, keys, jnp.asarray(0), horizon, health)
+    t0 = time.perf_counter()
+    compiled = step.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(*args[:-2], health))  # the first call: buffers allocated
     times = []
-    for i in range(REPEATS):
+    for i in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(step(*state, keys, jnp.asarray(i + 1), tr.horizon, health))
+        jax.block_until_ready(compiled(*state, keys, jnp.asarray(i + 1), health))
         times.append(time.perf_counter() - t0)
-    step_s = float(np.median(times))
-    scale = mean_horizon(tr.schedule(), tr.steps) / tr.horizon
+    return {
+        "step_s": float(np.median(times)),
+        "compile_s": compile_s,
+        "horizon": horizon,
+        "seeds": seeds,
+        "xla_flops": _flops(compiled),
+    }
+
+
+def estimate(task_cfg: dict, seeds: int) -> dict:
+    import jax
+
+    from sympscale.curriculum import mean_horizon
+
+    spec, run, tr = assembled(task_cfg)
+    if not run.info["params"]:
+        return {"seconds": 0.0, "step_s": 0.0, "basis": "nothing to train"}
+    short = min(SHORT_HORIZON, tr.horizon)
+    first = measured_step(spec, run, tr, seeds, short)
+    if 2 * short <= tr.horizon:
+        second = measured_step(spec, run, tr, seeds, 2 * short)
+        per_h = max((second["step_s"] - first["step_s"]) / short, 0.0)
+        fixed = max(first["step_s"] - per_h * short, 0.0)
+        how = f"timed at horizons {short} and {2 * short}, extrapolated as a + b x horizon"
+    else:  # the final horizon is short itself: timed there
+        per_h, fixed, how = 0.0, first["step_s"], f"timed at the final horizon {short}"
+    mean_h = mean_horizon(tr.schedule(), tr.steps)
+    step_s = fixed + per_h * tr.horizon  # at the final horizon
     dev = jax.devices()[0]
     return {
-        "seconds": tr.steps * step_s * scale,
+        "seconds": tr.steps * (fixed + per_h * mean_h),
         "step_s": step_s,
-        "horizon_scale": scale,
-        "basis": f"a measured training step ({seeds} seed(s), horizon {tr.horizon}, {tr.memory}) on "
-        f"{dev.platform}:{getattr(dev, 'device_kind', dev)} x {tr.steps} steps x mean/final horizon {scale:.2f}; "
-        f"data, validation and evaluation not counted",
+        "horizon_scale": (fixed + per_h * mean_h) / step_s if step_s else 1.0,
+        "basis": f"a measured training step ({seeds} seed(s), {tr.memory}) on {dev.platform}:"
+        f"{getattr(dev, 'device_kind', dev)}, {how} to the curriculum's mean horizon {mean_h:.0f}, x {tr.steps} "
+        f"steps; data, validation and evaluation not counted",
     }
 
 
