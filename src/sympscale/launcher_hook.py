@@ -49,7 +49,31 @@ ESTIMATE_TIMEOUT = 900  # seconds: a compile of the largest preset on a GPU take
 
 def estimate(task_cfg: Mapping, seeds: int) -> dict:
     """Predicted device seconds of a job or a bundle of `seeds` (`sympscale.estimate`); seconds None when the
-    measurement could not run (the basis says why)."""
+    measurement could not run (the basis says why). Configurations whose training step is the same program (a GRU
+    on toda and on fput at one D) are measured once."""
+    key = _step_key(task_cfg, seeds)
+    if key not in _ESTIMATES:
+        _ESTIMATES[key] = _measure(task_cfg, seeds)
+    return dict(_ESTIMATES[key])
+
+
+_ESTIMATES: dict[str, dict] = {}
+
+
+def _step_key(task_cfg: Mapping, seeds: int) -> str:
+    """What a training step's cost depends on: the model, D, capacity, training settings and window; the system
+    too, except for a GRU without projection (which never reads it: a symplectic model may integrate the system's
+    known quadratic part, a projection its invariants)."""
+    cfg = dict(task_cfg)
+    model = dict(cfg.get("model") or {})
+    parts = {k: cfg.get(k) for k in ("D", "capacity", "train", "bptt_window", "data")}
+    if model.get("projection", "none") != "none" or model.get("name") != "gru":
+        parts["system"] = cfg.get("system")
+    parts["model"] = model
+    return json.dumps({**parts, "seeds": seeds}, sort_keys=True, default=str)
+
+
+def _measure(task_cfg: Mapping, seeds: int) -> dict:
     request = json.dumps({"config": dict(task_cfg), "seeds": seeds}, default=str)
     cmd = [sys.executable, "-m", "sympscale.estimate"]
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
