@@ -413,12 +413,39 @@ def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results
     assert p1 < p2 < p3  # the bundled program's predicted peak grows with its seeds
     monkeypatch.setattr(job, "_memory_limits_bundles", lambda: True)  # as on a GPU
     monkeypatch.setattr(profiling, "device_budget", lambda: (int((p2 + p3) / 2 / profiling.HEADROOM), "a test budget"))
+    monkeypatch.setattr(profiling, "STRATEGY_ORDER", (run.train.memory,))  # no leaner strategy to try: it halves
     said = []
     bundled = _bundle_job(tmp_path, echo=said.append)
     assert any("does not fit a test budget" in line and "trains 2 at a time" in line for line in said), said
     assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [2, 2, 1]
     for b, s in zip(bundled, singles, strict=True):
         _same_job(b, s)
+
+
+def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp_path, monkeypatch):
+    """On a GPU (`_fitting`): the whole bundle with the run's strategy, else whole with a leaner one (the same
+    gradients), else halves with the run's own; each program's peak is compiled once (XLA's predictions stubbed)."""
+    from sympscale import job, profiling
+
+    specs, _ = _job_inputs(tmp_path, seeds=(1,))
+    run = job._assemble(specs[0], lambda m: None).with_train(dataclasses.replace(specs[0].train, memory="none"))
+    per_seed = {"none": 10, "remat": 4, "blocked": 3}  # a bundle of n: n x this many bytes
+    asked = []
+
+    def peak(r, n):
+        asked.append((r.train.memory, n))
+        return n * per_seed[r.train.memory]
+
+    monkeypatch.setattr(job, "_memory_limits_bundles", lambda: True)
+    monkeypatch.setattr(profiling, "predicted_bundle_peak", peak)
+    said = []
+    for budget, want in ((45, ("none", 4)), (20, ("remat", 4)), (13, ("blocked", 4)), (9, ("none", 1))):
+        monkeypatch.setattr(profiling, "device_budget", lambda b=budget: (b / profiling.HEADROOM, "a test device"))
+        asked.clear()
+        fitted, size = job._fitting(run, 4, said.append)
+        assert (fitted.train.memory, size) == want, (budget, said[-1:])
+        assert len(asked) == len(set(asked))  # each program compiled once
+    assert "trains with memory=remat (the same gradients" in said[0] and "trains 1 at a time" in said[-1]
 
 
 def test_the_estimate_measures_the_bundled_step_of_the_config(tmp_path):

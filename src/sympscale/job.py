@@ -474,12 +474,12 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
         groups.setdefault(resume.step if resume else 0, []).append(i)
     results: list = [None] * len(members)
     chunks = [
-        (start, idx[i : i + size])
+        (sized, start, idx[i : i + size])
         for start, idx in sorted(groups.items())
-        for size in [_fitting(run, len(idx), echo)]
+        for sized, size in [_fitting(run, len(idx), echo)]
         for i in range(0, len(idx), size)
     ]
-    for start, idx in chunks:
+    for run, start, idx in chunks:  # noqa: B020  (each part trains with the strategy that made it fit)
         progress = _progress(run, start)
         with progress:
             fitted = fit_bundle(
@@ -513,25 +513,40 @@ def _memory_limits_bundles() -> bool:
     return jax.default_backend() != "cpu"
 
 
-def _fitting(run: Assembly, seeds: int, echo) -> int:
-    """How many of `seeds` train together: on a GPU as many as the bundled program's predicted peak lets fit its
-    memory (with `profiling.HEADROOM`); on the CPU backend all of them (host memory is not what limits)."""
+def _fitting(run: Assembly, seeds: int, echo) -> tuple[Assembly, int]:
+    """(the run, how many of `seeds` train together): on a GPU the whole bundle where the bundled program's predicted
+    peak fits its memory (with `profiling.HEADROOM`), else the whole bundle with a leaner memory strategy (the same
+    gradients, more recomputation: a bundle's throughput is worth it), else halves of it with the run's strategy;
+    on the CPU backend all of them (host memory is not what limits)."""
     if seeds == 1 or not _memory_limits_bundles():
-        return seeds
-    from sympscale.profiling import HEADROOM, bundle_fit, device_budget, predicted_bundle_peak
+        return run, seeds
+    from sympscale import profiling
 
-    budget, what = device_budget()
+    budget, what = profiling.device_budget()
     if budget is None:
-        return seeds
+        return run, seeds
+    peaks: dict = {}
 
-    def fits(n: int) -> bool:
-        peak = predicted_bundle_peak(run, n)
-        return peak is None or peak <= HEADROOM * budget
+    def fits(r: Assembly, n: int) -> bool:
+        key = (r.train.memory, n)
+        if key not in peaks:
+            peaks[key] = profiling.predicted_bundle_peak(r, n)
+        return peaks[key] is None or peaks[key] <= profiling.HEADROOM * budget
 
-    size = bundle_fit(seeds, fits)
-    if size < seeds:
-        echo(f"a bundle of {seeds} seeds does not fit {what} ({budget / 2**30:.1f} GiB): trains {size} at a time")
-    return size
+    if fits(run, seeds):
+        return run, seeds
+    order, current = profiling.STRATEGY_ORDER, run.train.memory
+    for leaner in order[order.index(current) + 1 :] if current in order else ():
+        lean = run.with_train(dataclasses.replace(run.train, memory=leaner))
+        if fits(lean, seeds):
+            echo(
+                f"a bundle of {seeds} seeds does not fit {what} ({budget / 2**30:.1f} GiB) with memory={current}: "
+                f"trains with memory={leaner} (the same gradients, more recomputation)"
+            )
+            return lean, seeds
+    size = profiling.bundle_fit(seeds, lambda n: fits(run, n))
+    echo(f"a bundle of {seeds} seeds does not fit {what} ({budget / 2**30:.1f} GiB): trains {size} at a time")
+    return run, size
 
 
 def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:
