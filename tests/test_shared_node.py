@@ -20,6 +20,10 @@ from sympscale.launcher.devices import plan_devices
 APP = Path(__file__).parent / "apps" / "fake_study.py"
 
 
+def _run(cmd: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
 @pytest.fixture
 def eight_nvidia_gpus(tmp_path, monkeypatch):
     """A PATH whose `nvidia-smi` lists eight GPUs."""
@@ -61,7 +65,7 @@ def test_a_platform_with_no_device_is_refused_in_one_line_before_anything_is_wri
     if Path("/proc/driver/nvidia/gpus").is_dir():
         pytest.skip("this machine has an NVIDIA driver: platform=cuda is possible here")
     cmd = [sys.executable, "-m", "sympscale.train", "-m", "train=smoke", "hydra.launcher.platform=cuda"]
-    r = subprocess.run([*cmd, f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, timeout=300)
+    r = _run([*cmd, f"hydra.sweep.dir={sweep}"], env, tmp_path)
     said = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(said) == 1, r.stderr[-2000:]
     assert said[0].startswith("sympscale: hydra.launcher.platform=cuda but no cuda device is available"), said
@@ -91,14 +95,7 @@ def test_validating_every_system_and_model_never_starts_a_jax_backend(tmp_path):
     """What the sweeper runs in the launching process for each job of a grid: were a backend started there, it
     would take its share of every visible GPU before the jobs start (and with this platform, fail)."""
     env = {**os.environ, "JAX_PLATFORMS": "no_such_platform"}
-    r = subprocess.run(
-        [sys.executable, "-c", BACKEND_CHECK, str(tmp_path / "cache")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    r = _run([sys.executable, "-c", BACKEND_CHECK, str(tmp_path / "cache")], env, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["backend"] is False
@@ -127,14 +124,7 @@ def test_jobs_never_use_a_cache_in_the_sweep_folder(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "no_such_platform", "HOME": str(tmp_path / "home")}
     env.pop("XDG_CACHE_HOME", None)
     cmd = [sys.executable, str(APP), "-m", "system=toda", "D=16", "seed=1,2", "hydra.launcher.platform=cpu"]
-    r = subprocess.run(
-        [*cmd, "hydra.launcher.cpu_workers=2", f"hydra.sweep.dir={sweep}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    r = _run([*cmd, "hydra.launcher.cpu_workers=2", f"hydra.sweep.dir={sweep}"], env, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     private = tmp_path / "home" / ".cache" / "sympscale" / "jax-compile"
     assert f"compilation cache {private} (private to this user)" in r.stdout + r.stderr
