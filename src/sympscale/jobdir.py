@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from sympscale import atomic
-from sympscale.launcher.jsonfile import read_json, write_json
+from sympscale.launcher.jsonfile import damage, read_json, write_json
 
 __all__ = ["JobDir", "write_json"]
-DAMAGED = ("empty", "not valid JSON")  # `read_json`'s problems of a file that cannot be what was written
 
 
 class JobDir:
@@ -61,9 +60,7 @@ def orphaned(status: object) -> str | None:
 def damaged(path: Path) -> str | None:
     """Why a JSON record the project wrote cannot be what it wrote (empty, not JSON, not an object), or None."""
     value, problem = read_json(path)
-    if problem in DAMAGED:
-        return problem
-    return "not an object" if problem is None and not isinstance(value, dict) else None
+    return damage(problem, value)
 
 
 def npz_damaged(path: Path) -> str | None:

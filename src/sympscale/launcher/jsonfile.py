@@ -15,6 +15,17 @@ def write_json(path: Path, obj) -> None:
     atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+DAMAGED = ("empty", "not valid JSON")  # `read_json`'s problems of a file that cannot be what was written
+
+
+def damage(problem: str | None, value: object) -> str | None:
+    """Of `read_json`'s answer for a record written as a JSON object: why it cannot be what was written (empty,
+    not JSON, not an object), or None (whole, missing, or unreadable for permissions: that is not damage)."""
+    if problem in DAMAGED:
+        return problem
+    return "not an object" if problem is None and not isinstance(value, dict) else None
+
+
 def read_json(path: Path) -> tuple[object, str | None]:
     """(the parsed value, None), or (None, why not): 'missing', 'not a regular file', 'unreadable (<why>)' (the
     file may be whole: permissions), or what marks it damaged: 'empty', 'not valid JSON'."""

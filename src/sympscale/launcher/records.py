@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from sympscale.atomic import keep_aside
-from sympscale.launcher.jsonfile import read_json, write_json
+from sympscale.launcher.jsonfile import damage, read_json, write_json
 from sympscale.launcher.scheduler import Job
 from sympscale.launcher.wire import value_of
 
@@ -32,11 +32,13 @@ def read(job_dir: Path, keep: bool = True) -> dict | None:
         return None
     if problem is None and isinstance(rec, dict):
         return rec
-    why = problem or "not an object"
-    if keep and why in ("empty", "not valid JSON", "not an object"):
-        log.warning(f"{path} cannot be used ({why}); kept as {keep_aside(path, 'damaged').name}, the job runs again")
+    damaged = damage(problem, rec)
+    if keep and damaged:
+        log.warning(
+            f"{path} cannot be used ({damaged}); kept as {keep_aside(path, 'damaged').name}, the job runs again"
+        )
     else:
-        log.warning(f"{path} cannot be used ({why}); the job runs again")
+        log.warning(f"{path} cannot be used ({damaged or problem}); the job runs again")
     return None
 
 
