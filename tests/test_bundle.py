@@ -448,11 +448,14 @@ def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp
     assert "trains with memory=remat (the same gradients" in said[0] and "trains 1 at a time" in said[-1]
 
 
-def test_the_estimate_measures_the_bundled_step_of_the_config(tmp_path):
+def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tmp_path):
     from sympscale import estimate
 
     _, records = _job_inputs(tmp_path, seeds=(1,))
-    one, three = (estimate.estimate(records[0], n) for n in (1, 3))
+    broken = {**records[0], "model": {**records[0]["model"], "name": "no-such-model"}}
+    requests = [{"config": records[0], "seeds": 1}, {"config": broken, "seeds": 1}, {"config": records[0], "seeds": 3}]
+    one, failed, three = estimate.estimate_all(requests)
+    assert failed["seconds"] is None and failed["basis"].startswith("unavailable: "), failed  # the others go on
     for rec in (one, three):
         assert rec["seconds"] > 0 and rec["step_s"] > 0 and "measured training step" in rec["basis"]
     assert "3 seed(s)" in three["basis"]

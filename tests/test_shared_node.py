@@ -172,3 +172,90 @@ def test_memory_run_measures_only_strategies_predicted_to_fit(monkeypatch, tmp_p
     assert memory.main(["--run", "--strategies", "none,remat", "--json", str(out), *overrides]) == 0
     rows = json.loads(out.read_text())["strategies"]
     assert started == [] and all(r["run_skipped"].startswith("predicted above 90% of the budget") for r in rows)
+
+
+# ----- cheap to plan ---------------------------------------------------------------------------------------------
+
+
+def test_the_dry_run_measures_every_configuration_in_one_process(monkeypatch):
+    """One `sympscale.estimate` process for the whole grid (Python and JAX start once); a GRU on two systems is one
+    program, measured once; each answer goes back to its request, in order."""
+    from sympscale import launcher_hook
+
+    started = []
+
+    def run(cmd, *, input, **kw):
+        asked = json.loads(input)["requests"]
+        started.append(asked)
+        answers = [
+            {"seconds": 10.0 * r["seeds"], "basis": f"{r['config']['model']['name']} x{r['seeds']}"} for r in asked
+        ]
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"estimates": answers}) + "\n", stderr="")
+
+    monkeypatch.setattr(launcher_hook.subprocess, "run", run)
+    cfg = {"D": 64, "capacity": {"width": 8}, "train": {"steps": 2}, "data": {}, "bptt_window": None}
+    gru_toda, gru_fput = ({**cfg, "system": {"name": s}, "model": {"name": "gru"}} for s in ("toda", "fput"))
+    symp_toda = {**cfg, "system": {"name": "toda"}, "model": {"name": "symp"}}
+    recs = launcher_hook.estimate([(gru_toda, 10), (symp_toda, 10), (gru_fput, 10), (gru_toda, 1)])
+    assert len(started) == 1 and len(started[0]) == 3  # the GRU at 10 seeds once; at 1 seed its own program
+    assert [r["basis"] for r in recs] == ["gru x10", "symp x10", "gru x10", "gru x1"]
+    assert launcher_hook.estimate([]) == [] and len(started) == 1
+
+
+def test_an_estimate_process_that_fails_leaves_every_estimate_unknown_with_its_reason(monkeypatch):
+    from sympscale import launcher_hook
+
+    def run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 1, stdout="", stderr="Traceback ...\nRuntimeError: no device\n")
+
+    monkeypatch.setattr(launcher_hook.subprocess, "run", run)
+    cfg = {"D": 8, "system": {"name": "toda"}, "model": {"name": "symp"}}
+    recs = launcher_hook.estimate([(cfg, 1), (cfg, 2)])
+    assert [r["seconds"] for r in recs] == [None, None]
+    assert all(r["basis"] == "unavailable: RuntimeError: no device" for r in recs)
+
+
+def test_the_hook_must_answer_one_estimate_per_request():
+    from sympscale.launcher.hook import Hook
+
+    class App:
+        @staticmethod
+        def estimate(requests):
+            return [{"seconds": 1.0, "basis": "measured"}]  # one answer for two requests
+
+    with pytest.raises(TypeError, match="one {'seconds'"):
+        Hook(App, lambda cfg: None, "an app").estimate([({}, 1), ({}, 2)])
+
+
+def test_the_launcher_takes_the_configs_validation_composed():
+    """Composing a job's config costs ~0.1 s: the sweeper hands what it composed to validate to the launcher, once
+    each and as composed (validation's HydraConfig froze the hydra node); anything else is composed afresh."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.sympscale_sweeper.sympscale_sweeper import ComposedOnce
+
+    composed = []
+
+    class Loader:
+        def load_sweep_config(self, master, overrides):
+            composed.append(list(overrides))
+            return OmegaConf.create({"hydra": {"job": {"num": 0}}, "seed": overrides[0]})
+
+        def other(self):
+            return "the loader's own"
+
+    master = OmegaConf.create({})
+    memo = ComposedOnce(Loader())
+    kept = memo.compose_and_keep(master, ["seed=1"])
+    OmegaConf.set_readonly(kept.hydra, True)
+    handed = memo.load_sweep_config(master, ["seed=1"])
+    assert handed is kept and composed == [["seed=1"]]
+    handed.hydra.job.num = 7  # the launcher numbers it
+    assert memo.load_sweep_config(master, ["seed=1"]) is not kept and len(composed) == 2  # a second request
+    assert (
+        memo.load_sweep_config(OmegaConf.create({}), ["seed=2"]).seed == "seed=2" and memo.other() == "the loader's own"
+    )
+    memo.LIMIT = 1
+    memo.compose_and_keep(master, ["seed=3"]), memo.compose_and_keep(master, ["seed=4"])
+    memo.load_sweep_config(master, ["seed=4"])
+    assert composed[-1] == ["seed=4"] and len(composed) == 6  # beyond the limit: composed again when asked

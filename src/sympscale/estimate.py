@@ -1,20 +1,24 @@
-"""`python -m sympscale.estimate`: the predicted device time of a job or a seed bundle, from a measured step.
+"""`python -m sympscale.estimate`: the predicted device time of jobs and seed bundles, from measured steps.
 
-Reads {"config": <a job's resolved task config>, "seeds": n} as JSON on stdin and prints one JSON line
-{"seconds": ..., "step_s": ..., "basis": "..."}. The launcher's dry run calls it once per distinct configuration
-and bundle size (`sympscale.launcher_hook.estimate`), in a process of its own: the launcher never imports JAX.
+Reads {"requests": [{"config": <a job's resolved task config>, "seeds": n}, ...]} as JSON on stdin and prints
+one JSON line {"estimates": [{"seconds": ..., "step_s": ..., "basis": "..."}, ...]}, one per request, in order.
+The launcher's dry run calls it once for every distinct configuration and bundle size of the grid
+(`sympscale.launcher_hook.estimate`): one process of its own (the launcher never imports JAX), whose Python and
+JAX start-up is paid once.
 
-The configuration's training step (its model, projection, window and memory strategy; the one training step over
-n seeds, `training.bundle_step`) is compiled on this process's default device and timed at two short horizons
-(`SHORT_HORIZON` and twice that); a step's cost is a + b x horizon (the rollout and its gradient scale with the
-horizon, the update does not), extrapolated to the final horizon. Compiling and running the step at the final
-horizon (1,000 at `train=paper`) would cost minutes per configuration; the short ones cost seconds. On the CPU
-backend, whose time grows in proportion to the work, one seed at a batch of `CPU_BATCH` is timed and scaled by
-batch x seeds (a `train=paper` step of 10 seeds takes minutes there even at horizon 16); on an accelerator the
-bundle and batch are timed as they are, since their parallel work is what the device absorbs. The memory
-strategy is the one the run would take (`train.memory=auto`: decided from the full-horizon program's predicted
-peak). The job's time is steps x the step at the curriculum's mean horizon. Data generation, validation and the
-final evaluation are not counted.
+Each configuration's training step (its model, projection, window and memory strategy; the one training step
+over n seeds, `training.bundle_step`) is compiled once on this process's default device and timed at a short
+horizon (`SHORT_HORIZON`), then scaled in proportion to the horizon. A step costs a + b x horizon (the rollout and
+its gradient grow with the horizon, the update does not), so the proportional scaling is high for every longer
+horizon by at most the update's share a / (a + b x SHORT_HORIZON) of the timed step (~9 % for the paper preset's
+symp step on CPU), and low for the curriculum's first, shorter stages, a small part of the run's time. Compiling and running the step at the final horizon (1,000 at
+`train=paper`) would cost minutes per configuration; a second horizon, to fit a and b, another compile each.
+On the CPU backend, whose time grows in proportion to the work, one seed at a batch of `CPU_BATCH` is timed and
+scaled by batch x seeds (a `train=paper` step of 10 seeds takes minutes there even at horizon 16); on an
+accelerator the bundle and batch are timed as they are, since their parallel work is what the device absorbs. The
+memory strategy is the one the run would take (`train.memory=auto`: decided from the full-horizon program's
+predicted peak). The job's time is steps x the step at the curriculum's mean horizon. Data generation,
+validation and the final evaluation are not counted.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import json
 import sys
 import time
 
-REPEATS = 2
-SHORT_HORIZON = 16  # the step is timed at this horizon and twice it, then extrapolated
+REPEATS = 1  # timed calls after the first (which allocates the buffers)
+SHORT_HORIZON = 16  # the step is timed at this horizon, then scaled in proportion to the horizon
 CPU_BATCH = 16  # on the CPU backend one seed at this batch is timed and scaled: CPU work grows with batch x seeds
 CPU_DIRECT_S = 1.0  # ... unless the scaled step would take less than this: then it is timed as it is
 
@@ -102,34 +106,42 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     if scale != 1.0 and first["step_s"] * scale < CPU_DIRECT_S:  # cheap enough to time as it is (per-call costs
         timed, n, scale = tr, seeds, 1.0  # that do not grow with the batch would be scaled too)
         first = measured_step(spec, run, timed, n, short)
-    if 2 * short <= tr.horizon:
-        second = measured_step(spec, run, timed, n, 2 * short)
-        per_h = max((second["step_s"] - first["step_s"]) / short, 0.0)
-        fixed = max(first["step_s"] - per_h * short, 0.0)
-        how = f"timed at horizons {short} and {2 * short}, extrapolated as a + b x horizon"
-    else:  # the final horizon is short itself: timed there
-        per_h, fixed, how = 0.0, first["step_s"], f"timed at the final horizon {short}"
-    per_h, fixed = per_h * scale, fixed * scale
+    per_h = first["step_s"] * scale / short
+    if short < tr.horizon:
+        how = f"timed at horizon {short}, scaled in proportion to the horizon"
+    else:
+        how = f"timed at the final horizon {short}"
     if scale != 1.0:
         how += f", one seed at batch {timed.batch_size} scaled x{scale:g} (CPU: time grows with batch x seeds)"
     mean_h = mean_horizon(tr.schedule(), tr.steps)
-    step_s = fixed + per_h * tr.horizon  # at the final horizon
+    step_s = per_h * tr.horizon  # at the final horizon
     dev = jax.devices()[0]
     return {
-        "seconds": tr.steps * (fixed + per_h * mean_h),
+        "seconds": tr.steps * per_h * mean_h,
         "step_s": step_s,
-        "horizon_scale": (fixed + per_h * mean_h) / step_s if step_s else 1.0,
+        "horizon_scale": mean_h / tr.horizon,
         "basis": f"a measured training step ({seeds} seed(s), {tr.memory}) on {dev.platform}:"
         f"{getattr(dev, 'device_kind', dev)}, {how} to the curriculum's mean horizon {mean_h:.0f}, x {tr.steps} "
         f"steps; data, validation and evaluation not counted",
     }
 
 
+def estimate_all(requests: list[dict]) -> list[dict]:
+    """`estimate` of each {"config", "seeds"} in turn; one that cannot be measured says why in its basis."""
+    out = []
+    for r in requests:
+        try:
+            out.append(estimate(r["config"], int(r["seeds"])))
+        except Exception as e:  # noqa: BLE001 (one configuration's failure must not hide the others' estimates)
+            out.append({"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"})
+    return out
+
+
 def main() -> int:
     import sympscale  # noqa: F401  (float64)
 
     request = json.loads(sys.stdin.read())
-    print(json.dumps(estimate(request["config"], int(request["seeds"]))))
+    print(json.dumps({"estimates": estimate_all(request["requests"])}))
     return 0
 
 

@@ -9,8 +9,8 @@ interface is documented in `sympscale.launcher.hook` and in the README's launche
   a code change lists the finished jobs that older code computed (stale) instead of keeping them silently;
 - `result`: the job's own `status.json` must agree that it is done, and a status a killed job left "running"
   is corrected to the launcher's verdict;
-- `estimate`: a job's or a seed bundle's device time from a measured training step (`python -m
-  sympscale.estimate`, a process of its own), for the dry run;
+- `estimate`: the device time of jobs and seed bundles from measured training steps (`python -m
+  sympscale.estimate`, one process of its own for the whole dry run);
 - `describe`: each job's width, parameter count, increment rank and floor (`python -m sympscale.describe`).
 
 Imported by the launcher's process, which must never initialise JAX: nothing here imports it.
@@ -44,20 +44,19 @@ def cost(task_cfg: Mapping) -> float:
         return 0.0
 
 
-ESTIMATE_TIMEOUT = 900  # seconds: a compile of the largest preset on a GPU takes minutes, not more
+ESTIMATE_TIMEOUT = 600  # seconds per distinct training step: a compile of the largest preset on a GPU takes minutes
 
 
-def estimate(task_cfg: Mapping, seeds: int) -> dict:
-    """Predicted device seconds of a job or a bundle of `seeds` (`sympscale.estimate`); seconds None when the
-    measurement could not run (the basis says why). Configurations whose training step is the same program (a GRU
-    on toda and on fput at one D) are measured once."""
-    key = _step_key(task_cfg, seeds)
-    if key not in _ESTIMATES:
-        _ESTIMATES[key] = _measure(task_cfg, seeds)
-    return dict(_ESTIMATES[key])
-
-
-_ESTIMATES: dict[str, dict] = {}
+def estimate(requests: list[tuple[Mapping, int]]) -> list[dict]:
+    """Predicted device seconds of each (job config, seeds) — a job or a bundle of `seeds` — measured in one
+    process (`sympscale.estimate`); seconds None where the measurement could not run (the basis says why).
+    Configurations whose training step is the same program (a GRU on toda and on fput at one D) are measured
+    once."""
+    keys = [_step_key(cfg, seeds) for cfg, seeds in requests]
+    distinct = dict(zip(keys, requests, strict=True))
+    answers = _measure(list(distinct.values())) if distinct else []
+    by_key = dict(zip(distinct, answers, strict=True))
+    return [dict(by_key[k]) for k in keys]
 
 
 def _step_key(task_cfg: Mapping, seeds: int) -> str:
@@ -73,21 +72,26 @@ def _step_key(task_cfg: Mapping, seeds: int) -> str:
     return json.dumps({**parts, "seeds": seeds}, sort_keys=True, default=str)
 
 
-def _measure(task_cfg: Mapping, seeds: int) -> dict:
-    request = json.dumps({"config": dict(task_cfg), "seeds": seeds}, default=str)
+def _measure(requests: list[tuple[Mapping, int]]) -> list[dict]:
+    """One `sympscale.estimate` process for all `requests`; each unknown (with the reason) if it fails."""
+    request = json.dumps({"requests": [{"config": dict(c), "seeds": n} for c, n in requests]}, default=str)
     cmd = [sys.executable, "-m", "sympscale.estimate"]
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
+    limit = ESTIMATE_TIMEOUT * len(requests)
     try:
-        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT, env=env)
+        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=limit, env=env)
     except subprocess.TimeoutExpired:
-        return {"seconds": None, "basis": f"unavailable: the measured step took over {ESTIMATE_TIMEOUT} s"}
-    if out.returncode:
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"seconds": None, "basis": f"unavailable: {last[:300]}"}
-    try:
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {"seconds": None, "basis": f"unavailable: unreadable answer {out.stdout[-200:]!r}"}
+        why = f"the measured steps took over {limit} s ({ESTIMATE_TIMEOUT} s each)"
+    else:
+        try:
+            answers = json.loads(out.stdout.strip().splitlines()[-1])["estimates"] if not out.returncode else None
+        except (ValueError, IndexError, KeyError, TypeError):
+            answers = None
+        if isinstance(answers, list) and len(answers) == len(requests):
+            return answers
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1] if out.returncode else "an unreadable answer"
+        why = f"{last[:300]}" if out.returncode else f"{last}: {out.stdout[-200:]!r}"
+    return [{"seconds": None, "basis": f"unavailable: {why}"}] * len(requests)
 
 
 def describe(task_cfgs: list[Mapping]) -> list[str]:

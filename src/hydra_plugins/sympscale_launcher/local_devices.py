@@ -170,52 +170,45 @@ class LocalDevicesLauncher(Launcher):
         units = [m[0] if len(m) == 1 else bundle_unit(m) for m in make_bundles(queued, size)]
         return units + [j for j in jobs if j.status != "queued"]
 
-    def _estimates(self, units: list, configs: dict) -> dict:
-        """unit idx -> the app's predicted device time of that process (one estimate per configuration and bundle
-        size; after one that could not be made, no more are tried)."""
-        from sympscale.launcher.bundles import seed_free
+    def _dry_run(self, jobs: list, units: list, configs: dict, slots: int) -> None:
+        """Print what a sweep would run: the jobs, the app's line for each (`Hook.describe`, once per configuration
+        up to the seed) and the processes with their predicted device time (`Hook.estimate`, once per
+        configuration and bundle size). The app's two answers are asked at once (each may take a process)."""
+        from concurrent.futures import ThreadPoolExecutor
 
-        cache: dict = {}
-        out: dict = {}
-        unknown = None
-        for u in units:
-            if u.status != "queued":
-                continue
-            members = u.members or [u]
-            key = (seed_free(members[0].overrides), len(members))
-            if key not in cache:
-                if unknown is not None:
-                    cache[key] = unknown
-                else:
-                    log.info(f"dry run: measuring a training step of {u.label} ({len(members)} seed(s))")
-                    cache[key] = self.hook.estimate(_plain_task_config(configs[members[0].idx]), len(members))
-                    if cache[key] is not None and cache[key].get("seconds") is None:
-                        unknown = cache[key]
-            out[u.idx] = cache[key]
-        return out
-
-    def _descriptions(self, jobs: list, configs: dict) -> str:
-        """The app's line for each queued job (`Hook.describe`), asked once per configuration up to the seed."""
         from sympscale.launcher.bundles import seed_free
+        from sympscale.launcher.scheduler import bundle_table, summary_table
 
         queued = [j for j in jobs if j.status == "queued"]
-        keys = {}
+        described: dict = {}  # seed-free overrides -> the first job with them
         for j in queued:
-            keys.setdefault(seed_free(j.overrides), j.idx)
-        lines = self.hook.describe([_plain_task_config(configs[i]) for i in keys.values()])
-        if lines is None or not queued:
-            return ""
-        said = dict(zip(keys, lines, strict=True))
-        return "\n".join(
-            ["jobs as they would run:", *(f"{j.idx:>4}  {j.label}: {said[seed_free(j.overrides)]}" for j in queued)]
-        )
+            described.setdefault(seed_free(j.overrides), j.idx)
+        runs = {u.idx: u.members or [u] for u in units if u.status == "queued"}
+        measured: dict = {}  # (seed-free overrides, seeds) -> the first member of the first such process
+        for m in runs.values():
+            measured.setdefault((seed_free(m[0].overrides), len(m)), m[0].idx)
+        if measured:
+            log.info(f"dry run: measuring {len(measured)} training step(s), one per configuration and bundle size")
+        with ThreadPoolExecutor(2) as pool:
+            lines = pool.submit(self.hook.describe, [_plain_task_config(configs[i]) for i in described.values()])
+            requests = [(_plain_task_config(configs[i]), k[1]) for k, i in measured.items()]
+            recs = pool.submit(self.hook.estimate, requests) if requests else None
+            lines, recs = lines.result(), recs.result() if recs else None
+        print(summary_table(jobs))
+        if lines is not None and queued:
+            said = dict(zip(described, lines, strict=True))
+            print("jobs as they would run:")
+            print("\n".join(f"{j.idx:>4}  {j.label}: {said[seed_free(j.overrides)]}" for j in queued))
+        said = dict(zip(measured, recs, strict=True)) if recs is not None else {}
+        estimates = {idx: said.get((seed_free(m[0].overrides), len(m))) for idx, m in runs.items()}
+        print(bundle_table(units, self.options.get("bundle", "auto"), estimates, slots))
 
     def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         from sympscale.launcher import compile_cache, records
         from sympscale.launcher.child import JobFailure
         from sympscale.launcher.devices import plan_devices
         from sympscale.launcher.hook import find_hook
-        from sympscale.launcher.scheduler import Scheduler, bundle_table, summary_table
+        from sympscale.launcher.scheduler import Scheduler, summary_table
         from sympscale.launcher.sharding import parse_shard
 
         opt = self.options
@@ -235,10 +228,7 @@ class LocalDevicesLauncher(Launcher):
         units = self._units(jobs, len(plan.devices) * opt["jobs_per_device"])
         log.info(f"local_devices: compilation cache {self.cache_dir or 'none'} ({cache_why})")
         if opt["dry_run"]:
-            print(summary_table(jobs))
-            print(self._descriptions(jobs, configs))
-            slots = len(plan.devices) * opt["jobs_per_device"]
-            print(bundle_table(units, opt.get("bundle", "auto"), self._estimates(units, configs), slots))
+            self._dry_run(jobs, units, configs, len(plan.devices) * opt["jobs_per_device"])
             print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
             return []
         scheduler = Scheduler(

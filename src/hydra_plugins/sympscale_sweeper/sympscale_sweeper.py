@@ -6,6 +6,8 @@
 - Every job of the grid is composed and checked (D valid for the system, BPTT window within the horizon, the
   job folder free of a different finished run, ...) before the first one is launched: a bad grid point prints
   one line per problem and exits with status 2 before any compute, writing nothing.
+- The configs validation composed are handed to the launcher (`ComposedOnce`): composing a job costs ~0.1 s,
+  and a grid of 80 would otherwise be composed twice before the first job starts.
 """
 
 import logging
@@ -28,6 +30,37 @@ class SympScaleSweeperConf:
 ConfigStore.instance().store(group="hydra/sweeper", name="sympscale", node=SympScaleSweeperConf, provider="sympscale")
 
 
+class ComposedOnce:
+    """The config loader, with the sweep configs validation composed kept for the launcher to take: each is handed
+    over once (the launcher may modify it; a second request composes afresh), up to `LIMIT` of them (a config is
+    ~0.2 MiB). Everything else is the loader's own."""
+
+    LIMIT = 1000
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+        self._kept: Dict[Any, Any] = {}  # noqa: UP006
+
+    def load_sweep_config(self, master_config: Any, sweep_overrides: List[str]) -> Any:  # noqa: UP006
+        kept = self._kept.pop((id(master_config), tuple(sweep_overrides)), None)
+        if kept is None:
+            return self._loader.load_sweep_config(master_config, sweep_overrides)
+        from omegaconf import OmegaConf
+
+        OmegaConf.set_readonly(kept.hydra, False)  # as composed: validation's HydraConfig.set_config froze it
+        return kept
+
+    def compose_and_keep(self, master_config: Any, sweep_overrides: List[str]) -> Any:  # noqa: UP006
+        """A sweep config for validation (not to be modified), kept for the launcher while there is room."""
+        cfg = self._loader.load_sweep_config(master_config, list(sweep_overrides))
+        if len(self._kept) < self.LIMIT:
+            self._kept[(id(master_config), tuple(sweep_overrides))] = cfg
+        return cfg
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
 class SympScaleSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None, params: dict[str, str] | None = None) -> None:
         from sympscale.seeds import RangeSyntaxError, rewrite_arg
@@ -37,6 +70,13 @@ class SympScaleSweeper(BasicSweeper):
         except RangeSyntaxError as e:
             self._refuse([f"hydra.sweeper.params: {e}"])
         super().__init__(max_batch_size=max_batch_size, params=params)
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        from hydra.types import HydraContext
+
+        memo = ComposedOnce(hydra_context.config_loader)
+        context = HydraContext(config_loader=memo, callbacks=hydra_context.callbacks)
+        super().setup(hydra_context=context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:  # noqa: UP006
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -119,7 +159,7 @@ class SympScaleSweeper(BasicSweeper):
         problems: List[str] = []  # noqa: UP006
         for job in grid:
             try:
-                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+                cfg = self.hydra_context.config_loader.compose_and_keep(self.config, list(job))
             except Exception as e:
                 from sympscale.preflight import composition_error
 

@@ -14,9 +14,10 @@ callables; each one it lacks keeps the generic behaviour on the right.
         -> (status, cause)             ended (status: done | failed | interrupted |    unchanged
                                        cancelled), and of a job found done on resume;
                                        it may correct the app's own files in job_dir
-    estimate(task_cfg, seeds)          predicted device seconds of a job (seeds = 1)   generic: None (the dry
-        -> {"seconds": float | None,   or of a seed bundle, and how it was predicted;  run predicts nothing)
-            "basis": str} | None       the dry run sums them (seconds None: unknown)
+    estimate([(task_cfg, seeds)])      predicted device seconds of each job (seeds =   generic: None (the dry
+        -> [{"seconds": float | None,  1) or seed bundle, and how it was predicted;    run predicts nothing)
+             "basis": str}] | None     one call for the whole dry run (measure them
+                                       in one process); it sums them (None: unknown)
     describe(task_cfgs) -> [str]       one line per job config, printed beside it by   generic: nothing
                                        the dry run (e.g. its model's size)
 
@@ -99,18 +100,17 @@ class Hook:
             raise TypeError(f"{self.where}.result returned {value!r}; expected (one of {END_STATUSES}, cause or None)")
         return value
 
-    def estimate(self, task_cfg: Mapping, seeds: int) -> dict | None:
-        out = self._call("estimate", task_cfg, seeds)
+    def estimate(self, requests: list[tuple[Mapping, int]]) -> list[dict] | None:
+        out = self._call("estimate", requests)
         if out is None or out[0] is None:
             return None
-        rec = out[0]
-        seconds = rec.get("seconds") if isinstance(rec, Mapping) else "missing"
-        ok = seconds is None or (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0)
-        if not (ok and isinstance(rec.get("basis"), str)):
+        recs = out[0]
+        if not isinstance(recs, list) or len(recs) != len(requests) or not all(map(_an_estimate, recs)):
             raise TypeError(
-                f"{self.where}.estimate returned {rec!r}; expected {{'seconds': float >= 0 or None, 'basis': str}}"
+                f"{self.where}.estimate returned {recs!r}; expected one {{'seconds': float >= 0 or None, "
+                "'basis': str}} per request"
             )
-        return dict(rec)
+        return [dict(r) for r in recs]
 
     def describe(self, task_cfgs: list[Mapping]) -> list[str] | None:
         out = self._call("describe", task_cfgs)
@@ -146,6 +146,12 @@ def find_hook(task_function: Callable) -> Hook:
     app = getattr(module, ATTRIBUTE, None)
     where = f"{module_name}.{ATTRIBUTE}" if app is not None else "no hook"
     return Hook(app, task_function, where)
+
+
+def _an_estimate(rec: Any) -> bool:
+    seconds = rec.get("seconds") if isinstance(rec, Mapping) else "missing"
+    ok = seconds is None or (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0)
+    return ok and isinstance(rec.get("basis"), str)
 
 
 def _file_digest(fn: Any) -> str | None:
