@@ -550,3 +550,35 @@ def test_a_damaged_checkpoint_costs_its_seed_its_progress_and_no_more(tmp_path, 
     assert len(kept) == 1 and kept[0].name in warnings[0]
     for b, s in zip(bundled, singles, strict=True):
         _same_job(b, s)
+
+
+def test_training_runs_the_bundled_program_the_memory_prediction_compiled(tmp_path, caplog):
+    """On a GPU `_fitting` compiles the bundled step from shapes to predict its peak; `fit_bundle` then trains with
+    the same program (`Assembly.bundle_step`), not a second compile of it, and its first step's state has the types
+    of every later one (a weakly typed NaN once compiled each horizon twice). A fresh step compiles once."""
+    import dataclasses
+    import logging
+
+    import jax
+
+    from sympscale import job, profiling
+    from sympscale.assembly import init_params
+    from sympscale.training import fit_bundle
+
+    specs, _ = _job_inputs(tmp_path, seeds=(1,))
+    run = job._assemble(specs[0], lambda m: None)
+    run = run.with_train(dataclasses.replace(run.train, memory="none", curriculum="constant", steps=2, val_every=0))
+    inits = [init_params(run, s) for s in (1, 2)]
+
+    def bundled_compiles(step) -> int:
+        caplog.clear()
+        fit_bundle(
+            run.model, [p for p, _ in inits], run.data.train, run.data.std, run.train,
+            keys=[k for _, k in inits], logs=[lambda r: None] * 2, projector=run.projector, step=step,
+        )  # fmt: skip
+        return sum("XLA compilation of jit(bundled)" in r.getMessage() for r in caplog.records)
+
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        assert profiling.predicted_bundle_peak(run, 2) is not None
+        assert bundled_compiles(run.bundle_step) == 0
+        assert bundled_compiles(None) == 1

@@ -8,6 +8,7 @@ projection, the same loss.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from sympscale import models
 from sympscale.data import Dataset, load_or_generate
 from sympscale.projection import Projector, make_projector
 from sympscale.systems import System, make_system
-from sympscale.training import TrainSpec, make_loss, make_optimizer
+from sympscale.training import TrainSpec, bundle_step, make_loss, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -42,6 +43,13 @@ class Assembly:
         """loss(params, x0, targets) of the training rollout (with `memory` instead of the run's strategy)."""
         spec = self.train if memory is None else dataclasses.replace(self.train, memory=memory)
         return make_loss(self.model, self.std, spec, self.projector)
+
+    @functools.cached_property
+    def bundle_step(self) -> Callable:
+        """The bundled training step `fit_bundle` trains this run with (`training.bundle_step`), built once: what a
+        memory prediction compiled for it (`profiling.predicted_bundle_peak`) is the program training runs (a jitted
+        function keeps its compiled programs, one per horizon and bundle size)."""
+        return bundle_step(self.model, self.std, self.train, self.data.train, self.projector)
 
     def optimiser(self) -> optax.GradientTransformation:
         return make_optimizer(self.train)

@@ -495,6 +495,7 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
                 projector=run.projector,
                 start_with=run.start_with,
                 validate=validate,
+                step=run.bundle_step,
             )
         for i, (params, summary) in zip(idx, fitted, strict=True):
             whose = f"seed {members[i].spec.seed}: " if len(members) > 1 else ""

@@ -128,11 +128,12 @@ def measure_step(run, memory: str, *, repeats: int = 3, seed: int = 0) -> dict:
 
 def predicted_bundle_peak(run, seeds: int) -> int | None:
     """XLA's predicted peak bytes of `run`'s bundled training step for `seeds` seeds, compiled from shapes for
-    the default backend at the final horizon (`training.fit_bundle`'s program); None where XLA gives none."""
-    from sympscale.training import bundle_step, healthy, make_optimizer
+    the default backend at the final horizon (`run.bundle_step`, the program `training.fit_bundle` runs, compiled
+    once); None where XLA gives none."""
+    from sympscale.training import healthy, make_optimizer
 
     spec = run.train
-    step = bundle_step(run.model, run.std, spec, run.data.train, run.projector)
+    step = run.bundle_step  # the run's own: training finds this compile done
 
     def stacked(tree):
         return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((seeds, *a.shape), a.dtype), tree)
@@ -141,7 +142,8 @@ def predicted_bundle_peak(run, seeds: int) -> int | None:
     opt_state = jax.eval_shape(make_optimizer(spec).init, params)
     keys = jax.eval_shape(lambda: jnp.stack([jax.random.key(0)] * seeds))
     health = jax.eval_shape(lambda: healthy(seeds))
-    args = (stacked(params), stacked(opt_state), keys, jax.ShapeDtypeStruct((), jnp.int64), spec.horizon, health)
+    step_no = jax.eval_shape(lambda: jnp.asarray(0))  # as the training loop passes it (weakly typed)
+    args = (stacked(params), stacked(opt_state), keys, step_no, spec.horizon, health)
     ma = step.lower(*args).compile().memory_analysis()
     if ma is None:
         return None

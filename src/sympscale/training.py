@@ -310,7 +310,8 @@ def _updater(model, std, spec: TrainSpec, opt, train_dev, projector):
 
 def healthy(seeds: int) -> tuple:
     """The `health` of a bundle whose seeds all train: (alive, bad_step, bad_loss)."""
-    return jnp.ones(seeds, dtype=bool), jnp.full(seeds, -1, dtype=jnp.int64), jnp.full(seeds, jnp.nan)
+    # explicit dtypes: the step returns strongly typed ones, and a weakly typed NaN here would compile it twice
+    return jnp.ones(seeds, dtype=bool), jnp.full(seeds, -1, dtype=jnp.int64), jnp.full(seeds, jnp.nan, jnp.float64)
 
 
 def bundle_step(model, std, spec: TrainSpec, train, projector=None):
@@ -377,6 +378,7 @@ def fit_bundle(
     projector=None,
     start_with: tuple[object, int] | None = None,
     validate: Callable | None = None,
+    step: Callable | None = None,
 ) -> list[tuple[dict, dict]]:
     """Train the seeds of one configuration (their parameters, batch keys, logs, checkpoints) as one program;
     returns each seed's (params, summary).
@@ -395,6 +397,10 @@ def fit_bundle(
     With a `projector`, training rollouts are projected onto the invariants after every step.
     `start_with = (other_model, k)` trains the same parameters through `other_model` for the first k steps (e.g. the
     symplectic model with leapfrog before Yoshida-4: a cheaper, more forgiving integrator while V is rough).
+
+    `step`: the bundled update to train with, `bundle_step(model, std, spec, train, projector)` built by the caller
+    (`Assembly.bundle_step`: programs compiled for it already, e.g. by a memory prediction, are not compiled
+    again); None builds it here.
 
     `resumes` continue interrupted seeds exactly (batches depend only on key and step); all seeds resume at one
     step (a caller groups them by their checkpoints' steps). `checkpoint(step, (params, opt_state, best_params),
@@ -415,7 +421,7 @@ def fit_bundle(
     ]
     train_dev = jnp.asarray(train)
     updates = _Updates(
-        main=_updater(model, std, spec, opt, train_dev, projector),
+        main=step or _updater(model, std, spec, opt, train_dev, projector),
         first=_updater(start_with[0], std, spec, opt, train_dev, projector) if start_with else None,
         first_steps=start_with[1] if start_with else 0,
         cosine=_cosine_probe(model, std, spec, train_dev, projector)
