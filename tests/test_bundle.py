@@ -298,12 +298,22 @@ def _same_job(bundled: dict, single: dict, tol=PARAMS_RTOL, rollout_tol=1e-5):
     assert set(bundled) == set(single) and set(bundled["eval"]) == set(single["eval"])
 
 
-def test_a_bundle_job_writes_every_seed_folder_as_a_single_job_does(tmp_path, single_jobs):
+def test_a_bundle_job_writes_every_seed_folder_as_a_single_job_does(tmp_path, single_jobs, monkeypatch):
     import json
 
+    from sympscale import job
+
     single_dir, singles = single_jobs
-    said = []
+    said, steps = [], []
+
+    def fit_bundle(*args, **kw):  # the run's own step (`Assembly.bundle_step`: compiled once), not one of its own
+        steps.append(kw.get("step"))
+        return fitting(*args, **kw)
+
+    fitting = job.fit_bundle
+    monkeypatch.setattr(job, "fit_bundle", fit_bundle)
     bundled = _bundle_job(tmp_path, echo=said.append)
+    assert len(steps) == 1 and steps[0] is not None and hasattr(steps[0], "lower")
     assert any("a bundle of 3 seeds [1, 2, 3]" in line for line in said), said
     for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
         _same_job(b, s)

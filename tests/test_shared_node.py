@@ -190,7 +190,8 @@ def test_the_dry_run_measures_every_configuration_in_one_process(monkeypatch):
         answers = [
             {"seconds": 10.0 * r["seeds"], "basis": f"{r['config']['model']['name']} x{r['seeds']}"} for r in asked
         ]
-        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({"estimates": answers}) + "\n", stderr="")
+        printed = "".join(json.dumps({"estimate": a}) + "\n" for a in answers)
+        return subprocess.CompletedProcess(cmd, 0, stdout="a library's own line\n" + printed, stderr="")
 
     monkeypatch.setattr(launcher_hook.subprocess, "run", run)
     cfg = {"D": 64, "capacity": {"width": 8}, "train": {"steps": 2}, "data": {}, "bptt_window": None}
@@ -202,17 +203,31 @@ def test_the_dry_run_measures_every_configuration_in_one_process(monkeypatch):
     assert launcher_hook.estimate([]) == [] and len(started) == 1
 
 
-def test_an_estimate_process_that_fails_leaves_every_estimate_unknown_with_its_reason(monkeypatch):
+def test_an_estimate_process_that_dies_keeps_the_estimates_it_printed(monkeypatch):
+    """An abort (XLA, the out-of-memory killer) or the time limit loses only the steps not yet measured."""
     from sympscale import launcher_hook
 
+    first = json.dumps({"estimate": {"seconds": 5.0, "basis": "measured"}}) + "\n"
+    ends = iter(
+        [
+            subprocess.CompletedProcess([], -6, stdout=first, stderr="F external/xla/...: Check failed\n"),
+            subprocess.TimeoutExpired([], 1200, output=first.encode()),
+        ]
+    )
+
     def run(cmd, **kw):
-        return subprocess.CompletedProcess(cmd, 1, stdout="", stderr="Traceback ...\nRuntimeError: no device\n")
+        end = next(ends)
+        if isinstance(end, Exception):
+            raise end
+        return end
 
     monkeypatch.setattr(launcher_hook.subprocess, "run", run)
     cfg = {"D": 8, "system": {"name": "toda"}, "model": {"name": "symp"}}
-    recs = launcher_hook.estimate([(cfg, 1), (cfg, 2)])
-    assert [r["seconds"] for r in recs] == [None, None]
-    assert all(r["basis"] == "unavailable: RuntimeError: no device" for r in recs)
+    aborted = launcher_hook.estimate([(cfg, 1), (cfg, 2)])
+    assert aborted[0] == {"seconds": 5.0, "basis": "measured"}
+    assert aborted[1] == {"seconds": None, "basis": "unavailable: F external/xla/...: Check failed"}
+    timed_out = launcher_hook.estimate([(cfg, 1), (cfg, 2)])
+    assert timed_out[0]["seconds"] == 5.0 and timed_out[1]["basis"].startswith("unavailable: the measured steps took")
 
 
 def test_the_hook_must_answer_one_estimate_per_request():
@@ -227,35 +242,81 @@ def test_the_hook_must_answer_one_estimate_per_request():
         Hook(App, lambda cfg: None, "an app").estimate([({}, 1), ({}, 2)])
 
 
+COUNTED = """
+import runpy, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+composed, original = [], ConfigLoaderImpl.load_sweep_config
+ConfigLoaderImpl.load_sweep_config = lambda self, m, o: composed.append(list(o)) or original(self, m, o)
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("COMPOSED", len(composed), file=sys.stderr)
+"""
+
+
+def test_a_sweep_composes_each_job_once_and_its_jobs_share_one_sweep_folder(tmp_path):
+    """Validation's configs go to the launcher: 3 jobs, 3 compositions (6 before). A sweep folder named by the time
+    (`${now:...}`) is one folder for the launcher and every job, as when each job was composed at launch."""
+    env = {**os.environ, "JAX_PLATFORMS": "no_such_platform", "HOME": str(tmp_path / "home")}
+    cmd = [sys.executable, "-c", COUNTED, str(APP), "-m", "system=toda", "D=16", "seed=1,2,3"]
+    sweep = f"hydra.sweep.dir={tmp_path}/sweep-${{now:%H%M%S%f}}"
+    r = _run([*cmd, "hydra.launcher.platform=cpu", "hydra.launcher.cpu_workers=1", sweep], env, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "COMPOSED 3" in r.stderr, r.stderr[-2000:]
+    (folder,) = tmp_path.glob("sweep-*")
+    assert len(list(folder.glob("*/fake.json"))) == 3 and (folder / ".launcher").is_dir()
+
+
+class _Loader:  # a config loader that counts its compositions (module level: it is pickled)
+    def __init__(self):
+        self.composed = []
+
+    def load_sweep_config(self, master, overrides):
+        from omegaconf import OmegaConf
+
+        self.composed.append(list(overrides))
+        return OmegaConf.create({"hydra": {"job": {"num": 0}}, "seed": overrides[0], "when": "${now:%H%M%S%f}"})
+
+    def other(self):
+        return "the loader's own"
+
+
 def test_the_launcher_takes_the_configs_validation_composed():
     """Composing a job's config costs ~0.1 s: the sweeper hands what it composed to validate to the launcher, once
-    each and as composed (validation's HydraConfig froze the hydra node); anything else is composed afresh."""
+    each and as Hydra would compose it (validation's HydraConfig froze the hydra node; the resolver cache is the
+    master's); anything else is composed afresh."""
+    import pickle
+    import time
+
+    from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf
 
     from hydra_plugins.sympscale_sweeper.sympscale_sweeper import ComposedOnce
 
-    composed = []
-
-    class Loader:
-        def load_sweep_config(self, master, overrides):
-            composed.append(list(overrides))
-            return OmegaConf.create({"hydra": {"job": {"num": 0}}, "seed": overrides[0]})
-
-        def other(self):
-            return "the loader's own"
-
-    master = OmegaConf.create({})
-    memo = ComposedOnce(Loader())
+    setup_globals()  # Hydra's resolvers (`now`), as a Hydra app has them
+    loader = _Loader()
+    master = OmegaConf.create({"when": "${now:%H%M%S%f}"})
+    memo = ComposedOnce(loader)
     kept = memo.compose_and_keep(master, ["seed=1"])
     OmegaConf.set_readonly(kept.hydra, True)
+    validated_at = kept.when  # cached in the kept config at validation
+    time.sleep(0.01)
+    launched_at = master.when  # the master resolves later (the sweep folder, at launch)
     handed = memo.load_sweep_config(master, ["seed=1"])
-    assert handed is kept and composed == [["seed=1"]]
+    assert handed is kept and loader.composed == [["seed=1"]]
+    assert handed.when == launched_at != validated_at
     handed.hydra.job.num = 7  # the launcher numbers it
-    assert memo.load_sweep_config(master, ["seed=1"]) is not kept and len(composed) == 2  # a second request
-    assert (
-        memo.load_sweep_config(OmegaConf.create({}), ["seed=2"]).seed == "seed=2" and memo.other() == "the loader's own"
-    )
+    assert memo.load_sweep_config(master, ["seed=1"]) is not kept and len(loader.composed) == 2  # a second request
+    memo.compose_and_keep(master, ["seed=2"])
+    assert memo.load_sweep_config(OmegaConf.create({}), ["seed=2"]).seed == "seed=2" and len(loader.composed) == 4
+    assert memo.other() == "the loader's own"
     memo.LIMIT = 1
     memo.compose_and_keep(master, ["seed=3"]), memo.compose_and_keep(master, ["seed=4"])
     memo.load_sweep_config(master, ["seed=4"])
-    assert composed[-1] == ["seed=4"] and len(composed) == 6  # beyond the limit: composed again when asked
+    assert loader.composed[-1] == ["seed=4"] and len(loader.composed) == 7  # beyond the limit: composed when asked
+    shipped = pickle.loads(pickle.dumps(memo))  # as a Slurm launcher ships it, without the kept configs
+    assert shipped._kept == {} and shipped.other() == "the loader's own"
+    memo.forget()
+    assert memo._kept == {}

@@ -49,6 +49,8 @@ class Assembly:
         """The bundled training step `fit_bundle` trains this run with (`training.bundle_step`), built once: what a
         memory prediction compiled for it (`profiling.predicted_bundle_peak`) is the program training runs (a jitted
         function keeps its compiled programs, one per horizon and bundle size)."""
+        if self.data is None:
+            raise ValueError("this run was assembled for its shapes only: it has no training data to step on")
         return bundle_step(self.model, self.std, self.train, self.data.train, self.projector)
 
     def optimiser(self) -> optax.GradientTransformation:

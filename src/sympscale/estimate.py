@@ -1,7 +1,8 @@
 """`python -m sympscale.estimate`: the predicted device time of jobs and seed bundles, from measured steps.
 
-Reads {"requests": [{"config": <a job's resolved task config>, "seeds": n}, ...]} as JSON on stdin and prints
-one JSON line {"estimates": [{"seconds": ..., "step_s": ..., "basis": "..."}, ...]}, one per request, in order.
+Reads {"requests": [{"config": <a job's resolved task config>, "seeds": n}, ...]} as JSON on stdin and prints one
+JSON line {"estimate": {"seconds": ..., "step_s": ..., "basis": "..."}} per request, in order, as each is made
+(a process that dies or runs out of time keeps the ones it printed).
 The launcher's dry run calls it once for every distinct configuration and bundle size of the grid
 (`sympscale.launcher_hook.estimate`): one process of its own (the launcher never imports JAX), whose Python and
 JAX start-up is paid once.
@@ -9,12 +10,17 @@ JAX start-up is paid once.
 Each configuration's training step (its model, projection, window and memory strategy; the one training step
 over n seeds, `training.bundle_step`) is compiled once on this process's default device and timed at a short
 horizon (`SHORT_HORIZON`), then scaled in proportion to the horizon. A step costs a + b x horizon (the rollout and
-its gradient grow with the horizon, the update does not), so the proportional scaling is high for every longer
-horizon by at most the update's share a / (a + b x SHORT_HORIZON) of the timed step (~9 % for the paper preset's
-symp step on CPU), and low for the curriculum's first, shorter stages, a small part of the run's time. Compiling and running the step at the final horizon (1,000 at
-`train=paper`) would cost minutes per configuration; a second horizon, to fit a and b, another compile each.
-On the CPU backend, whose time grows in proportion to the work, one seed at a batch of `CPU_BATCH` is timed and
-scaled by batch x seeds (a `train=paper` step of 10 seeds takes minutes there even at horizon 16); on an
+its gradient grow with the horizon, the update does not): scaled from 16 to h, the estimate exceeds the step by
+a x (h/16 - 1), a fraction of the estimate below a / (a + 16 b), the update's share of the timed step (9 % for
+the paper preset's symp step on the reference CPU; on an accelerator, where a 16-step program may be bound by
+launches, it may be more: `benchmarks/gpu_step.py` sets the estimate beside the step timed at the final horizon).
+The curriculum's first stages, shorter than 16, come out low alike; they are a small part of a run. Compiling
+and running the step at the final horizon (1,000 at `train=paper`) would cost minutes per configuration; a second
+horizon, to fit a and b, another compile each.
+
+On the CPU backend, whose time grows with the work, one seed at a batch of `CPU_BATCH` is timed and scaled by
+batch x seeds (a `train=paper` step of 10 seeds takes minutes there even at horizon 16): high at paper scale, where
+a per-call cost is scaled too (~1.9x for symp, ~1.4x for a GRU, measured in BENCHMARKS.md); on an
 accelerator the bundle and batch are timed as they are, since their parallel work is what the device absorbs. The
 memory strategy is the one the run would take (`train.memory=auto`: decided from the full-horizon program's
 predicted peak). The job's time is steps x the step at the curriculum's mean horizon. Data generation,
@@ -28,7 +34,8 @@ import json
 import sys
 import time
 
-REPEATS = 1  # timed calls after the first (which allocates the buffers)
+REPEATS = 1  # timed calls after the first (which allocates the buffers), on CPU: a call takes ~1 s there
+DEVICE_REPEATS = 3  # ... on an accelerator: a call of a 16-step program takes milliseconds
 SHORT_HORIZON = 16  # the step is timed at this horizon, then scaled in proportion to the horizon
 CPU_BATCH = 16  # on the CPU backend one seed at this batch is timed and scaled: CPU work grows with batch x seeds
 CPU_DIRECT_S = 1.0  # ... unless the scaled step would take less than this: then it is timed as it is
@@ -102,10 +109,11 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
         timed, n = dataclasses.replace(tr, batch_size=min(CPU_BATCH, tr.batch_size)), 1
         scale = tr.batch_size * seeds / timed.batch_size
     short = min(SHORT_HORIZON, tr.horizon)
-    first = measured_step(spec, run, timed, n, short)
+    repeats = REPEATS if jax.default_backend() == "cpu" else DEVICE_REPEATS
+    first = measured_step(spec, run, timed, n, short, repeats)
     if scale != 1.0 and first["step_s"] * scale < CPU_DIRECT_S:  # cheap enough to time as it is (per-call costs
         timed, n, scale = tr, seeds, 1.0  # that do not grow with the batch would be scaled too)
-        first = measured_step(spec, run, timed, n, short)
+        first = measured_step(spec, run, timed, n, short, repeats)
     per_h = first["step_s"] * scale / short
     if short < tr.horizon:
         how = f"timed at horizon {short}, scaled in proportion to the horizon"
@@ -126,22 +134,22 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     }
 
 
-def estimate_all(requests: list[dict]) -> list[dict]:
-    """`estimate` of each {"config", "seeds"} in turn; one that cannot be measured says why in its basis."""
-    out = []
+def estimate_all(requests: list[dict]):
+    """`estimate` of each {"config", "seeds"} in turn, yielded as it is made; one that cannot be measured says why
+    in its basis."""
     for r in requests:
         try:
-            out.append(estimate(r["config"], int(r["seeds"])))
+            yield estimate(r["config"], int(r["seeds"]))
         except Exception as e:  # noqa: BLE001 (one configuration's failure must not hide the others' estimates)
-            out.append({"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"})
-    return out
+            yield {"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"}
 
 
 def main() -> int:
     import sympscale  # noqa: F401  (float64)
 
     request = json.loads(sys.stdin.read())
-    print(json.dumps({"estimates": estimate_all(request["requests"])}))
+    for answer in estimate_all(request["requests"]):
+        print(json.dumps({"estimate": answer}), flush=True)
     return 0
 
 

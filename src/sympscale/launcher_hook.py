@@ -45,6 +45,7 @@ def cost(task_cfg: Mapping) -> float:
 
 
 ESTIMATE_TIMEOUT = 600  # seconds per distinct training step: a compile of the largest preset on a GPU takes minutes
+DESCRIBE_TIMEOUT = 900  # seconds for the job descriptions (shapes and arithmetic; floors from cached datasets)
 
 
 def estimate(requests: list[tuple[Mapping, int]]) -> list[dict]:
@@ -73,25 +74,28 @@ def _step_key(task_cfg: Mapping, seeds: int) -> str:
 
 
 def _measure(requests: list[tuple[Mapping, int]]) -> list[dict]:
-    """One `sympscale.estimate` process for all `requests`; each unknown (with the reason) if it fails."""
+    """One `sympscale.estimate` process for all `requests`, its answers read as it printed them: those it did not
+    give (it failed, or ran out of time) are unknown, with the reason."""
     request = json.dumps({"requests": [{"config": dict(c), "seeds": n} for c, n in requests]}, default=str)
     cmd = [sys.executable, "-m", "sympscale.estimate"]
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
     limit = ESTIMATE_TIMEOUT * len(requests)
     try:
         out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=limit, env=env)
-    except subprocess.TimeoutExpired:
+        printed, why = out.stdout, None
+        if out.returncode:
+            why = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1][:300]
+    except subprocess.TimeoutExpired as e:
+        printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout or ""
         why = f"the measured steps took over {limit} s ({ESTIMATE_TIMEOUT} s each)"
-    else:
+    answers = []
+    for line in printed.splitlines():
         try:
-            answers = json.loads(out.stdout.strip().splitlines()[-1])["estimates"] if not out.returncode else None
-        except (ValueError, IndexError, KeyError, TypeError):
-            answers = None
-        if isinstance(answers, list) and len(answers) == len(requests):
-            return answers
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1] if out.returncode else "an unreadable answer"
-        why = f"{last[:300]}" if out.returncode else f"{last}: {out.stdout[-200:]!r}"
-    return [{"seconds": None, "basis": f"unavailable: {why}"}] * len(requests)
+            answers.append(json.loads(line)["estimate"])
+        except (ValueError, KeyError, TypeError):
+            continue  # anything else a library printed
+    missing = {"seconds": None, "basis": f"unavailable: {why or 'no answer'}"}
+    return (answers + [missing] * len(requests))[: len(requests)]
 
 
 def describe(task_cfgs: list[Mapping]) -> list[str]:
@@ -101,7 +105,7 @@ def describe(task_cfgs: list[Mapping]) -> list[str]:
     cmd = [sys.executable, "-m", "sympscale.describe"]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # shapes and arithmetic only: no device needed
     try:
-        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT, env=env)
+        out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=DESCRIBE_TIMEOUT, env=env)
         lines = json.loads(out.stdout.strip().splitlines()[-1])["lines"]
     except (subprocess.TimeoutExpired, ValueError, IndexError, KeyError) as e:
         return [f"not described ({type(e).__name__})"] * len(task_cfgs)

@@ -419,14 +419,14 @@ def fit_bundle(
         _Seed(spec, log, validate, ckpt, _Selector(p, r.history, r.best_params))
         for log, ckpt, p, r in zip(logs, checkpoints, params, resumes, strict=True)
     ]
-    train_dev = jnp.asarray(train)
+    probe = bool(spec.grad_cosine_every and spec.window)
+    # on the device once: the given step holds its own copy, and only the other programs need this one
+    train_dev = jnp.asarray(train) if step is None or start_with or probe else None
     updates = _Updates(
         main=step or _updater(model, std, spec, opt, train_dev, projector),
         first=_updater(start_with[0], std, spec, opt, train_dev, projector) if start_with else None,
         first_steps=start_with[1] if start_with else 0,
-        cosine=_cosine_probe(model, std, spec, train_dev, projector)
-        if spec.grad_cosine_every and spec.window
-        else None,
+        cosine=_cosine_probe(model, std, spec, train_dev, projector) if probe else None,
     )
     loop = _Loop(seeds, jnp.stack(keys))
     final = loop.run(updates, stack(params), stack([r.opt_state for r in resumes]), starts[0])

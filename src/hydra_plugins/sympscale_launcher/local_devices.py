@@ -170,15 +170,18 @@ class LocalDevicesLauncher(Launcher):
         units = [m[0] if len(m) == 1 else bundle_unit(m) for m in make_bundles(queued, size)]
         return units + [j for j in jobs if j.status != "queued"]
 
-    def _dry_run(self, jobs: list, units: list, configs: dict, slots: int) -> None:
+    def _dry_run(self, jobs: list, units: list, configs: dict, plan: Any) -> None:
         """Print what a sweep would run: the jobs, the app's line for each (`Hook.describe`, once per configuration
         up to the seed) and the processes with their predicted device time (`Hook.estimate`, once per
-        configuration and bundle size). The app's two answers are asked at once (each may take a process)."""
+        configuration and bundle size). On an accelerator the two are asked at once (each may take a process of
+        its own; the estimate times the accelerator); on CPU one after the other, so that neither slows the
+        other's timed steps."""
         from concurrent.futures import ThreadPoolExecutor
 
         from sympscale.launcher.bundles import seed_free
         from sympscale.launcher.scheduler import bundle_table, summary_table
 
+        print(summary_table(jobs), flush=True)
         queued = [j for j in jobs if j.status == "queued"]
         described: dict = {}  # seed-free overrides -> the first job with them
         for j in queued:
@@ -188,20 +191,27 @@ class LocalDevicesLauncher(Launcher):
         for m in runs.values():
             measured.setdefault((seed_free(m[0].overrides), len(m)), m[0].idx)
         if measured:
-            log.info(f"dry run: measuring {len(measured)} training step(s), one per configuration and bundle size")
-        with ThreadPoolExecutor(2) as pool:
-            lines = pool.submit(self.hook.describe, [_plain_task_config(configs[i]) for i in described.values()])
-            requests = [(_plain_task_config(configs[i]), k[1]) for k, i in measured.items()]
+            log.info(f"dry run: measuring the training step of {len(measured)} configuration(s) and bundle size(s)")
+        requests = [(_plain_task_config(configs[i]), k[1]) for k, i in measured.items()]
+        plain = [_plain_task_config(configs[i]) for i in described.values()]
+        with ThreadPoolExecutor(1 if plan.platform == "cpu" else 2) as pool:
+            lines = pool.submit(self.hook.describe, plain)
             recs = pool.submit(self.hook.estimate, requests) if requests else None
             lines, recs = lines.result(), recs.result() if recs else None
-        print(summary_table(jobs))
         if lines is not None and queued:
             said = dict(zip(described, lines, strict=True))
             print("jobs as they would run:")
             print("\n".join(f"{j.idx:>4}  {j.label}: {said[seed_free(j.overrides)]}" for j in queued))
         said = dict(zip(measured, recs, strict=True)) if recs is not None else {}
         estimates = {idx: said.get((seed_free(m[0].overrides), len(m))) for idx, m in runs.items()}
-        print(bundle_table(units, self.options.get("bundle", "auto"), estimates, slots))
+        print(
+            bundle_table(
+                units,
+                self.options.get("bundle", "auto"),
+                estimates,
+                len(plan.devices) * self.options["jobs_per_device"],
+            )
+        )
 
     def _launch(self, sweep_dir: Path, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         from sympscale.launcher import compile_cache, records
@@ -228,7 +238,7 @@ class LocalDevicesLauncher(Launcher):
         units = self._units(jobs, len(plan.devices) * opt["jobs_per_device"])
         log.info(f"local_devices: compilation cache {self.cache_dir or 'none'} ({cache_why})")
         if opt["dry_run"]:
-            self._dry_run(jobs, units, configs, len(plan.devices) * opt["jobs_per_device"])
+            self._dry_run(jobs, units, configs, plan)
             print(f"dry run: {len(jobs)} jobs, {n_run} would run; nothing was started")
             return []
         scheduler = Scheduler(
@@ -371,7 +381,8 @@ class LocalDevicesLauncher(Launcher):
                 "readonly": bool(OmegaConf.is_readonly(cfg)),
                 "hydra_readonly": bool(OmegaConf.is_readonly(cfg.hydra)),
             }
-            return {"config": text, "flags": flags, "resolvers": wire.referenced_resolvers(text)}
+            cache = wire.resolver_cache(cfg)
+            return {"config": text, "flags": flags, "cache": cache, "resolvers": wire.referenced_resolvers(text)}
 
         def spec(job: Any) -> bytes:
             if "task" not in shipped:
@@ -386,6 +397,7 @@ class LocalDevicesLauncher(Launcher):
             return wire.encode_job(
                 config_yaml=members[0]["config"],
                 flags=members[0]["flags"],
+                cache=members[0]["cache"],
                 task_ref=shipped["task"][0],
                 pickled_task=shipped["task"][1],
                 pickled_resolvers={n: resolvers[n] for n in sorted(used) if resolvers.get(n)},

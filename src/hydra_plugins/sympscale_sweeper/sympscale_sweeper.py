@@ -33,31 +33,46 @@ ConfigStore.instance().store(group="hydra/sweeper", name="sympscale", node=SympS
 class ComposedOnce:
     """The config loader, with the sweep configs validation composed kept for the launcher to take: each is handed
     over once (the launcher may modify it; a second request composes afresh), up to `LIMIT` of them (a config is
-    ~0.2 MiB). Everything else is the loader's own."""
+    ~0.2 MiB), with the master's resolver cache as Hydra's own `load_sweep_config` gives it (`${now:...}` in the
+    sweep folder resolves as in the master, not as at validation). Pickled (a Slurm launcher ships it to its tasks)
+    without what it keeps. Everything else is the loader's own."""
 
     LIMIT = 1000
 
     def __init__(self, loader: Any) -> None:
         self._loader = loader
-        self._kept: Dict[Any, Any] = {}  # noqa: UP006
+        self._kept: Dict[Any, Any] = {}  # noqa: UP006  (overrides -> (master config, composed config))
 
     def load_sweep_config(self, master_config: Any, sweep_overrides: List[str]) -> Any:  # noqa: UP006
-        kept = self._kept.pop((id(master_config), tuple(sweep_overrides)), None)
-        if kept is None:
+        master, kept = self._kept.pop(tuple(sweep_overrides), (None, None))
+        if kept is None or master is not master_config:
             return self._loader.load_sweep_config(master_config, sweep_overrides)
         from omegaconf import OmegaConf
 
         OmegaConf.set_readonly(kept.hydra, False)  # as composed: validation's HydraConfig.set_config froze it
+        OmegaConf.copy_cache(from_config=master_config, to_config=kept)  # as Hydra's load_sweep_config does
         return kept
 
     def compose_and_keep(self, master_config: Any, sweep_overrides: List[str]) -> Any:  # noqa: UP006
         """A sweep config for validation (not to be modified), kept for the launcher while there is room."""
         cfg = self._loader.load_sweep_config(master_config, list(sweep_overrides))
         if len(self._kept) < self.LIMIT:
-            self._kept[(id(master_config), tuple(sweep_overrides))] = cfg
+            self._kept[tuple(sweep_overrides)] = (master_config, cfg)
         return cfg
 
-    def __getattr__(self, name: str) -> Any:
+    def forget(self) -> None:
+        """Drop what the launcher did not take (another share's jobs)."""
+        self._kept.clear()
+
+    def __getstate__(self) -> dict:
+        return {"_loader": self._loader, "_kept": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def __getattr__(self, name: str) -> Any:  # only what the instance lacks; never its own state (unpickling)
+        if name.startswith("__") or name in ("_loader", "_kept"):
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
 
@@ -93,7 +108,10 @@ class SympScaleSweeper(BasicSweeper):
         self._check(grid)
         self._check_owner()
         self._keep_previous_record()
-        return super().sweep(arguments)
+        try:
+            return super().sweep(arguments)
+        finally:
+            self.hydra_context.config_loader.forget()
 
     def _check_size(self, parsed: Sequence[Any]) -> None:
         """The grid's size from its sweeps' lengths, before anything expands them (`seed=range(0,10**9)`)."""

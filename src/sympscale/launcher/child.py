@@ -10,6 +10,7 @@ SystemExit leaves no result, and the launcher reports the exit status.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import traceback
@@ -94,11 +95,7 @@ def _prepare(spec: dict):
     for name, text in spec["pickled"].get("resolvers", {}).items():  # only those the import did not register
         if not OmegaConf.has_resolver(name):
             BaseContainer._resolvers[name] = unpickle(text)
-    config = _config(spec["config"])
-    flags = spec["flags"]
-    OmegaConf.set_struct(config, bool(flags.get("struct")))
-    OmegaConf.set_readonly(config.hydra, bool(flags.get("hydra_readonly")) or None)
-    OmegaConf.set_readonly(config, bool(flags.get("readonly")) or None)
+    config = _member_config(spec)
     JobRuntime.instance().set("name", config.hydra.job.name)
     from hydra._internal.callbacks import Callbacks
 
@@ -107,10 +104,14 @@ def _prepare(spec: dict):
 
 
 def _member_config(member: dict):
-    """A bundle member's config with its flags (as `_prepare` sets the job's)."""
+    """A job's (or a bundle member's) config with its flags and the launcher's resolver cache."""
     from omegaconf import OmegaConf
 
+    from sympscale.launcher.wire import cache_entries
+
     config = _config(member["config"])
+    # what the launcher's `now` said, not this process's (a defaultdict, as OmegaConf's own cache)
+    OmegaConf.set_cache(config, collections.defaultdict(dict, cache_entries(member.get("cache") or {})))
     flags = member["flags"]
     OmegaConf.set_struct(config, bool(flags.get("struct")))
     OmegaConf.set_readonly(config.hydra, bool(flags.get("hydra_readonly")) or None)

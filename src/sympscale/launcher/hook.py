@@ -22,7 +22,8 @@ callables; each one it lacks keeps the generic behaviour on the right.
                                        the dry run (e.g. its model's size)
 
 `task_cfg` is the job's resolved task config as plain dicts and lists (no `hydra` node); `job_dir` a Path.
-The hook runs in the launcher's process, which must not initialise JAX: keep it light. What it returns is
+The hook runs in the launcher's process, which must not initialise JAX: keep it light. A dry run on an
+accelerator calls `describe` and `estimate` at once, from two threads. What it returns is
 checked (a wrong type is an error naming the hook), and what it raises is not caught.
 """
 

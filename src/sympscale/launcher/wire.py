@@ -5,11 +5,15 @@ Job spec (launcher -> child), JSON on the child's stdin pipe (format "sympscale-
     {"format": "sympscale-job/1",
      "config": "<the composed job config, hydra node included, as unresolved YAML>",
      "flags": {"struct": true, "readonly": false, "hydra_readonly": true},
+     "cache": {"now": [[["%H-%M-%S"], "13-11-57"]]},  # the launcher's resolver cache, its JSON-able part
      "task": {"module": "sympscale.train", "qualname": "_task", "file": null, "unwrap": false} | null,
      "sys_path": [...], "cwd": "/where/the/sweep/was/started", "version_base": "1.3" | null,
      "pickled": {"task": "<base64>" | null, "resolvers": {"name": "<base64>"}},
-     "members": [{"config": "...", "flags": {...}}, ...] | absent,  # a seed bundle: every member's config
+     "members": [{"config": "...", "flags": {...}, "cache": {...}}, ...] | absent,  # a bundle: every member's
      "bundle_task": {"module": ..., "qualname": "LAUNCHER_BUNDLE_TASK", ...} | absent}
+
+The cache carries what a caching resolver (Hydra's `now`) gave the launcher: a sweep folder named by the time is
+the launcher's folder in every job, not each job's own start time.
 
 A bundle's child runs each member's Hydra job set-up (folder, .hydra/ files) with the bundle task's `prepare`,
 then the members together with its `run` (`sympscale.launcher.bundles`).
@@ -120,10 +124,32 @@ def ship_task(task: Callable) -> tuple[dict | None, str | None]:
     return (ref, None) if ref is not None else (None, pickled(task, "the task function"))
 
 
+def resolver_cache(config) -> dict:
+    """The resolver cache of an OmegaConf config as JSON: {resolver: [[args, value], ...]}, for the resolvers whose
+    cached arguments and values are JSON-able (OmegaConf keys each entry by its argument tuple)."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    for name, entries in OmegaConf.get_cache(config).items():
+        pairs = [[list(k) if isinstance(k, tuple) else k, v] for k, v in entries.items()]
+        try:
+            json.dumps(pairs)
+        except (TypeError, ValueError):
+            continue
+        out[name] = pairs
+    return out
+
+
+def cache_entries(cache: Mapping) -> dict:
+    """`resolver_cache`'s JSON back as OmegaConf's cache: {resolver: {args tuple: value}}."""
+    return {name: {tuple(k) if isinstance(k, list) else k: v for k, v in pairs} for name, pairs in cache.items()}
+
+
 def encode_job(
     *,
     config_yaml: str,
     flags: Mapping,
+    cache: Mapping,
     task_ref: Mapping | None,
     pickled_task: str | None,
     pickled_resolvers: Mapping[str, str],
@@ -137,6 +163,7 @@ def encode_job(
         "format": JOB_FORMAT,
         "config": config_yaml,
         "flags": dict(flags),
+        "cache": dict(cache),
         "task": None if task_ref is None else dict(task_ref),
         "sys_path": [p for p in sys.path if isinstance(p, str)],
         "cwd": cwd,
@@ -146,7 +173,7 @@ def encode_job(
     if members is not None:
         if bundle_task is None:
             raise ValueError("a bundle's spec needs the bundle task")
-        spec["members"] = [{"config": m["config"], "flags": dict(m["flags"])} for m in members]
+        spec["members"] = [{"config": m["config"], "flags": dict(m["flags"]), "cache": m["cache"]} for m in members]
         spec["bundle_task"] = dict(bundle_task)
     return json.dumps(spec).encode()
 
