@@ -458,14 +458,26 @@ def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp
     assert "trains with memory=remat (the same gradients" in said[0] and "trains 1 at a time" in said[-1]
 
 
-def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tmp_path):
+def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tmp_path, monkeypatch):
+    """Each request measured in turn (one failing does not stop the others), each measurement kept privately and
+    reused by a later dry run on the same device with the same code, which says when it was measured."""
     from sympscale import estimate
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
     _, records = _job_inputs(tmp_path, seeds=(1,))
     broken = {**records[0], "model": {**records[0]["model"], "name": "no-such-model"}}
     requests = [{"config": records[0], "seeds": 1}, {"config": broken, "seeds": 1}, {"config": records[0], "seeds": 3}]
     one, failed, three = estimate.estimate_all(requests)
     assert failed["seconds"] is None and failed["basis"].startswith("unavailable: "), failed  # the others go on
+    kept = tmp_path / "home-cache" / "sympscale" / "estimates"
+    assert len(list(kept.glob("*.json"))) == 2 and kept.stat().st_mode & 0o777 == 0o700  # not the failure
+    monkeypatch.setattr(estimate, "estimate", lambda cfg, n: pytest.fail("measured again"))
+    again = list(estimate.estimate_all([requests[2], requests[0]]))
+    assert [r["seconds"] for r in again] == [three["seconds"], one["seconds"]]
+    assert all(r["basis"].startswith(x["basis"] + " (measured 20") for r, x in zip(again, (three, one), strict=True))
+    (next(kept.glob("*.json"))).write_text("{")  # damaged: measured again, not an error
+    with pytest.raises(pytest.fail.Exception, match="measured again"):
+        list(estimate.estimate_all(requests[::2]))
     for rec in (one, three):
         assert rec["seconds"] > 0 and rec["step_s"] > 0 and "measured training step" in rec["basis"]
     assert "3 seed(s)" in three["basis"]

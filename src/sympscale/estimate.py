@@ -5,7 +5,9 @@ JSON line {"estimate": {"seconds": ..., "step_s": ..., "basis": "..."}} per requ
 (a process that dies or runs out of time keeps the ones it printed).
 The launcher's dry run calls it once for every distinct configuration and bundle size of the grid
 (`sympscale.launcher_hook.estimate`): one process of its own (the launcher never imports JAX), whose Python and
-JAX start-up is paid once.
+JAX start-up is paid once. Each measurement is kept in a folder private to the user (`~/.cache/sympscale/
+estimates`, one JSON file per step, device and code): a later dry run on the same device with the same code and
+libraries reuses it and says when it was measured (remove the folder to measure again).
 
 Each configuration's training step (its model, projection, window and memory strategy; the one training step
 over n seeds, `training.bundle_step`) is compiled once on this process's default device and timed at a short
@@ -30,15 +32,31 @@ validation and the final evaluation are not counted.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import hashlib
 import json
 import sys
 import time
+from collections.abc import Mapping
 
 REPEATS = 1  # timed calls after the first (which allocates the buffers), on CPU: a call takes ~1 s there
 DEVICE_REPEATS = 3  # ... on an accelerator: a call of a 16-step program takes milliseconds
 SHORT_HORIZON = 16  # the step is timed at this horizon, then scaled in proportion to the horizon
 CPU_BATCH = 16  # on the CPU backend one seed at this batch is timed and scaled: CPU work grows with batch x seeds
 CPU_DIRECT_S = 1.0  # ... unless the scaled step would take less than this: then it is timed as it is
+
+
+def step_key(task_cfg: Mapping, seeds: int) -> str:
+    """What a training step's cost depends on: the model, D, capacity, training settings and window; the system
+    too, except for a GRU without projection (which never reads it: a symplectic model may integrate the system's
+    known quadratic part, a projection its invariants). No JAX: the launcher's hook uses it."""
+    cfg = dict(task_cfg)
+    model = dict(cfg.get("model") or {})
+    parts = {k: cfg.get(k) for k in ("D", "capacity", "train", "bptt_window", "data")}
+    if model.get("projection", "none") != "none" or model.get("name") != "gru":
+        parts["system"] = cfg.get("system")
+    parts["model"] = model
+    return json.dumps({**parts, "seeds": seeds}, sort_keys=True, default=str)
 
 
 def assembled(task_cfg: dict):
@@ -135,13 +153,70 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
 
 
 def estimate_all(requests: list[dict]):
-    """`estimate` of each {"config", "seeds"} in turn, yielded as it is made; one that cannot be measured says why
-    in its basis."""
+    """`estimate` of each {"config", "seeds"} in turn (or the kept measurement of its step on this device with this
+    code), yielded as it is made; one that cannot be measured says why in its basis."""
+    from sympscale.launcher import compile_cache
+
+    folder, _ = compile_cache.private_dir("estimates")
     for r in requests:
+        path = folder / f"{_measurement_key(r)}.json" if folder else None
+        kept = _kept(path)
+        if kept is not None:
+            yield kept
+            continue
         try:
-            yield estimate(r["config"], int(r["seeds"]))
+            answer = estimate(r["config"], int(r["seeds"]))
         except Exception as e:  # noqa: BLE001 (one configuration's failure must not hide the others' estimates)
             yield {"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"}
+            continue
+        if path is not None:
+            _keep(path, answer)
+        yield answer
+
+
+def _measurement_key(request: dict) -> str:
+    """The step, the device it is timed on, the host and the code: a measurement is reused only where all agree."""
+    import os
+    import platform
+
+    import jax
+
+    from sympscale import provenance
+
+    dev = jax.devices()[0]
+    what = {
+        "step": step_key(request["config"], int(request["seeds"])),
+        "device": [dev.platform, getattr(dev, "device_kind", ""), platform.machine(), os.cpu_count()],
+        "code": provenance.record(),
+        "jaxlib": provenance.libraries().get("jaxlib"),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _kept(path) -> dict | None:
+    """A kept measurement, its basis saying when it was made; None where there is none (or it is damaged)."""
+    from sympscale.launcher.jsonfile import read_json
+
+    if path is None or not path.exists():
+        return None
+    rec, problem = read_json(path)
+    if problem or not isinstance(rec, dict) or not isinstance(rec.get("estimate"), dict):
+        return None
+    answer = dict(rec["estimate"])
+    answer["basis"] = f"{answer.get('basis', '')} (measured {rec.get('measured', '?')}, kept in {path.parent})"
+    return answer
+
+
+def _keep(path, answer: dict) -> None:
+    from sympscale.launcher.jsonfile import write_json
+
+    if answer.get("seconds") is None:
+        return
+    measured = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    try:
+        write_json(path, {"estimate": answer, "measured": measured})
+    except OSError:  # a full or read-only disk: the estimate stands, it is just not kept
+        pass
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sympscale import atomic, identity, provenance
+from sympscale.estimate import step_key
 from sympscale.jobdir import JobDir, damaged, npz_damaged, write_json
 from sympscale.launcher.jsonfile import read_json
 
@@ -53,24 +54,11 @@ def estimate(requests: list[tuple[Mapping, int]]) -> list[dict]:
     process (`sympscale.estimate`); seconds None where the measurement could not run (the basis says why).
     Configurations whose training step is the same program (a GRU on toda and on fput at one D) are measured
     once."""
-    keys = [_step_key(cfg, seeds) for cfg, seeds in requests]
+    keys = [step_key(cfg, seeds) for cfg, seeds in requests]
     distinct = dict(zip(keys, requests, strict=True))
     answers = _measure(list(distinct.values())) if distinct else []
     by_key = dict(zip(distinct, answers, strict=True))
     return [dict(by_key[k]) for k in keys]
-
-
-def _step_key(task_cfg: Mapping, seeds: int) -> str:
-    """What a training step's cost depends on: the model, D, capacity, training settings and window; the system
-    too, except for a GRU without projection (which never reads it: a symplectic model may integrate the system's
-    known quadratic part, a projection its invariants)."""
-    cfg = dict(task_cfg)
-    model = dict(cfg.get("model") or {})
-    parts = {k: cfg.get(k) for k in ("D", "capacity", "train", "bptt_window", "data")}
-    if model.get("projection", "none") != "none" or model.get("name") != "gru":
-        parts["system"] = cfg.get("system")
-    parts["model"] = model
-    return json.dumps({**parts, "seeds": seeds}, sort_keys=True, default=str)
 
 
 def _measure(requests: list[tuple[Mapping, int]]) -> list[dict]:

@@ -16,19 +16,16 @@ from pathlib import Path
 AUTO = "auto"
 
 
-def default_dir(env: dict | None = None) -> Path:
+def default_dir(env: dict | None = None, name: str = "jax-compile") -> Path:
     env = os.environ if env is None else env
     base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
-    return Path(base) / "sympscale" / "jax-compile"
+    return Path(base) / "sympscale" / name
 
 
-def resolve(setting: str | None, env: dict | None = None) -> tuple[Path | None, str]:
-    """(the folder jobs cache compiled programs in, or None for no cache; why, in a few words)."""
-    if setting is None or str(setting).strip() in ("", "null", "none"):
-        return None, "off (hydra.launcher.compilation_cache=null)"
-    if str(setting) != AUTO:
-        return Path(str(setting)), "the folder given (hydra.launcher.compilation_cache)"
-    folder = default_dir(env)
+def private_dir(name: str, env: dict | None = None) -> tuple[Path | None, str]:
+    """(`default_dir` for `name`, made 0700 and used only while it is the user's own and writable by nobody else,
+    or None; why, in a few words)."""
+    folder = default_dir(env, name)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         st = folder.stat()
@@ -37,3 +34,12 @@ def resolve(setting: str | None, env: dict | None = None) -> tuple[Path | None, 
     if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return None, f"off: {folder} is not private to this user (owner {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})"
     return folder, "private to this user"
+
+
+def resolve(setting: str | None, env: dict | None = None) -> tuple[Path | None, str]:
+    """(the folder jobs cache compiled programs in, or None for no cache; why, in a few words)."""
+    if setting is None or str(setting).strip() in ("", "null", "none"):
+        return None, "off (hydra.launcher.compilation_cache=null)"
+    if str(setting) != AUTO:
+        return Path(str(setting)), "the folder given (hydra.launcher.compilation_cache)"
+    return private_dir("jax-compile", env)
