@@ -471,7 +471,7 @@ def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tm
     assert failed["seconds"] is None and failed["basis"].startswith("unavailable: "), failed  # the others go on
     kept = tmp_path / "home-cache" / "sympscale" / "estimates"
     assert len(list(kept.glob("*.json"))) == 2 and kept.stat().st_mode & 0o777 == 0o700  # not the failure
-    monkeypatch.setattr(estimate, "estimate", lambda cfg, n: pytest.fail("measured again"))
+    monkeypatch.setattr(estimate, "estimate", lambda cfg, n, compiled=None: pytest.fail("measured again"))
     again = list(estimate.estimate_all([requests[2], requests[0]]))
     assert [r["seconds"] for r in again] == [three["seconds"], one["seconds"]]
     assert all(r["basis"].startswith(x["basis"] + " (measured 20") for r, x in zip(again, (three, one), strict=True))
@@ -483,6 +483,28 @@ def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tm
     assert "3 seed(s)" in three["basis"]
     assert 0 < one["horizon_scale"] <= 1  # the curriculum's mean horizon over the final one
     assert one["seconds"] == pytest.approx(40 * one["step_s"] * one["horizon_scale"])  # train.steps=40
+
+
+def test_on_an_accelerator_the_estimate_compiles_every_step_ahead_at_once(tmp_path, monkeypatch):
+    """A GPU compile of a paper step takes tens of seconds on one host core: the steps to measure are compiled
+    together in threads first, and each is then timed with its program (the same answers as compiled in turn)."""
+    from sympscale import estimate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    _, records = _job_inputs(tmp_path, seeds=(1,))
+    broken = {**records[0], "model": {**records[0]["model"], "name": "no-such-model"}}
+    requests = [{"config": records[0], "seeds": 1}, {"config": broken, "seeds": 1}, {"config": records[0], "seeds": 2}]
+    given = []
+    measured = estimate.measured_step
+
+    def spy(*args, **kw):
+        given.append(args[6] if len(args) > 6 else kw.get("compiled"))
+        return measured(*args, **kw)
+
+    monkeypatch.setattr(estimate, "measured_step", spy)
+    one, failed, two = estimate.estimate_all(requests, ahead=True)
+    assert one["seconds"] > 0 and two["seconds"] > 0 and failed["basis"].startswith("unavailable: UnknownName")
+    assert len(given) == 2 and all(g is not None and hasattr(g, "cost_analysis") for g in given)
 
 
 def test_a_bundle_of_a_model_with_nothing_to_train_gives_every_seed_the_evaluation(tmp_path):

@@ -76,15 +76,13 @@ def assembled(task_cfg: dict):
     return spec, run, tr
 
 
-def measured_step(spec, run, tr, seeds: int, horizon: int, repeats: int = REPEATS) -> dict:
-    """Compile the bundled training step of `seeds` seeds at `horizon` on the default device and time it (median
-    of `repeats` calls): {"step_s", "compile_s", "horizon", "seeds", "xla_flops"}."""
-    import jax
+def step_program(spec, run, tr, seeds: int, horizon: int) -> tuple:
+    """(the bundled training step of `seeds` seeds at `horizon`, jitted; the arguments of its first call): random
+    parameters, zero data (its values do not change the work)."""
     import jax.numpy as jnp
     import numpy as np
 
     from sympscale.assembly import init_params
-    from sympscale.profiling import _flops
     from sympscale.seedaxis import stack
     from sympscale.training import bundle_step, healthy
 
@@ -95,15 +93,29 @@ def measured_step(spec, run, tr, seeds: int, horizon: int, repeats: int = REPEAT
     step = bundle_step(run.model, np.ones(spec.D), tr, train, run.projector)
     state = stack([p for p, _ in inits]), stack([run.optimiser().init(p) for p, _ in inits])
     keys, health = jnp.stack([k for _, k in inits]), healthy(seeds)
-    args = (*state, keys, jnp.asarray(0), horizon, health)
+    return step, (*state, keys, jnp.asarray(0), horizon, health)
+
+
+def measured_step(spec, run, tr, seeds: int, horizon: int, repeats: int = REPEATS, compiled=None) -> dict:
+    """Compile the bundled training step of `seeds` seeds at `horizon` on the default device (unless `compiled`, the
+    same program compiled ahead, is given) and time it (median of `repeats` calls): {"step_s", "compile_s",
+    "horizon", "seeds", "xla_flops"}."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sympscale.profiling import _flops
+
+    step, args = step_program(spec, run, tr, seeds, horizon)
+    params, opt_state, keys, _, _, health = args
     t0 = time.perf_counter()
-    compiled = step.lower(*args).compile()
+    compiled = compiled if compiled is not None else step.lower(*args).compile()
     compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(*args[:-2], health))  # the first call: buffers allocated
+    jax.block_until_ready(compiled(params, opt_state, keys, jnp.asarray(0), health))  # buffers allocated
     times = []
     for i in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*state, keys, jnp.asarray(i + 1), health))
+        jax.block_until_ready(compiled(params, opt_state, keys, jnp.asarray(i + 1), health))
         times.append(time.perf_counter() - t0)
     return {
         "step_s": float(np.median(times)),
@@ -114,24 +126,55 @@ def measured_step(spec, run, tr, seeds: int, horizon: int, repeats: int = REPEAT
     }
 
 
-def estimate(task_cfg: dict, seeds: int) -> dict:
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What `estimate` times first: `seeds` seeds of `timed` (the run's settings, on CPU at a smaller batch) at
+    horizon `short`, scaled by `scale` (batch x seeds over what was timed)."""
+
+    spec: object
+    run: object
+    train: object  # the run's training settings
+    timed: object
+    seeds: int
+    scale: float
+    short: int
+    repeats: int
+
+    def lowered(self):
+        step, args = step_program(self.spec, self.run, self.timed, self.seeds, self.short)
+        return step.lower(*args)
+
+
+def _plan(task_cfg: dict, seeds: int) -> _Plan | None:
+    """None where the model has nothing to train."""
+    import jax
+
+    spec, run, tr = assembled(task_cfg)
+    if not run.info["params"]:
+        return None
+    timed, n, scale = tr, seeds, 1.0
+    cpu = jax.default_backend() == "cpu"
+    if cpu and tr.batch_size * seeds > CPU_BATCH:
+        timed, n = dataclasses.replace(tr, batch_size=min(CPU_BATCH, tr.batch_size)), 1
+        scale = tr.batch_size * seeds / timed.batch_size
+    return _Plan(spec, run, tr, timed, n, scale, min(SHORT_HORIZON, tr.horizon), REPEATS if cpu else DEVICE_REPEATS)
+
+
+def estimate(task_cfg: dict, seeds: int, compiled=None) -> dict:
+    """The device seconds of a job (seeds = 1) or a bundle, from its step measured at a short horizon (`compiled`:
+    that program compiled ahead, `_Plan.lowered`)."""
     import jax
 
     from sympscale.curriculum import mean_horizon
 
-    spec, run, tr = assembled(task_cfg)
-    if not run.info["params"]:
+    plan = _plan(task_cfg, seeds)
+    if plan is None:
         return {"seconds": 0.0, "step_s": 0.0, "basis": "nothing to train"}
-    timed, n, scale = tr, seeds, 1.0
-    if jax.default_backend() == "cpu" and tr.batch_size * seeds > CPU_BATCH:
-        timed, n = dataclasses.replace(tr, batch_size=min(CPU_BATCH, tr.batch_size)), 1
-        scale = tr.batch_size * seeds / timed.batch_size
-    short = min(SHORT_HORIZON, tr.horizon)
-    repeats = REPEATS if jax.default_backend() == "cpu" else DEVICE_REPEATS
-    first = measured_step(spec, run, timed, n, short, repeats)
+    tr, timed, n, scale, short = plan.train, plan.timed, plan.seeds, plan.scale, plan.short
+    first = measured_step(plan.spec, plan.run, timed, n, short, plan.repeats, compiled)
     if scale != 1.0 and first["step_s"] * scale < CPU_DIRECT_S:  # cheap enough to time as it is (per-call costs
         timed, n, scale = tr, seeds, 1.0  # that do not grow with the batch would be scaled too)
-        first = measured_step(spec, run, timed, n, short, repeats)
+        first = measured_step(plan.spec, plan.run, timed, n, short, plan.repeats)
     per_h = first["step_s"] * scale / short
     if short < tr.horizon:
         how = f"timed at horizon {short}, scaled in proportion to the horizon"
@@ -152,26 +195,61 @@ def estimate(task_cfg: dict, seeds: int) -> dict:
     }
 
 
-def estimate_all(requests: list[dict]):
+def estimate_all(requests: list[dict], ahead: bool | None = None):
     """`estimate` of each {"config", "seeds"} in turn (or the kept measurement of its step on this device with this
-    code), yielded as it is made; one that cannot be measured says why in its basis."""
+    code), yielded as it is made; one that cannot be measured says why in its basis. `ahead` (default: on an
+    accelerator) compiles the steps to measure at once on the host's cores first (`compiled_ahead`)."""
+    import jax
+
     from sympscale.launcher import compile_cache
 
     folder, _ = compile_cache.private_dir("estimates")
-    for r in requests:
-        path = folder / f"{_measurement_key(r)}.json" if folder else None
-        kept = _kept(path)
-        if kept is not None:
-            yield kept
+    paths = [folder / f"{_measurement_key(r)}.json" if folder else None for r in requests]
+    kept = [_kept(path) for path in paths]
+    if ahead is None:
+        ahead = jax.default_backend() != "cpu"
+    todo = [r for r, k in zip(requests, kept, strict=True) if k is None]
+    programs = compiled_ahead(todo) if ahead and len(todo) > 1 else {}
+    for r, path, answer in zip(requests, paths, kept, strict=True):
+        if answer is not None:
+            yield answer
             continue
         try:
-            answer = estimate(r["config"], int(r["seeds"]))
+            answer = estimate(r["config"], int(r["seeds"]), programs.pop(id(r), None))
         except Exception as e:  # noqa: BLE001 (one configuration's failure must not hide the others' estimates)
             yield {"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"}
             continue
         if path is not None:
             _keep(path, answer)
         yield answer
+
+
+def compiled_ahead(requests: list[dict]) -> dict:
+    """id(request) -> the program `estimate` times first, compiled: traced one after the other, compiled at once
+    in threads (XLA releases the GIL while it compiles; a GPU compile of a paper step takes tens of seconds, mostly
+    on one host core). A request that cannot be planned or compiled is left out (`estimate` says why)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    lowered = {}
+    for r in requests:
+        try:
+            plan = _plan(r["config"], int(r["seeds"]))
+            if plan is not None:
+                lowered[id(r)] = plan.lowered()
+        except Exception:  # noqa: BLE001, S112 (estimate meets the same error and says it)
+            continue
+
+    def compile_one(low):
+        try:
+            return low.compile()
+        except Exception:  # noqa: BLE001
+            return None
+
+    workers = max(1, min(len(lowered), (os.cpu_count() or 2) // 2, 8))
+    with ThreadPoolExecutor(workers) as pool:
+        done = dict(zip(lowered, pool.map(compile_one, lowered.values()), strict=True))
+    return {k: v for k, v in done.items() if v is not None}
 
 
 def _measurement_key(request: dict) -> str:
