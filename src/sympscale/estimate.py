@@ -5,7 +5,9 @@ JSON line {"estimate": {"seconds": ..., "step_s": ..., "basis": "..."}} per requ
 (a process that dies or runs out of time keeps the ones it printed).
 The launcher's dry run calls it once for every distinct configuration and bundle size of the grid
 (`sympscale.launcher_hook.estimate`): one process of its own (the launcher never imports JAX), whose Python and
-JAX start-up is paid once. Each measurement is kept in a folder private to the user (`~/.cache/sympscale/
+JAX start-up is paid once. On an accelerator the steps to measure are first compiled at once, in threads on the
+host's cores (`compiled_ahead`: a GPU compile takes tens of seconds, mostly on one core), then timed in turn.
+Each measurement is kept in a folder private to the user (`~/.cache/sympscale/
 estimates`, one JSON file per step, device and code): a later dry run on the same device with the same code and
 libraries reuses it and says when it was measured (remove the folder to measure again).
 
