@@ -197,9 +197,10 @@ def test_the_dry_run_measures_every_configuration_in_one_process(monkeypatch):
     cfg = {"D": 64, "capacity": {"width": 8}, "train": {"steps": 2}, "data": {}, "bptt_window": None}
     gru_toda, gru_fput = ({**cfg, "system": {"name": s}, "model": {"name": "gru"}} for s in ("toda", "fput"))
     symp_toda = {**cfg, "system": {"name": "toda"}, "model": {"name": "symp"}}
-    recs = launcher_hook.estimate([(gru_toda, 10), (symp_toda, 10), (gru_fput, 10), (gru_toda, 1)])
+    elsewhere = {**gru_toda, "data": {"cache_dir": "/another/cache"}}  # where the data lives is not work
+    recs = launcher_hook.estimate([(gru_toda, 10), (symp_toda, 10), (gru_fput, 10), (gru_toda, 1), (elsewhere, 1)])
     assert len(started) == 1 and len(started[0]) == 3  # the GRU at 10 seeds once; at 1 seed its own program
-    assert [r["basis"] for r in recs] == ["gru x10", "symp x10", "gru x10", "gru x1"]
+    assert [r["basis"] for r in recs] == ["gru x10", "symp x10", "gru x10", "gru x1", "gru x1"]
     assert launcher_hook.estimate([]) == [] and len(started) == 1
 
 

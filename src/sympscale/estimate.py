@@ -54,7 +54,8 @@ def step_key(task_cfg: Mapping, seeds: int) -> str:
     known quadratic part, a projection its invariants). No JAX: the launcher's hook uses it."""
     cfg = dict(task_cfg)
     model = dict(cfg.get("model") or {})
-    parts = {k: cfg.get(k) for k in ("D", "capacity", "train", "bptt_window", "data")}
+    parts = {k: cfg.get(k) for k in ("D", "capacity", "train", "bptt_window")}
+    parts["data"] = {k: v for k, v in dict(cfg.get("data") or {}).items() if k != "cache_dir"}  # a place, not work
     if model.get("projection", "none") != "none" or model.get("name") != "gru":
         parts["system"] = cfg.get("system")
     parts["model"] = model
