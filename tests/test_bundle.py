@@ -467,17 +467,21 @@ def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tm
     _, records = _job_inputs(tmp_path, seeds=(1,))
     broken = {**records[0], "model": {**records[0]["model"], "name": "no-such-model"}}
     requests = [{"config": records[0], "seeds": 1}, {"config": broken, "seeds": 1}, {"config": records[0], "seeds": 3}]
-    one, failed, three = estimate.estimate_all(requests)
+    answers = dict(estimate.estimate_all(requests))
+    one, failed, three = (answers[i] for i in range(3))
     assert failed["seconds"] is None and failed["basis"].startswith("unavailable: "), failed  # the others go on
     kept = tmp_path / "home-cache" / "sympscale" / "estimates"
     assert len(list(kept.glob("*.json"))) == 2 and kept.stat().st_mode & 0o777 == 0o700  # not the failure
-    monkeypatch.setattr(estimate, "estimate", lambda cfg, n, compiled=None: pytest.fail("measured again"))
-    again = list(estimate.estimate_all([requests[2], requests[0]]))
-    assert [r["seconds"] for r in again] == [three["seconds"], one["seconds"]]
-    assert all(r["basis"].startswith(x["basis"] + " (measured 20") for r, x in zip(again, (three, one), strict=True))
+    monkeypatch.setattr(estimate, "estimate", lambda cfg, n, prepared=None: pytest.fail("measured again"))
+    again = dict(estimate.estimate_all([requests[2], requests[0]]))
+    assert [again[0]["seconds"], again[1]["seconds"]] == [three["seconds"], one["seconds"]]
+    assert all(again[i]["basis"].startswith(x["basis"] + " (measured 20") for i, x in enumerate((three, one)))
     (next(kept.glob("*.json"))).write_text("{")  # damaged: measured again, not an error
     with pytest.raises(pytest.fail.Exception, match="measured again"):
         list(estimate.estimate_all(requests[::2]))
+    monkeypatch.setattr(estimate, "_machine", lambda: {"code": "another source"})  # other code, device, settings
+    with pytest.raises(pytest.fail.Exception, match="measured again"):
+        list(estimate.estimate_all(requests[2:]))
     for rec in (one, three):
         assert rec["seconds"] > 0 and rec["step_s"] > 0 and "measured training step" in rec["basis"]
     assert "3 seed(s)" in three["basis"]
@@ -487,24 +491,27 @@ def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tm
 
 def test_on_an_accelerator_the_estimate_compiles_every_step_ahead_at_once(tmp_path, monkeypatch):
     """A GPU compile of a paper step takes tens of seconds on one host core: the steps to measure are compiled
-    together in threads first, and each is then timed with its program (the same answers as compiled in turn)."""
+    together in threads first, and each is then timed with the program and plan made for it."""
     from sympscale import estimate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
     _, records = _job_inputs(tmp_path, seeds=(1,))
     broken = {**records[0], "model": {**records[0]["model"], "name": "no-such-model"}}
     requests = [{"config": records[0], "seeds": 1}, {"config": broken, "seeds": 1}, {"config": records[0], "seeds": 2}]
-    given = []
-    measured = estimate.measured_step
+    given, planned = [], []
+    measured, plan = estimate.measured_step, estimate._plan
 
     def spy(*args, **kw):
         given.append(args[6] if len(args) > 6 else kw.get("compiled"))
         return measured(*args, **kw)
 
     monkeypatch.setattr(estimate, "measured_step", spy)
-    one, failed, two = estimate.estimate_all(requests, ahead=True)
+    monkeypatch.setattr(estimate, "_plan", lambda cfg, n: planned.append(n) or plan(cfg, n))
+    answers = dict(estimate.estimate_all(requests, ahead=True))
+    one, failed, two = (answers[i] for i in range(3))
     assert one["seconds"] > 0 and two["seconds"] > 0 and failed["basis"].startswith("unavailable: UnknownName")
     assert len(given) == 2 and all(g is not None and hasattr(g, "cost_analysis") for g in given)
+    assert sorted(planned) == [1, 1, 1, 2]  # each planned once (the broken one twice: again to say why)
 
 
 def test_a_bundle_of_a_model_with_nothing_to_train_gives_every_seed_the_evaluation(tmp_path):

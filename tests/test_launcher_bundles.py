@@ -233,7 +233,8 @@ def test_the_dry_run_of_a_study_lists_its_bundles_and_predicts_its_device_time(t
         f"hydra.sweep.dir={tmp_path / 'dry'}", f"data.cache_dir={tmp_path / 'cache'}",
         "hydra.launcher.platform=cpu", "hydra.launcher.cpu_workers=1", "hydra.launcher.dry_run=true",
     ]  # fmt: skip
-    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "home-cache")}  # measured here, not kept from before
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bundles (hydra.launcher.bundle=auto): 2 processes for 6 jobs, 0 jobs alone" in out.stdout
     line = next(x for x in out.stdout.splitlines() if x.startswith("predicted device time:"))

@@ -190,8 +190,9 @@ def test_the_dry_run_measures_every_configuration_in_one_process(monkeypatch):
         answers = [
             {"seconds": 10.0 * r["seeds"], "basis": f"{r['config']['model']['name']} x{r['seeds']}"} for r in asked
         ]
-        printed = "".join(json.dumps({"estimate": a}) + "\n" for a in answers)
-        return subprocess.CompletedProcess(cmd, 0, stdout="a library's own line\n" + printed, stderr="")
+        printed = [json.dumps({"index": i, "estimate": a}) for i, a in enumerate(answers)][::-1]  # any order
+        printed[0] = "a library's own words, unflushed: " + printed[0]  # a line that runs into an answer
+        return subprocess.CompletedProcess(cmd, 0, stdout="\n".join(["garbled {", *printed]) + "\n", stderr="")
 
     monkeypatch.setattr(launcher_hook.subprocess, "run", run)
     cfg = {"D": 64, "capacity": {"width": 8}, "train": {"steps": 2}, "data": {}, "bptt_window": None}
@@ -208,7 +209,7 @@ def test_an_estimate_process_that_dies_keeps_the_estimates_it_printed(monkeypatc
     """An abort (XLA, the out-of-memory killer) or the time limit loses only the steps not yet measured."""
     from sympscale import launcher_hook
 
-    first = json.dumps({"estimate": {"seconds": 5.0, "basis": "measured"}}) + "\n"
+    first = json.dumps({"index": 0, "estimate": {"seconds": 5.0, "basis": "measured"}}) + "\n"
     ends = iter(
         [
             subprocess.CompletedProcess([], -6, stdout=first, stderr="F external/xla/...: Check failed\n"),
@@ -321,3 +322,20 @@ def test_the_launcher_takes_the_configs_validation_composed():
     assert shipped._kept == {} and shipped.other() == "the loader's own"
     memo.forget()
     assert memo._kept == {}
+
+
+def test_the_resolver_cache_a_job_gets_is_the_launchers(caplog):
+    """`now` (Hydra's caching resolver) crosses to the job as the launcher resolved it; a resolver whose cached
+    values are not JSON is named once and left to the job."""
+    import datetime
+
+    from omegaconf import OmegaConf
+
+    from sympscale.launcher import wire
+
+    cfg = OmegaConf.create({})
+    OmegaConf.get_cache(cfg)["now"][("%H-%M-%S",)] = "13-11-57"
+    OmegaConf.get_cache(cfg)["clock"][("utc",)] = datetime.datetime(2026, 12, 5)
+    shipped = json.loads(json.dumps(wire.resolver_cache(cfg)))
+    assert wire.cache_entries(shipped) == {"now": {("%H-%M-%S",): "13-11-57"}}
+    assert "resolver 'clock': its cached values are not JSON" in caplog.text

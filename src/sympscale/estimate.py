@@ -1,15 +1,16 @@
 """`python -m sympscale.estimate`: the predicted device time of jobs and seed bundles, from measured steps.
 
 Reads {"requests": [{"config": <a job's resolved task config>, "seeds": n}, ...]} as JSON on stdin and prints one
-JSON line {"estimate": {"seconds": ..., "step_s": ..., "basis": "..."}} per request, in order, as each is made
-(a process that dies or runs out of time keeps the ones it printed).
+JSON line {"index": i, "estimate": {"seconds": ..., "step_s": ..., "basis": "..."}} per request, the kept ones first,
+each as it is made (a process that dies or runs out of time keeps the ones it printed).
 The launcher's dry run calls it once for every distinct configuration and bundle size of the grid
 (`sympscale.launcher_hook.estimate`): one process of its own (the launcher never imports JAX), whose Python and
 JAX start-up is paid once. On an accelerator the steps to measure are first compiled at once, in threads on the
 host's cores (`compiled_ahead`: a GPU compile takes tens of seconds, mostly on one core), then timed in turn.
 Each measurement is kept in a folder private to the user (`~/.cache/sympscale/
-estimates`, one JSON file per step, device and code): a later dry run on the same device with the same code and
-libraries reuses it and says when it was measured (remove the folder to measure again).
+estimates`, one JSON file per step, device, host, settings and code): a later dry run within `KEEP_DAYS` on the
+same device with the same code and libraries reuses it and says when it was measured (remove the folder to
+measure again).
 
 Each configuration's training step (its model, projection, window and memory strategy; the one training step
 over n seeds, `training.bundle_step`) is compiled once on this process's default device and timed at a short
@@ -40,6 +41,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 REPEATS = 1  # timed calls after the first (which allocates the buffers), on CPU: a call takes ~1 s there
 DEVICE_REPEATS = 3  # ... on an accelerator: a call of a 16-step program takes milliseconds
@@ -163,14 +165,14 @@ def _plan(task_cfg: dict, seeds: int) -> _Plan | None:
     return _Plan(spec, run, tr, timed, n, scale, min(SHORT_HORIZON, tr.horizon), REPEATS if cpu else DEVICE_REPEATS)
 
 
-def estimate(task_cfg: dict, seeds: int, compiled=None) -> dict:
-    """The device seconds of a job (seeds = 1) or a bundle, from its step measured at a short horizon (`compiled`:
-    that program compiled ahead, `_Plan.lowered`)."""
+def estimate(task_cfg: dict, seeds: int, prepared: tuple | None = None) -> dict:
+    """The device seconds of a job (seeds = 1) or a bundle, from its step measured at a short horizon (`prepared`:
+    its plan and that program compiled ahead, `compiled_ahead`)."""
     import jax
 
     from sympscale.curriculum import mean_horizon
 
-    plan = _plan(task_cfg, seeds)
+    plan, compiled = prepared if prepared is not None else (_plan(task_cfg, seeds), None)
     if plan is None:
         return {"seconds": 0.0, "step_s": 0.0, "basis": "nothing to train"}
     tr, timed, n, scale, short = plan.train, plan.timed, plan.seeds, plan.scale, plan.short
@@ -199,49 +201,54 @@ def estimate(task_cfg: dict, seeds: int, compiled=None) -> dict:
 
 
 def estimate_all(requests: list[dict], ahead: bool | None = None):
-    """`estimate` of each {"config", "seeds"} in turn (or the kept measurement of its step on this device with this
-    code), yielded as it is made; one that cannot be measured says why in its basis. `ahead` (default: on an
-    accelerator) compiles the steps to measure at once on the host's cores first (`compiled_ahead`)."""
+    """(index, `estimate`) of each {"config", "seeds"}: first the kept measurements of their steps on this device
+    with this code, then the others measured in turn, each yielded as it is made; one that cannot be measured says
+    why in its basis. `ahead` (default: on an accelerator) compiles the steps to measure at once first
+    (`compiled_ahead`)."""
     import jax
 
-    from sympscale.launcher import compile_cache
-
-    folder, _ = compile_cache.private_dir("estimates")
-    paths = [folder / f"{_measurement_key(r)}.json" if folder else None for r in requests]
-    kept = [_kept(path) for path in paths]
+    paths = _kept_paths(requests)
+    todo = []
+    for i, path in enumerate(paths):
+        kept = _kept(path)
+        if kept is not None:
+            yield i, kept
+        else:
+            todo.append(i)
     if ahead is None:
         ahead = jax.default_backend() != "cpu"
-    todo = [r for r, k in zip(requests, kept, strict=True) if k is None]
-    programs = compiled_ahead(todo) if ahead and len(todo) > 1 else {}
-    for r, path, answer in zip(requests, paths, kept, strict=True):
-        if answer is not None:
-            yield answer
-            continue
+    prepared = compiled_ahead([requests[i] for i in todo]) if ahead and len(todo) > 1 else {}
+    for i in todo:
+        r = requests[i]
         try:
-            answer = estimate(r["config"], int(r["seeds"]), programs.pop(id(r), None))
+            answer = estimate(r["config"], int(r["seeds"]), prepared.pop(id(r), None))
         except Exception as e:  # noqa: BLE001 (one configuration's failure must not hide the others' estimates)
-            yield {"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"}
+            yield i, {"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"}
             continue
-        if path is not None:
-            _keep(path, answer)
-        yield answer
+        if paths[i] is not None:
+            _keep(paths[i], answer)
+        yield i, answer
+
+
+AHEAD_WORKERS = 4  # compiles at once: each takes a host core, and on a GPU its autotuning times kernels there
 
 
 def compiled_ahead(requests: list[dict]) -> dict:
-    """id(request) -> the program `estimate` times first, compiled: traced one after the other, compiled at once
-    in threads (XLA releases the GIL while it compiles; a GPU compile of a paper step takes tens of seconds, mostly
-    on one host core). A request that cannot be planned or compiled is left out (`estimate` says why)."""
+    """id(request) -> (its plan, the program `estimate` times first, compiled or None): traced one after the
+    other, compiled at once in threads (XLA releases the GIL while it compiles; a GPU compile of a paper step takes
+    tens of seconds, mostly on one host core). A request that cannot be planned is left out (`estimate` says
+    why); one whose program does not compile is compiled again by `estimate`, which then says why."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    lowered = {}
+    plans, lowered = {}, {}
     for r in requests:
         try:
-            plan = _plan(r["config"], int(r["seeds"]))
-            if plan is not None:
-                lowered[id(r)] = plan.lowered()
+            plans[id(r)] = _plan(r["config"], int(r["seeds"]))
+            if plans[id(r)] is not None:
+                lowered[id(r)] = plans[id(r)].lowered()
         except Exception:  # noqa: BLE001, S112 (estimate meets the same error and says it)
-            continue
+            plans.pop(id(r), None)
 
     def compile_one(low):
         try:
@@ -249,28 +256,63 @@ def compiled_ahead(requests: list[dict]) -> dict:
         except Exception:  # noqa: BLE001
             return None
 
-    workers = max(1, min(len(lowered), (os.cpu_count() or 2) // 2, 8))
+    workers = max(1, min(len(lowered), (os.cpu_count() or 2) // 2, AHEAD_WORKERS))
     with ThreadPoolExecutor(workers) as pool:
         done = dict(zip(lowered, pool.map(compile_one, lowered.values()), strict=True))
-    return {k: v for k, v in done.items() if v is not None}
+    return {k: (plan, done.get(k)) for k, plan in plans.items()}
 
 
-def _measurement_key(request: dict) -> str:
-    """The step, the device it is timed on, the host and the code: a measurement is reused only where all agree."""
+KEEP_DAYS = 7  # a kept measurement is reused this long (the device may have been busy when it was made)
+
+
+def _kept_paths(requests: list[dict]) -> list:
+    """Where each request's measurement is kept (None: not kept, e.g. no private folder, a malformed request)."""
+    from sympscale.launcher import compile_cache
+
+    try:
+        folder, _ = compile_cache.private_dir("estimates")
+    except (OSError, RuntimeError):  # no home folder (a container's uid without a passwd entry)
+        folder = None
+    if folder is None:
+        return [None] * len(requests)
+    machine = _machine()
+    out = []
+    for r in requests:
+        try:
+            out.append(folder / f"{_measurement_key(r, machine)}.json")
+        except Exception:  # noqa: BLE001 (measured, not kept; `estimate` says what is wrong with it)
+            out.append(None)
+    return out
+
+
+def _machine() -> dict:
+    """What a step's time depends on besides the step: the device and its software, the host, the settings."""
     import os
     import platform
 
     import jax
 
     from sympscale import provenance
+    from sympscale.profiling import device_budget
 
     dev = jax.devices()[0]
-    what = {
-        "step": step_key(request["config"], int(request["seeds"])),
-        "device": [dev.platform, getattr(dev, "device_kind", ""), platform.machine(), os.cpu_count()],
+    cpu = ""
+    try:
+        cpu = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "device": [dev.platform, getattr(dev, "device_kind", ""), getattr(dev.client, "platform_version", "")],
+        "host": [platform.machine(), cpu, cores],
+        "budget": device_budget()[0],
+        "settings": {k: v for k, v in os.environ.items() if k.startswith(("XLA_", "JAX_"))},
         "code": provenance.record(),
-        "jaxlib": provenance.libraries().get("jaxlib"),
     }
+
+
+def _measurement_key(request: dict, machine: dict) -> str:
+    what = {"step": step_key(request["config"], int(request["seeds"])), "machine": machine}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -284,6 +326,14 @@ def _kept(path) -> dict | None:
     if problem or not isinstance(rec, dict) or not isinstance(rec.get("estimate"), dict):
         return None
     answer = dict(rec["estimate"])
+    if not all(isinstance(answer.get(k), int | float) for k in ("seconds", "step_s")):
+        return None
+    try:
+        age = datetime.datetime.now().astimezone() - datetime.datetime.fromisoformat(str(rec.get("measured")))
+    except (TypeError, ValueError):
+        return None
+    if not datetime.timedelta(0) <= age <= datetime.timedelta(days=KEEP_DAYS):
+        return None
     answer["basis"] = f"{answer.get('basis', '')} (measured {rec.get('measured', '?')}, kept in {path.parent})"
     return answer
 
@@ -304,8 +354,8 @@ def main() -> int:
     import sympscale  # noqa: F401  (float64)
 
     request = json.loads(sys.stdin.read())
-    for answer in estimate_all(request["requests"]):
-        print(json.dumps({"estimate": answer}), flush=True)
+    for i, answer in estimate_all(request["requests"]):
+        print(json.dumps({"index": i, "estimate": answer}), flush=True)
     return 0
 
 

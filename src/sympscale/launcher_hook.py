@@ -62,8 +62,8 @@ def estimate(requests: list[tuple[Mapping, int]]) -> list[dict]:
 
 
 def _measure(requests: list[tuple[Mapping, int]]) -> list[dict]:
-    """One `sympscale.estimate` process for all `requests`, its answers read as it printed them: those it did not
-    give (it failed, or ran out of time) are unknown, with the reason."""
+    """One `sympscale.estimate` process for all `requests`, its answers read as it printed them (each with the index
+    of its request): those it did not give (it failed, or ran out of time) are unknown, with the reason."""
     request = json.dumps({"requests": [{"config": dict(c), "seeds": n} for c, n in requests]}, default=str)
     cmd = [sys.executable, "-m", "sympscale.estimate"]
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
@@ -76,14 +76,16 @@ def _measure(requests: list[tuple[Mapping, int]]) -> list[dict]:
     except subprocess.TimeoutExpired as e:
         printed = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout or ""
         why = f"the measured steps took over {limit} s ({ESTIMATE_TIMEOUT} s each)"
-    answers = []
+    answers = [{"seconds": None, "basis": f"unavailable: {why or 'no answer'}"}] * len(requests)
     for line in printed.splitlines():
-        try:
-            answers.append(json.loads(line)["estimate"])
+        try:  # each answer names its request: a line another library printed (or garbled) moves nothing
+            said = json.loads(line[line.find('{"index"') :]) if '{"index"' in line else None
+            i = said["index"] if isinstance(said, dict) else None
+            if isinstance(i, int) and 0 <= i < len(requests) and isinstance(said["estimate"], dict):
+                answers[i] = said["estimate"]
         except (ValueError, KeyError, TypeError):
-            continue  # anything else a library printed
-    missing = {"seconds": None, "basis": f"unavailable: {why or 'no answer'}"}
-    return (answers + [missing] * len(requests))[: len(requests)]
+            continue
+    return answers
 
 
 def describe(task_cfgs: list[Mapping]) -> list[str]:

@@ -42,6 +42,7 @@ import importlib
 import importlib.util
 import io
 import json
+import logging
 import marshal
 import os
 import re
@@ -54,6 +55,8 @@ JOB_FORMAT, RESULT_FORMAT = "sympscale-job/1", "sympscale-result/1"
 MAIN_ALIAS = "__mp_main__"  # a script's module in the child, as multiprocessing names it (its main guard is off)
 _RESOLVER_USE = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
 _BUILTIN_RESOLVERS = ("hydra",)  # registered by Hydra's setup_globals in every process
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- task by name
@@ -135,9 +138,15 @@ def resolver_cache(config) -> dict:
         try:
             json.dumps(pairs)
         except (TypeError, ValueError):
+            if name not in _UNSHIPPED:
+                _UNSHIPPED.add(name)
+                log.warning(f"resolver {name!r}: its cached values are not JSON; each job resolves it anew")
             continue
         out[name] = pairs
     return out
+
+
+_UNSHIPPED: set[str] = set()
 
 
 def cache_entries(cache: Mapping) -> dict:
