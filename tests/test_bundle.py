@@ -461,7 +461,7 @@ def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp
 def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tmp_path, monkeypatch):
     """Each request measured in turn (one failing does not stop the others), each measurement kept privately and
     reused by a later dry run on the same device with the same code, which says when it was measured."""
-    from sympscale import estimate
+    from sympscale import estimate, estimate_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
     _, records = _job_inputs(tmp_path, seeds=(1,))
@@ -479,7 +479,7 @@ def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tm
     (next(kept.glob("*.json"))).write_text("{")  # damaged: measured again, not an error
     with pytest.raises(pytest.fail.Exception, match="measured again"):
         list(estimate.estimate_all(requests[::2]))
-    monkeypatch.setattr(estimate, "_machine", lambda: {"code": "another source"})  # other code, device, settings
+    monkeypatch.setattr(estimate_cache, "machine", lambda: {"code": "another source"})  # other code, device, settings
     with pytest.raises(pytest.fail.Exception, match="measured again"):
         list(estimate.estimate_all(requests[2:]))
     for rec in (one, three):

@@ -7,10 +7,8 @@ The launcher's dry run calls it once for every distinct configuration and bundle
 (`sympscale.launcher_hook.estimate`): one process of its own (the launcher never imports JAX), whose Python and
 JAX start-up is paid once. On an accelerator the steps to measure are first compiled at once, in threads on the
 host's cores (`compiled_ahead`: a GPU compile takes tens of seconds, mostly on one core), then timed in turn.
-Each measurement is kept in a folder private to the user (`~/.cache/sympscale/
-estimates`, one JSON file per step, device, host, settings and code): a later dry run within `KEEP_DAYS` on the
-same device with the same code and libraries reuses it and says when it was measured (remove the folder to
-measure again).
+Each measurement is kept (`sympscale.estimate_cache`): a later dry run on the same device with the same code
+reuses it and says when it was measured.
 
 Each configuration's training step (its model, projection, window and memory strategy; the one training step
 over n seeds, `training.bundle_step`) is compiled once on this process's default device and timed at a short
@@ -35,13 +33,10 @@ validation and the final evaluation are not counted.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import json
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 REPEATS = 1  # timed calls after the first (which allocates the buffers), on CPU: a call takes ~1 s there
 DEVICE_REPEATS = 3  # ... on an accelerator: a call of a 16-step program takes milliseconds
@@ -207,10 +202,12 @@ def estimate_all(requests: list[dict], ahead: bool | None = None):
     (`compiled_ahead`)."""
     import jax
 
-    paths = _kept_paths(requests)
+    from sympscale import estimate_cache
+
+    paths = estimate_cache.paths(requests)
     todo = []
     for i, path in enumerate(paths):
-        kept = _kept(path)
+        kept = estimate_cache.kept(path)
         if kept is not None:
             yield i, kept
         else:
@@ -226,7 +223,7 @@ def estimate_all(requests: list[dict], ahead: bool | None = None):
             yield i, {"seconds": None, "basis": f"unavailable: {type(e).__name__}: {str(e)[:300]}"}
             continue
         if paths[i] is not None:
-            _keep(paths[i], answer)
+            estimate_cache.keep(paths[i], answer)
         yield i, answer
 
 
@@ -260,94 +257,6 @@ def compiled_ahead(requests: list[dict]) -> dict:
     with ThreadPoolExecutor(workers) as pool:
         done = dict(zip(lowered, pool.map(compile_one, lowered.values()), strict=True))
     return {k: (plan, done.get(k)) for k, plan in plans.items()}
-
-
-KEEP_DAYS = 7  # a kept measurement is reused this long (the device may have been busy when it was made)
-
-
-def _kept_paths(requests: list[dict]) -> list:
-    """Where each request's measurement is kept (None: not kept, e.g. no private folder, a malformed request)."""
-    from sympscale.launcher import compile_cache
-
-    try:
-        folder, _ = compile_cache.private_dir("estimates")
-    except (OSError, RuntimeError):  # no home folder (a container's uid without a passwd entry)
-        folder = None
-    if folder is None:
-        return [None] * len(requests)
-    machine = _machine()
-    out = []
-    for r in requests:
-        try:
-            out.append(folder / f"{_measurement_key(r, machine)}.json")
-        except Exception:  # noqa: BLE001 (measured, not kept; `estimate` says what is wrong with it)
-            out.append(None)
-    return out
-
-
-def _machine() -> dict:
-    """What a step's time depends on besides the step: the device and its software, the host, the settings."""
-    import os
-    import platform
-
-    import jax
-
-    from sympscale import provenance
-    from sympscale.profiling import device_budget
-
-    dev = jax.devices()[0]
-    cpu = ""
-    try:
-        cpu = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "device": [dev.platform, getattr(dev, "device_kind", ""), getattr(dev.client, "platform_version", "")],
-        "host": [platform.machine(), cpu, cores],
-        "budget": device_budget()[0],
-        "settings": {k: v for k, v in os.environ.items() if k.startswith(("XLA_", "JAX_"))},
-        "code": provenance.record(),
-    }
-
-
-def _measurement_key(request: dict, machine: dict) -> str:
-    what = {"step": step_key(request["config"], int(request["seeds"])), "machine": machine}
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def _kept(path) -> dict | None:
-    """A kept measurement, its basis saying when it was made; None where there is none (or it is damaged)."""
-    from sympscale.launcher.jsonfile import read_json
-
-    if path is None or not path.exists():
-        return None
-    rec, problem = read_json(path)
-    if problem or not isinstance(rec, dict) or not isinstance(rec.get("estimate"), dict):
-        return None
-    answer = dict(rec["estimate"])
-    if not all(isinstance(answer.get(k), int | float) for k in ("seconds", "step_s")):
-        return None
-    try:
-        age = datetime.datetime.now().astimezone() - datetime.datetime.fromisoformat(str(rec.get("measured")))
-    except (TypeError, ValueError):
-        return None
-    if not datetime.timedelta(0) <= age <= datetime.timedelta(days=KEEP_DAYS):
-        return None
-    answer["basis"] = f"{answer.get('basis', '')} (measured {rec.get('measured', '?')}, kept in {path.parent})"
-    return answer
-
-
-def _keep(path, answer: dict) -> None:
-    from sympscale.launcher.jsonfile import write_json
-
-    if answer.get("seconds") is None:
-        return
-    measured = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    try:
-        write_json(path, {"estimate": answer, "measured": measured})
-    except OSError:  # a full or read-only disk: the estimate stands, it is just not kept
-        pass
 
 
 def main() -> int:

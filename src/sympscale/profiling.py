@@ -43,6 +43,11 @@ def predicted_memory(run, memory: str) -> dict:
     out = {"memory": memory, "compile_s": time.perf_counter() - t0}
     if ma is None:
         return {**out, "peak": None}
+    return {**out, **_memory_parts(ma), "xla_flops": _flops(compiled)}
+
+
+def _memory_parts(ma) -> dict:
+    """XLA's memory analysis as bytes: code, arguments, outputs, alias, temp, and the peak they make."""
     parts = {
         "code": ma.generated_code_size_in_bytes,
         "arguments": ma.argument_size_in_bytes,
@@ -51,7 +56,7 @@ def predicted_memory(run, memory: str) -> dict:
         "temp": ma.temp_size_in_bytes,
     }
     parts["peak"] = parts["code"] + parts["arguments"] + parts["outputs"] - parts["alias"] + parts["temp"]
-    return {**out, **parts, "xla_flops": _flops(compiled)}
+    return parts
 
 
 def _flops(compiled) -> float | None:
@@ -145,15 +150,7 @@ def predicted_bundle_peak(run, seeds: int) -> int | None:
     step_no = jax.eval_shape(lambda: jnp.asarray(0))  # as the training loop passes it (weakly typed)
     args = (stacked(params), stacked(opt_state), keys, step_no, spec.horizon, health)
     ma = step.lower(*args).compile().memory_analysis()
-    if ma is None:
-        return None
-    return (
-        ma.generated_code_size_in_bytes
-        + ma.argument_size_in_bytes
-        + ma.output_size_in_bytes
-        - (ma.alias_size_in_bytes)
-        + ma.temp_size_in_bytes
-    )
+    return None if ma is None else _memory_parts(ma)["peak"]
 
 
 def bundle_fit(seeds: int, fits: Callable[[int], bool]) -> int:
