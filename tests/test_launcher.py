@@ -190,8 +190,11 @@ def test_sigterm_stops_every_child_and_rerun_finishes(tmp_path):
 
 
 def test_dry_run_lists_the_grid_and_runs_nothing(tmp_path):
-    r = sweep(tmp_path, [*USER_GRID, "hydra.launcher.dry_run=true", "hydra.launcher.platform=cpu"])
+    asked = tmp_path / "estimate.json"  # the app's estimate records what it was asked (measuring: test_bundle.py)
+    args = [*USER_GRID, "hydra.launcher.dry_run=true", "hydra.launcher.platform=cpu"]
+    r = sweep(tmp_path, args, env={"FAKE_ESTIMATE": str(asked)})
     assert "dry run: 80 jobs, 80 would run" in r.stdout
+    assert json.loads(asked.read_text())["requests"] == 8  # one per configuration, asked once
     assert not list((tmp_path / "sweep").glob("*/fake.json"))
 
 

@@ -234,11 +234,13 @@ def test_the_dry_run_of_a_study_lists_its_bundles_and_predicts_its_device_time(t
         "hydra.launcher.platform=cpu", "hydra.launcher.cpu_workers=1", "hydra.launcher.dry_run=true",
     ]  # fmt: skip
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "home-cache")}  # measured here, not kept from before
+    env["JAX_PLATFORMS"] = "no_such_platform"  # the launcher's own: the estimate is measured where a job would run
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bundles (hydra.launcher.bundle=auto): 2 processes for 6 jobs, 0 jobs alone" in out.stdout
     line = next(x for x in out.stdout.splitlines() if x.startswith("predicted device time:"))
     assert "device-hours in 2 processes" in line and "measured training step (3 seed(s)" in line, line
+    assert " on cpu:cpu, " in line, line
     assert "dry run: 6 jobs, 6 would run" in out.stdout
     # each job with its width, parameter count and rank (no floor: the dataset is not cached)
     jobs = [x for x in out.stdout.splitlines() if x.strip().split(" ")[0].isdigit() and ": width " in x]

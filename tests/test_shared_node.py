@@ -177,6 +177,29 @@ def test_memory_run_measures_only_strategies_predicted_to_fit(monkeypatch, tmp_p
 # ----- cheap to plan ---------------------------------------------------------------------------------------------
 
 
+def test_the_dry_run_measures_where_a_job_would_run(tmp_path, eight_nvidia_gpus):
+    """The estimate is asked to measure in the environment of a job on the first planned device: a CPU sweep on a
+    GPU node on the CPU (it would otherwise time, and take memory on, a GPU the sweep does not use), a sweep on
+    GPU 6 on GPU 6 with the job's share of its memory (not on GPU 0, which another user's job may hold)."""
+    asked = tmp_path / "estimate.json"
+    env = {**os.environ, "FAKE_ESTIMATE": str(asked), "JAX_PLATFORMS": "no_such_platform"}
+    cmd = [sys.executable, str(APP), "-m", "system=toda", "D=16", "seed=1,2", "hydra.launcher.dry_run=true"]
+    settings = {
+        "cpu": ["hydra.launcher.platform=cpu"],
+        "gpu": ["hydra.launcher.devices=[6,7]", "hydra.launcher.jobs_per_device=2"],
+    }
+    said = {}
+    for name, extra in settings.items():
+        r = _run([*cmd, *extra, f"hydra.sweep.dir={tmp_path / name}"], env, tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        said[name] = json.loads(asked.read_text())
+    assert said["cpu"]["env"]["JAX_PLATFORMS"] == "cpu" and said["cpu"]["env"]["CUDA_VISIBLE_DEVICES"] == ""
+    gpu = said["gpu"]["env"]
+    assert (gpu["JAX_PLATFORMS"], gpu["CUDA_VISIBLE_DEVICES"], gpu["XLA_CLIENT_MEM_FRACTION"]) == ("cuda", "6", "0.450")
+    assert said["cpu"]["requests"] == said["gpu"]["requests"] == 1
+    assert not any(tmp_path.glob("*/*/fake.json"))
+
+
 def test_the_dry_run_measures_every_configuration_in_one_process(monkeypatch):
     """One `sympscale.estimate` process for the whole grid (Python and JAX start once); a GRU on two systems is one
     program, measured once; each answer goes back to its request, in order."""
@@ -237,11 +260,11 @@ def test_the_hook_must_answer_one_estimate_per_request():
 
     class App:
         @staticmethod
-        def estimate(requests):
+        def estimate(requests, env):
             return [{"seconds": 1.0, "basis": "measured"}]  # one answer for two requests
 
     with pytest.raises(TypeError, match="one {'seconds'"):
-        Hook(App, lambda cfg: None, "an app").estimate([({}, 1), ({}, 2)])
+        Hook(App, lambda cfg: None, "an app").estimate([({}, 1), ({}, 2)], {})
 
 
 COUNTED = """

@@ -49,24 +49,25 @@ ESTIMATE_TIMEOUT = 600  # seconds per distinct training step: a compile of the l
 DESCRIBE_TIMEOUT = 900  # seconds for the job descriptions (shapes and arithmetic; floors from cached datasets)
 
 
-def estimate(requests: list[tuple[Mapping, int]]) -> list[dict]:
+def estimate(requests: list[tuple[Mapping, int]], env: Mapping[str, str] | None = None) -> list[dict]:
     """Predicted device seconds of each (job config, seeds) — a job or a bundle of `seeds` — measured in one
-    process (`sympscale.estimate`); seconds None where the measurement could not run (the basis says why).
-    Configurations whose training step is the same program (a GRU on toda and on fput at one D) are measured
-    once."""
+    process (`sympscale.estimate`) with the environment `env` (the launcher's: that of a job on the first planned
+    device, so a CPU sweep is timed on the CPU, and a GPU sweep on the GPU its jobs get; default: this process's);
+    seconds None where the measurement could not run (the basis says why). Configurations whose training step is
+    the same program (a GRU on toda and on fput at one D) are measured once."""
     keys = [step_key(cfg, seeds) for cfg, seeds in requests]
     distinct = dict(zip(keys, requests, strict=True))
-    answers = _measure(list(distinct.values())) if distinct else []
+    answers = _measure(list(distinct.values()), os.environ if env is None else env) if distinct else []
     by_key = dict(zip(distinct, answers, strict=True))
     return [dict(by_key[k]) for k in keys]
 
 
-def _measure(requests: list[tuple[Mapping, int]]) -> list[dict]:
+def _measure(requests: list[tuple[Mapping, int]], env: Mapping[str, str]) -> list[dict]:
     """One `sympscale.estimate` process for all `requests`, its answers read as it printed them (each with the index
     of its request): those it did not give (it failed, or ran out of time) are unknown, with the reason."""
     request = json.dumps({"requests": [{"config": dict(c), "seeds": n} for c, n in requests]}, default=str)
     cmd = [sys.executable, "-m", "sympscale.estimate"]
-    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
+    env = {**env, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # a running sweep may share the device
     limit = ESTIMATE_TIMEOUT * len(requests)
     try:
         out = subprocess.run(cmd, input=request, capture_output=True, text=True, timeout=limit, env=env)

@@ -3,18 +3,21 @@ any task that needs no JAX, does not import it in its job processes).
 
 FAKE_FAULTS="raise:3,exit:4,nan:5" makes the job with that seed raise, exit hard, or hit a non-finite
 training loss (through the real trainer, which stops and flags the run diverged: a finished job, not a crash). FAKE_SLEEP sets how long a job works.
+FAKE_ESTIMATE=<file>: a dry run's estimate measures nothing; it writes the number of requests and the device
+variables of the environment the launcher asked it to measure in (the hook is otherwise SympScale's own).
 """
 
 import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 
-from sympscale import launcher_hook as LAUNCHER_HOOK  # noqa: F401  (as sympscale.train)
+from sympscale import launcher_hook
 from sympscale.seeds import rewrite_args
 
 VARS = (
@@ -25,6 +28,17 @@ VARS = (
     "SYMPSCALE_DEVICE",
     "JAX_COMPILATION_CACHE_DIR",
 )
+
+
+def recorded_estimate(requests: list, env: dict) -> None:
+    record = {"requests": len(requests), "env": {k: env.get(k) for k in (*VARS, "XLA_CLIENT_MEM_FRACTION")}}
+    Path(os.environ["FAKE_ESTIMATE"]).write_text(json.dumps(record))
+
+
+LAUNCHER_HOOK = launcher_hook  # as sympscale.train
+if os.environ.get("FAKE_ESTIMATE"):
+    LAUNCHER_HOOK = types.SimpleNamespace(**vars(launcher_hook))
+    LAUNCHER_HOOK.estimate = recorded_estimate
 
 
 def nan_loss() -> str | None:

@@ -173,12 +173,13 @@ class LocalDevicesLauncher(Launcher):
     def _dry_run(self, jobs: list, units: list, configs: dict, plan: Any) -> None:
         """Print what a sweep would run: the jobs, the app's line for each (`Hook.describe`, once per configuration
         up to the seed) and the processes with their predicted device time (`Hook.estimate`, once per
-        configuration and bundle size). On an accelerator the two are asked at once (each may take a process of
-        its own; the estimate times the accelerator); on CPU one after the other, so that neither slows the
-        other's timed steps."""
+        configuration and bundle size, in the environment of a job on the first planned device). On an accelerator
+        the two are asked at once (each may take a process of its own; the estimate times the accelerator); on CPU
+        one after the other, so that neither slows the other's timed steps."""
         from concurrent.futures import ThreadPoolExecutor
 
         from sympscale.launcher.bundles import seed_free
+        from sympscale.launcher.devices import child_env
         from sympscale.launcher.scheduler import bundle_table, summary_table
 
         print(summary_table(jobs), flush=True)
@@ -194,9 +195,10 @@ class LocalDevicesLauncher(Launcher):
             log.info(f"dry run: measuring the training step of {len(measured)} configuration(s) and bundle size(s)")
         requests = [(_plain_task_config(configs[i]), k[1]) for k, i in measured.items()]
         plain = [_plain_task_config(configs[i]) for i in described.values()]
+        where = child_env(plan, plan.devices[0], jobs_per_device=self.options["jobs_per_device"])  # a job's device
         with ThreadPoolExecutor(1 if plan.platform == "cpu" else 2) as pool:
             lines = pool.submit(self.hook.describe, plain)
-            recs = pool.submit(self.hook.estimate, requests) if requests else None
+            recs = pool.submit(self.hook.estimate, requests, where) if requests else None
             lines, recs = lines.result(), recs.result() if recs else None
         if lines is not None and queued:
             said = dict(zip(described, lines, strict=True))

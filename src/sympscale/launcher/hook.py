@@ -14,10 +14,13 @@ callables; each one it lacks keeps the generic behaviour on the right.
         -> (status, cause)             ended (status: done | failed | interrupted |    unchanged
                                        cancelled), and of a job found done on resume;
                                        it may correct the app's own files in job_dir
-    estimate([(task_cfg, seeds)])      predicted device seconds of each job (seeds =   generic: None (the dry
+    estimate([(task_cfg, seeds)], env) predicted device seconds of each job (seeds =   generic: None (the dry
         -> [{"seconds": float | None,  1) or seed bundle, and how it was predicted;    run predicts nothing)
              "basis": str}] | None     one call for the whole dry run (measure them
-                                       in one process); it sums them (None: unknown)
+                                       in one process, in `env`: the environment a
+                                       job on the first planned device gets, its
+                                       mask and platform); it sums them (None:
+                                       unknown)
     describe(task_cfgs) -> [str]       one line per job config, printed beside it by   generic: nothing
                                        the dry run (e.g. its model's size)
 
@@ -101,8 +104,8 @@ class Hook:
             raise TypeError(f"{self.where}.result returned {value!r}; expected (one of {END_STATUSES}, cause or None)")
         return value
 
-    def estimate(self, requests: list[tuple[Mapping, int]]) -> list[dict] | None:
-        out = self._call("estimate", requests)
+    def estimate(self, requests: list[tuple[Mapping, int]], env: Mapping[str, str]) -> list[dict] | None:
+        out = self._call("estimate", requests, env)
         if out is None or out[0] is None:
             return None
         recs = out[0]
