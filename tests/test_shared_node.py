@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sympscale.launcher import compile_cache
-from sympscale.launcher.devices import plan_devices
+from sympscale.launcher.devices import MaskError, plan_devices
 
 APP = Path(__file__).parent / "apps" / "fake_study.py"
 
@@ -56,6 +56,63 @@ def test_a_rocm_mask_is_not_overruled_by_the_nvidia_gpus_the_driver_lists(eight_
     assert both.devices == ("4",)  # ROCR's mask names the devices; HIP's counts within it
     with pytest.raises(RuntimeError, match="ROCR_VISIBLE_DEVICES='' hides every device"):
         plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": ""})
+
+
+def test_a_hip_mask_under_a_rocr_mask_picks_among_rocrs_devices():
+    """Slurm's allocation in ROCR_VISIBLE_DEVICES, narrowed by the user in HIP_VISIBLE_DEVICES (HIP indices count
+    within what ROCR exposes): the jobs run on the narrowed devices, not on every device of the allocation."""
+    plan = plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5,6,7", "HIP_VISIBLE_DEVICES": "0,1"})
+    assert plan.devices == ("4", "5") and plan.source == "parent mask ROCR_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES"
+    with pytest.raises(RuntimeError, match="HIP_VISIBLE_DEVICES='' hides every device"):
+        plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": ""})
+    with pytest.raises(MaskError, match=r"HIP_VISIBLE_DEVICES='2' does not index the 2 device\(s\) of ROCR_VIS"):
+        plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": "2"})
+    hidden = plan_devices("auto", cpu_workers=1, env={"ROCR_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": "0"})
+    assert hidden.platform == "cpu"  # ROCR hides everything: there is nothing for HIP to pick
+
+
+def test_an_amd_node_is_not_taken_for_an_nvidia_one(monkeypatch):
+    """platform=auto on a node whose driver lists AMD GPUs: an explicit device list, and masks set for both
+    platforms at once (Slurm may set CUDA_VISIBLE_DEVICES beside ROCR_VISIBLE_DEVICES), give ROCm jobs."""
+    from sympscale.launcher import devices
+
+    asked = []
+    monkeypatch.setattr(devices, "_nvidia_ids", lambda: asked.append("nvidia") or [])
+    monkeypatch.setattr(devices, "_rocm_ids", lambda: asked.append("rocm") or [str(i) for i in range(8)])
+    assert plan_devices("auto", devices=["2", "3"], env={}) == devices.DevicePlan("rocm", ("2", "3"), "explicit list")
+    both = plan_devices("auto", env={"CUDA_VISIBLE_DEVICES": "0,1", "ROCR_VISIBLE_DEVICES": "0,1"})
+    assert (both.platform, both.devices) == ("rocm", ("0", "1"))
+    asked.clear()
+    assert plan_devices("auto", env={}).platform == "rocm" and sorted(asked) == ["nvidia", "rocm"]  # each once
+    monkeypatch.setattr(devices, "_nvidia_ids", lambda: ["0", "1"])  # an NVIDIA node keeps CUDA
+    assert plan_devices("auto", devices=["1"], env={}).platform == "cuda"
+    assert plan_devices("auto", env={"CUDA_VISIBLE_DEVICES": "1", "ROCR_VISIBLE_DEVICES": "1"}).platform == "cuda"
+
+
+def test_the_cpu_slots_follow_the_cores_this_process_may_use(monkeypatch):
+    """A Slurm allocation (or taskset) of 4 cores on a 128-core node: 2 slots, not 64 processes on 4 cores."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    assert plan_devices("cpu", env={}).devices == ("cpu0", "cpu1")
+
+
+def test_a_job_sharing_its_gpu_gets_one_memory_fraction_variable(eight_nvidia_gpus):
+    """Current jaxlib refuses to start a GPU when XLA_CLIENT_MEM_FRACTION and XLA_PYTHON_CLIENT_MEM_FRACTION are
+    both set: a job gets only the one every jaxlib reads, with the user's own of either name replaced; a user who
+    set both for jobs that keep the whole device is told before anything runs."""
+    from sympscale.launcher.devices import child_env
+    from sympscale.preflight import device_errors
+
+    plan = plan_devices("auto", env={})
+    users = {"XLA_CLIENT_MEM_FRACTION": "0.8", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.8"}
+    env = child_env(plan, "3", jobs_per_device=4, base=users)
+    assert (env["XLA_PYTHON_CLIENT_MEM_FRACTION"], "XLA_CLIENT_MEM_FRACTION" in env) == ("0.225", False)
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # nvidia-smi's numbers
+    assert child_env(plan, "3", base=users)["XLA_CLIENT_MEM_FRACTION"] == "0.8"  # the user's, untouched
+    (said,) = device_errors({"jobs_per_device": 1}, env=users)
+    assert said.startswith("XLA_PYTHON_CLIENT_MEM_FRACTION='0.8' and XLA_CLIENT_MEM_FRACTION='0.8' are both set")
+    assert device_errors({"jobs_per_device": 2}, env=users) == []  # each job gets the launcher's one variable
+    assert device_errors({"platform": "cpu"}, env=users) == []  # no GPU started
 
 
 def test_a_platform_with_no_device_is_refused_in_one_line_before_anything_is_written(tmp_path):
@@ -156,6 +213,10 @@ def test_memory_run_measures_without_any_process_taking_the_device_up_front(monk
     overrides = ["system=toda", "D=8", "train=smoke", f"data.cache_dir={tmp_path}", "capacity.width=8"]
     assert memory.main(["--run", "--strategies", "none", *overrides]) == 0
     assert seen == {"parent": "false", "child": "false"}
+    seen.clear()
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE")
+    assert memory.main(["--strategies", "none", *overrides]) == 0  # a prediction alone takes no memory either
+    assert seen == {"parent": "false"}
 
 
 def test_memory_run_measures_only_strategies_predicted_to_fit(monkeypatch, tmp_path, capsys):
@@ -195,7 +256,8 @@ def test_the_dry_run_measures_where_a_job_would_run(tmp_path, eight_nvidia_gpus)
         said[name] = json.loads(asked.read_text())
     assert said["cpu"]["env"]["JAX_PLATFORMS"] == "cpu" and said["cpu"]["env"]["CUDA_VISIBLE_DEVICES"] == ""
     gpu = said["gpu"]["env"]
-    assert (gpu["JAX_PLATFORMS"], gpu["CUDA_VISIBLE_DEVICES"], gpu["XLA_CLIENT_MEM_FRACTION"]) == ("cuda", "6", "0.450")
+    assert (gpu["JAX_PLATFORMS"], gpu["CUDA_VISIBLE_DEVICES"]) == ("cuda", "6")
+    assert (gpu["XLA_PYTHON_CLIENT_MEM_FRACTION"], gpu["XLA_CLIENT_MEM_FRACTION"]) == ("0.450", None)  # one name
     assert said["cpu"]["requests"] == said["gpu"]["requests"] == 1
     assert not any(tmp_path.glob("*/*/fake.json"))
 

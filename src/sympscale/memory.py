@@ -60,10 +60,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    if a.run or a.measure_one:
-        # JAX takes 75 % of a GPU at its first operation: a parent that did would leave its measuring children
-        # (which inherit this) to compete for the rest. The budget is the device's limit either way.
-        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    # JAX takes 75 % of a GPU at its first operation: a prediction needs none of it (on a shared node it may be
+    # another user's), and a parent that took it would leave its measuring children (which inherit this) to
+    # compete for the rest. The budget is the device's limit either way.
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     from sympscale.profiling import device_budget, measure_step
     from sympscale.validation import config_errors
 

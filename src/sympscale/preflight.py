@@ -153,15 +153,23 @@ def launcher_errors(cfg: DictConfig) -> list[str]:
     return errors or device_errors(options)
 
 
-def device_errors(options: dict) -> list[str]:
+def device_errors(options: dict, env: dict | None = None) -> list[str]:
     """A platform with no device to run on (`platform=cuda` on a machine without CUDA, or every device hidden by
-    the parent's mask), refused before anything is written."""
-    from sympscale.launcher.devices import plan_devices
+    the parent's mask), masks that contradict each other, or GPU jobs that could not start their GPU (both
+    memory-fraction variables set, which current jaxlib refuses), refused before anything is written."""
+    from sympscale.launcher.devices import MEM_FRACTION_VARS, MaskError, plan_devices
 
+    env = dict(os.environ if env is None else env)
     try:
-        plan_devices(options.get("platform", "auto"), options.get("devices"), options.get("cpu_workers"))
+        plan = plan_devices(options.get("platform", "auto"), options.get("devices"), options.get("cpu_workers"), env)
+    except MaskError as e:  # the environment's, not a launcher setting
+        return [str(e)]
     except (RuntimeError, ValueError) as e:
         return [f"hydra.launcher.{e}"]
+    shared = options.get("jobs_per_device", 1) > 1  # then each job gets one variable, the launcher's
+    if plan.platform != "cpu" and not shared and all(env.get(v) for v in MEM_FRACTION_VARS):
+        both = " and ".join(f"{v}={env[v]!r}" for v in MEM_FRACTION_VARS)
+        return [f"{both} are both set: jaxlib refuses to start a GPU with both; unset one (they mean the same)"]
     return []
 
 

@@ -18,6 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 
 from sympscale import launcher_hook
+from sympscale.launcher.devices import MEM_FRACTION_VARS
 from sympscale.seeds import rewrite_args
 
 VARS = (
@@ -31,7 +32,7 @@ VARS = (
 
 
 def recorded_estimate(requests: list, env: dict) -> None:
-    record = {"requests": len(requests), "env": {k: env.get(k) for k in (*VARS, "XLA_CLIENT_MEM_FRACTION")}}
+    record = {"requests": len(requests), "env": {k: env.get(k) for k in (*VARS, *MEM_FRACTION_VARS)}}
     Path(os.environ["FAKE_ESTIMATE"]).write_text(json.dumps(record))
 
 

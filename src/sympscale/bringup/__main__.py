@@ -85,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     scale = NODE if accelerator and not a.quick else QUICK
     mode = "cpu" if not accelerator else scale.name
     print(f"bring-up ({mode} mode) on {env['device']} × {env['n_devices']}: {', '.join(sections)}", flush=True)
-    ctx, checks = Context(scale, users_env), []
+    from sympscale.launcher.devices import MaskError
+
+    try:
+        ctx, checks = Context(scale, users_env), []
+    except MaskError as e:
+        print(f"sympscale.bringup: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     for section in sections:
         t0 = time.perf_counter()
         found = run_section(section, ctx)

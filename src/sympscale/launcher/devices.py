@@ -1,10 +1,13 @@
 """Find the node's accelerators without importing JAX, and build each job's device environment.
 
-NVIDIA: one job sees `CUDA_VISIBLE_DEVICES=k`. ROCm: `ROCR_VISIBLE_DEVICES=k` and `HIP_VISIBLE_DEVICES=0`
-(HIP indices count within what ROCR exposes). A mask the parent already has (Slurm sets one) is honoured: its
-entries are the devices, and a mask that hides every device (empty, or `-1`) means that platform has none. With
+NVIDIA: one job sees `CUDA_VISIBLE_DEVICES=k` (numbered in PCI bus order, as `nvidia-smi` numbers them). ROCm:
+`ROCR_VISIBLE_DEVICES=k` and `HIP_VISIBLE_DEVICES=0` (HIP indices count within what ROCR exposes). A mask the
+parent already has (Slurm sets one) is honoured: its entries are the devices (a HIP mask under a ROCR mask picks
+among ROCR's), and a mask that hides every device (empty, or `-1`) means that platform has none. With
 `platform=auto` the masks decide before detection does: a mask set only for ROCm is not overruled by NVIDIA GPUs
-the driver lists. CPU: a number of worker slots, each job forced onto the CPU backend.
+the driver lists; where masks name both platforms (Slurm may set CUDA_VISIBLE_DEVICES and ROCR_VISIBLE_DEVICES
+together) or neither, the platform whose devices are detected comes first, an explicit `devices` list included.
+CPU: a number of worker slots (half the cores this process may use), each job forced onto the CPU backend.
 """
 
 from __future__ import annotations
@@ -18,8 +21,15 @@ from pathlib import Path
 from sympscale import without_own_x64
 
 PLATFORMS = ("auto", "cuda", "rocm", "cpu")
-MEM_FRACTION_VARS = ("XLA_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+# The memory share of a job: every jaxlib reads XLA_PYTHON_CLIENT_MEM_FRACTION; those since late 2024 also read
+# XLA_CLIENT_MEM_FRACTION, and refuse to start a GPU when both are set. A job that shares its device gets the
+# first, and neither from the parent.
+MEM_FRACTION_VARS = ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_CLIENT_MEM_FRACTION")
 MASK_VARS = {"cuda": ("CUDA_VISIBLE_DEVICES",), "rocm": ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")}
+
+
+class MaskError(ValueError):
+    """The parent's device masks contradict each other (said in one line that names them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +47,31 @@ def _mask(var: str, env: dict) -> list[str] | None:
 
 
 def parent_mask(platform: str, env: dict) -> tuple[str, list[str]] | None:
-    """(variable, its devices) of the first mask the parent set for `platform` ([] when it hides every device),
-    or None when it set none."""
-    for var in MASK_VARS[platform]:
-        mask = _mask(var, env)
-        if mask is not None:
-            return var, mask
-    return None
+    """(what set it, its devices) of the mask the parent set for `platform` ([] when it hides every device), or
+    None when it set none. ROCm: HIP_VISIBLE_DEVICES under ROCR_VISIBLE_DEVICES counts within ROCR's devices."""
+    masks = [(var, m) for var in MASK_VARS[platform] if (m := _mask(var, env)) is not None]
+    if len(masks) == 2 and masks[0][1]:  # ROCR (exposing devices), then HIP
+        (_, rocr), (_, hip) = masks
+        if not all(i.isdigit() and int(i) < len(rocr) for i in hip):
+            raise MaskError(
+                f"HIP_VISIBLE_DEVICES={env['HIP_VISIBLE_DEVICES']!r} does not index the "
+                f"{len(rocr)} device(s) of ROCR_VISIBLE_DEVICES={env['ROCR_VISIBLE_DEVICES']!r}; valid: indices 0 to "
+                f"{len(rocr) - 1}, or set one of the two"
+            )
+        return " and ".join(MASK_VARS["rocm"]), [rocr[int(i)] for i in hip]
+    return masks[0] if masks else None
+
+
+def _shown(what: str, env: dict) -> str:
+    """A mask as the user set it: VAR='value' (each variable of a composed mask)."""
+    return " and ".join(f"{var}={env[var]!r}" for var in what.split(" and "))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a Slurm allocation or `taskset` restricts them), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _nvidia_ids() -> list[str]:
@@ -89,24 +117,31 @@ def plan_devices(
     if platform not in PLATFORMS:
         raise ValueError(f"platform={platform!r} is unknown; valid: {', '.join(PLATFORMS)}")
     if platform == "cpu":
-        n = cpu_workers or max(1, (os.cpu_count() or 1) // 2)
+        n = cpu_workers or max(1, usable_cores() // 2)
         ids = [str(d) for d in devices] if devices else [f"cpu{i}" for i in range(n)]
         return DevicePlan("cpu", tuple(ids), "explicit list" if devices else f"{n} CPU worker slot(s)")
     candidates = ("cuda", "rocm") if platform == "auto" else (platform,)
+    masks = {p: parent_mask(p, env) for p in candidates}
+    hidden = [_shown(m[0], env) for m in masks.values() if m is not None and not m[1]]
+    found: dict[str, list[str]] = {}  # platform -> its detected devices: each driver is asked once
+
+    def detected(plat: str) -> list[str]:
+        if plat not in found:
+            found[plat] = _nvidia_ids() if plat == "cuda" else _rocm_ids()
+        return found[plat]
+
+    if platform == "auto":
+        candidates = _auto_order(masks, detected)
     if devices:
         return DevicePlan(candidates[0], tuple(str(d) for d in devices), "explicit list")
-    masks = {p: parent_mask(p, env) for p in candidates}
-    hidden = [f"{m[0]}={env[m[0]]!r}" for m in masks.values() if m is not None and not m[1]]
-    if platform == "auto" and any(m and m[1] for m in masks.values()):  # a mask names the platform
-        candidates = tuple(p for p in candidates if masks[p] and masks[p][1])
     for plat in candidates:
         if masks[plat] is not None:
             if masks[plat][1]:
                 return DevicePlan(plat, tuple(masks[plat][1]), f"parent mask {masks[plat][0]}")
             continue  # the parent hides every device of this platform
-        found = _nvidia_ids() if plat == "cuda" else _rocm_ids()
-        if found:
-            return DevicePlan(plat, tuple(found), "detected")
+        ids = detected(plat)
+        if ids:
+            return DevicePlan(plat, tuple(ids), "detected")
     why = f"{' and '.join(hidden)} hide{'s' if len(hidden) == 1 else ''} every device" if hidden else ""
     if platform != "auto":
         raise RuntimeError(
@@ -117,6 +152,17 @@ def plan_devices(
     return dataclasses.replace(cpu, source=f"{why}: {cpu.source}" if why else cpu.source)
 
 
+def _auto_order(masks: dict, detected) -> tuple[str, ...]:
+    """platform=auto: the GPU platforms in the order to try. A platform named by a parent mask alone; where masks
+    name both or neither, the platforms whose devices are detected first (`detected(p)`: their ids)."""
+    named = [p for p in ("cuda", "rocm") if masks[p] and masks[p][1]]
+    if len(named) == 1:
+        return tuple(named)
+    pool = named or ["cuda", "rocm"]
+    seen = [p for p in pool if (masks[p] is None or masks[p][1]) and detected(p)]
+    return tuple(seen + [p for p in pool if p not in seen])
+
+
 def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: dict | None = None) -> dict:
     """Environment of a job that must see exactly `device` (a SympScale job turns float64 on itself: the launcher
     passes on only the user's own JAX_ENABLE_X64)."""
@@ -125,6 +171,7 @@ def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: 
         env.pop(var, None)
     if plan.platform == "cuda":
         env["CUDA_VISIBLE_DEVICES"] = device
+        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA's own order puts the fastest first
         env["JAX_PLATFORMS"] = "cuda"
     elif plan.platform == "rocm":
         env["ROCR_VISIBLE_DEVICES"] = device
@@ -134,9 +181,9 @@ def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: 
         env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU job must not grab a GPU it happens to see
         env["JAX_PLATFORMS"] = "cpu"
     if plan.platform != "cpu" and jobs_per_device > 1:
-        # JAX preallocates 75 % of device memory per process by default; share the device instead (current JAX
-        # reads XLA_CLIENT_MEM_FRACTION, earlier versions the deprecated XLA_PYTHON_CLIENT_MEM_FRACTION)
+        # JAX preallocates 75 % of device memory per process by default; share the device instead (one variable)
         for var in MEM_FRACTION_VARS:
-            env[var] = f"{0.9 / jobs_per_device:.3f}"
+            env.pop(var, None)
+        env[MEM_FRACTION_VARS[0]] = f"{0.9 / jobs_per_device:.3f}"
     env["SYMPSCALE_DEVICE"] = f"{plan.platform}:{device}"
     return env
