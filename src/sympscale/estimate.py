@@ -235,8 +235,9 @@ def compiled_ahead(requests: list[dict]) -> dict:
     other, compiled at once in threads (XLA releases the GIL while it compiles; a GPU compile of a paper step takes
     tens of seconds, mostly on one host core). A request that cannot be planned is left out (`estimate` says
     why); one whose program does not compile is compiled again by `estimate`, which then says why."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
+
+    from sympscale.launcher.devices import usable_cores
 
     plans, lowered = {}, {}
     for r in requests:
@@ -253,7 +254,7 @@ def compiled_ahead(requests: list[dict]) -> dict:
         except Exception:  # noqa: BLE001
             return None
 
-    workers = max(1, min(len(lowered), (os.cpu_count() or 2) // 2, AHEAD_WORKERS))
+    workers = max(1, min(len(lowered), usable_cores() // 2, AHEAD_WORKERS))
     with ThreadPoolExecutor(workers) as pool:
         done = dict(zip(lowered, pool.map(compile_one, lowered.values()), strict=True))
     return {k: (plan, done.get(k)) for k, plan in plans.items()}

@@ -47,6 +47,7 @@ def machine() -> dict:
     import jax
 
     from sympscale import provenance
+    from sympscale.launcher.devices import usable_cores
     from sympscale.profiling import device_budget
 
     dev = jax.devices()[0]
@@ -54,10 +55,9 @@ def machine() -> dict:
         cpu = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "device": [dev.platform, getattr(dev, "device_kind", ""), getattr(dev.client, "platform_version", "")],
-        "host": [platform.machine(), cpu, cores],
+        "host": [platform.machine(), cpu, usable_cores()],
         "budget": device_budget()[0],
         "settings": {k: v for k, v in os.environ.items() if k.startswith(("XLA_", "JAX_"))},
         "code": provenance.record(),
