@@ -48,6 +48,24 @@ def test_a_mask_that_hides_every_gpu_means_no_gpu(eight_nvidia_gpus):
     assert plan_devices("cuda", devices=["6"], env={"CUDA_VISIBLE_DEVICES": ""}).devices == ("6",)  # explicit wins
 
 
+def test_an_explicit_device_list_stays_within_the_parents_allocation(eight_nvidia_gpus, tmp_path):
+    """Slurm gave this process GPUs 3 and 5: devices=[5] is one of them; devices=[0,1] (GPU 0 and 1 may be another
+    user's) is refused in one line before anything is written."""
+    assert plan_devices("auto", devices=["5"], env={"CUDA_VISIBLE_DEVICES": "3,5"}).devices == ("5",)
+    with pytest.raises(ValueError, match=r"devices=\['0', '1'\] names device\(s\) outside the 3, 5 that "):
+        plan_devices("auto", devices=[0, 1], env={"CUDA_VISIBLE_DEVICES": "3,5"})
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5", "JAX_PLATFORMS": "no_such_platform"}
+    cmd = [sys.executable, "-m", "sympscale.train", "-m", "train=smoke", "hydra.launcher.devices=[0,1]"]
+    r = _run([*cmd, f"hydra.sweep.dir={sweep}"], env, tmp_path)
+    said = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(said) == 1 and "CUDA_VISIBLE_DEVICES='3,5'" in said[0], r.stderr[-2000:]
+    assert (
+        said[0].startswith("sympscale: hydra.launcher.devices=['0', '1'] names device(s) outside")
+        and not sweep.exists()
+    )
+
+
 def test_a_rocm_mask_is_not_overruled_by_the_nvidia_gpus_the_driver_lists(eight_nvidia_gpus):
     for var in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
         plan = plan_devices("auto", env={var: "1,2"})
@@ -61,12 +79,16 @@ def test_a_rocm_mask_is_not_overruled_by_the_nvidia_gpus_the_driver_lists(eight_
 def test_a_hip_mask_under_a_rocr_mask_picks_among_rocrs_devices():
     """Slurm's allocation in ROCR_VISIBLE_DEVICES, narrowed by the user in HIP_VISIBLE_DEVICES (HIP indices count
     within what ROCR exposes): the jobs run on the narrowed devices, not on every device of the allocation."""
+    from sympscale.preflight import device_errors
+
     plan = plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5,6,7", "HIP_VISIBLE_DEVICES": "0,1"})
     assert plan.devices == ("4", "5") and plan.source == "parent mask ROCR_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES"
     with pytest.raises(RuntimeError, match="HIP_VISIBLE_DEVICES='' hides every device"):
         plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": ""})
     with pytest.raises(MaskError, match=r"HIP_VISIBLE_DEVICES='2' does not index the 2 device\(s\) of ROCR_VIS"):
         plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": "2"})
+    (said,) = device_errors({}, env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": "2"})
+    assert said.startswith("HIP_VISIBLE_DEVICES='2' does not index")  # the environment's, said as it is
     hidden = plan_devices("auto", cpu_workers=1, env={"ROCR_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": "0"})
     assert hidden.platform == "cpu"  # ROCR hides everything: there is nothing for HIP to pick
 

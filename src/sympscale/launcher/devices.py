@@ -133,7 +133,7 @@ def plan_devices(
     if platform == "auto":
         candidates = _auto_order(masks, detected)
     if devices:
-        return DevicePlan(candidates[0], tuple(str(d) for d in devices), "explicit list")
+        return _explicit(candidates[0], [str(d) for d in devices], masks.get(candidates[0]), env)
     for plat in candidates:
         if masks[plat] is not None:
             if masks[plat][1]:
@@ -150,6 +150,17 @@ def plan_devices(
         )
     cpu = plan_devices("cpu", None, cpu_workers, env)
     return dataclasses.replace(cpu, source=f"{why}: {cpu.source}" if why else cpu.source)
+
+
+def _explicit(platform: str, devices: list[str], mask: tuple[str, list[str]] | None, env: dict) -> DevicePlan:
+    """An explicit device list, within the devices the parent's mask gives this process where it gives some (a
+    Slurm allocation: a device outside it may be another user's). A mask that hides every device is overruled."""
+    if mask is not None and mask[1] and not set(devices) <= set(mask[1]):
+        raise ValueError(
+            f"devices={devices} names device(s) outside the {', '.join(mask[1])} that {_shown(mask[0], env)} gives "
+            f"this process (another user's, perhaps); valid: some of {', '.join(mask[1])}, or unset the mask"
+        )
+    return DevicePlan(platform, tuple(devices), "explicit list")
 
 
 def _auto_order(masks: dict, detected) -> tuple[str, ...]:
