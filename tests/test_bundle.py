@@ -401,6 +401,39 @@ def test_an_interrupted_bundle_job_resumes_and_finishes_every_seed_once(tmp_path
             assert np.max(np.abs(x - y)) <= PARAMS_RTOL * np.max(np.abs(y))  # relative to the array's scale
 
 
+def test_a_bundle_that_fails_while_recording_keeps_every_seeds_checkpoint(tmp_path, monkeypatch, single_jobs):
+    """The disk fills while the third seed's parameters are written: every seed is failed, but the seeds whose
+    results were written first keep their checkpoints (deleted only once a seed's metrics and status are), so the
+    rerun after freeing space resumes all three where training ended instead of training them again."""
+    from sympscale import atomic, job
+
+    real, written = job._save_params, []
+
+    def save_params(folder, params):
+        if len(written) == 2:
+            raise atomic.StorageFull(28, "no space left on device writing params.npz")
+        real(folder, params)
+        written.append(folder)
+
+    monkeypatch.setattr(job, "_save_params", save_params)
+    with pytest.raises(atomic.StorageFull):
+        _bundle_job(tmp_path)
+    assert all((tmp_path / "bundle" / str(seed) / "checkpoint.npz").is_file() for seed in JOB_SEEDS)
+    monkeypatch.undo()
+    said = []
+    bundled = _bundle_job(tmp_path, echo=said.append)
+    assert sum("resuming from the checkpoint at step 40" in line for line in said) == len(JOB_SEEDS), said
+    single_dir, singles = single_jobs
+    for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
+        assert b["train"]["final_loss"] is None  # no step ran in this process (the rest is as alone)
+        _same_job({**b, "train": {**b["train"], "final_loss": s["train"]["final_loss"]}}, s)
+        folder = tmp_path / "bundle" / str(seed)
+        mine, alone = _params_file(folder / "params.npz"), _params_file(single_dir / str(seed) / "params.npz")
+        for x, y in zip(mine, alone, strict=True):
+            assert np.max(np.abs(x - y)) <= PARAMS_RTOL * np.max(np.abs(y))
+        assert not (folder / "checkpoint.npz").exists()  # recorded, then removed
+
+
 def test_a_bundle_refuses_jobs_that_differ_in_more_than_the_seed(tmp_path):
     from sympscale import job
 

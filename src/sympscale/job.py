@@ -149,6 +149,7 @@ def _failed(job: JobDir, e: BaseException) -> None:
 def _finish(job: JobDir, metrics: dict) -> None:
     job.write_metrics(metrics)
     job.set_status("done", outcome=metrics["status"])
+    (job.path / CHECKPOINT).unlink(missing_ok=True)  # recorded: the checkpoint is no longer its only copy
 
 
 def spec_record(spec: JobSpec) -> dict:
@@ -181,8 +182,7 @@ def _assemble(spec: JobSpec, echo) -> Assembly:
 
 def _save_params(job: JobDir, params) -> None:
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
-    atomic.write(job.path / JobDir.PARAMS, lambda f: np.savez(f, *leaves))
-    (job.path / CHECKPOINT).unlink(missing_ok=True)  # finished: params.npz holds the result
+    atomic.write(job.path / JobDir.PARAMS, lambda f: np.savez(f, *leaves))  # the checkpoint stays until recorded
 
 
 def _evaluate(spec: JobSpec, run: Assembly, params, echo) -> list[dict]:
