@@ -220,22 +220,33 @@ def test_device_planning_without_jax():
 def test_shards_partition_the_grid():
     assert parse_shard(None) is None
     assert parse_shard("1/4") == (1, 4)
-    env = {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_COUNT": "3"}
-    assert parse_shard("slurm", env) == (2, 3)
+    array = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "3"}
+    assert parse_shard("slurm", {**array, "SLURM_ARRAY_TASK_COUNT": "4"}) == (2, 4)
     with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID"):
         parse_shard("slurm", {})
+    # a task resubmitted alone (--array=3) or a sparse array (--array=3,5) cannot say how many shares there are
+    for task, first, last, count in (("3", "3", "3", "1"), ("5", "3", "5", "2"), ("7", "5", "7", "3")):
+        env = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": first, "SLURM_ARRAY_TASK_MAX": last}
+        with pytest.raises(ValueError, match=f"valid: an array 0-\\(n-1\\), or shard={task}/<n>"):
+            parse_shard("slurm", {**env, "SLURM_ARRAY_TASK_COUNT": count})
     with pytest.raises(ValueError):
         parse_shard("4/4")
     grid = [(system, D, model) for system in ("toda", "fput") for D in (64, 256) for model in ("symp", "gru")]
     seed_fastest = [config for config in grid for _ in range(10)]  # Hydra's order for the README's command
     config_fastest = [grid[i % 8] for i in range(80)]  # `seed=1-10` first: shares follow configurations anyway
     assert shard_positions(seed_fastest, None) == set(range(80))
-    for keys, n in itertools.product((seed_fastest, config_fastest), (3, 8)):
+    for keys, n in itertools.product((seed_fastest, config_fastest), (3, 5, 7, 8, 16)):
         shards = [shard_positions(keys, (k, n)) for k in range(n)]
         assert sorted(sum((sorted(s) for s in shards), [])) == list(range(80))
-        assert all(abs(len(s) - 80 / n) < 1 for s in shards)
         nodes_per_config = [sum(any(keys[j] == c for j in s) for s in shards) for c in grid]
-        assert max(nodes_per_config) <= (1 if n == 8 else 2)  # a bundle stays whole, or splits in two at most
+        if n <= len(grid):  # whole configurations, every node some, near-equal (one configuration apart at most)
+            assert max(nodes_per_config) == 1 and min(map(len, shards)) >= 10, (n, list(map(len, shards)))
+            assert max(map(len, shards)) - min(map(len, shards)) <= 10
+        else:  # more nodes than configurations: near-equal parts, each configuration on two nodes
+            assert all(len(s) == 5 for s in shards) and max(nodes_per_config) == 2
+    assert [len(shard_positions(seed_fastest, (k, 3))) for k in range(3)] == [30, 20, 30]
+    lopsided = ["a", "b", "c", *["d"] * 9]  # whole configurations would leave a node nothing: near-equal parts
+    assert [len(shard_positions(lopsided, (k, 3))) for k in range(3)] == [4, 4, 4]
 
 
 @pytest.mark.slow

@@ -69,7 +69,7 @@ def test_node_array_script():
     ]:
         assert line in lines
     assert "python -m sympscale.train -m system=toda,fput seed=1-10 \\" in lines
-    assert "hydra.launcher.platform=rocm hydra.launcher.shard=slurm" in text
+    assert "hydra.launcher.platform=rocm hydra.launcher.shard=${SLURM_ARRAY_TASK_ID}/4" in text  # resubmittable
     with pytest.raises(ValueError):
         node_array_script([], nodes=0)
 
@@ -92,9 +92,11 @@ def test_slurm_array_shards_partition_the_users_grid(tmp_path):
         env = {
             **os.environ,
             "JAX_PLATFORMS": "no_such_platform",
-            "SLURM_ARRAY_TASK_ID": str(10 + task),
-            "SLURM_ARRAY_TASK_MIN": "10",
+            "SLURM_ARRAY_TASK_ID": str(task),
+            "SLURM_ARRAY_TASK_MIN": "0",
+            "SLURM_ARRAY_TASK_MAX": "2",
             "SLURM_ARRAY_TASK_COUNT": "3",
+            "FAKE_ESTIMATE": str(tmp_path / f"estimate{task}.json"),  # the share's listing, not its measurement
         }
         r = subprocess.run(
             [

@@ -1,9 +1,13 @@
 """Which grid points this node runs, when a grid is split over several nodes (e.g. a Slurm job array).
 
 Shares follow the bundles: the grid in bundle-major order (each configuration's seeds together, configurations in
-the order they first appear), cut into n contiguous parts of near-equal size. A configuration's seeds then run on
-one node as one bundle wherever the counts allow (the user's 8 configurations x 10 seeds on 8 nodes: one each);
-cutting by job index instead would scatter every configuration's seeds over the nodes and shrink its bundles.
+the order they first appear), cut into n contiguous parts. Where every part can hold whole configurations (at
+least n of them), the cuts fall between configurations, each configuration in the part that holds the middle of
+its jobs (near-equal in jobs: the user's 8 configurations x 10 seeds on 3 nodes are 3, 2 and 3 configurations;
+cut mid-configuration, a node would run a 4- and a 6-seed bundle of one configuration, each taking about a full
+bundle's time on a GPU, where the step is latency-bound). With fewer configurations than nodes, the parts are of
+near-equal size, cutting configurations. Cutting by job index instead would scatter every configuration's seeds
+over the nodes and shrink its bundles.
 """
 
 from __future__ import annotations
@@ -18,13 +22,7 @@ def parse_shard(shard: str | None, env: dict | None = None) -> tuple[int, int] |
         return None
     env = os.environ if env is None else env
     if shard == "slurm":
-        try:
-            task = int(env["SLURM_ARRAY_TASK_ID"])
-            first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            count = int(env["SLURM_ARRAY_TASK_COUNT"])
-        except KeyError as e:
-            raise ValueError(f"shard=slurm but {e.args[0]} is not set: is this a Slurm job array task?") from None
-        return task - first, count
+        return _slurm_shard(env)
     try:
         i, n = (int(v) for v in str(shard).split("/"))
     except ValueError:
@@ -32,6 +30,23 @@ def parse_shard(shard: str | None, env: dict | None = None) -> tuple[int, int] |
     if not 0 <= i < n:
         raise ValueError(f"shard={shard!r}: need 0 <= i < n")
     return i, n
+
+
+def _slurm_shard(env) -> tuple[int, int]:
+    """The share of a job array numbered 0 to n-1. Any other array (a task resubmitted alone, `--array=3`, or
+    `--array=3,5`) cannot say how many shares the grid has: refused, where reading it as a whole would run the
+    other tasks' jobs beside them (or none at all)."""
+    try:
+        task, first, last, count = (int(env[f"SLURM_ARRAY_TASK_{k}"]) for k in ("ID", "MIN", "MAX", "COUNT"))
+    except KeyError as e:
+        raise ValueError(f"shard=slurm but {e.args[0]} is not set: is this a Slurm job array task?") from None
+    if (first, last) != (0, count - 1):
+        raise ValueError(
+            f"shard=slurm but this task ({task}) belongs to an array {first}-{last} of {count} task(s), not one "
+            f"numbered 0 to n-1 (a task resubmitted alone?); valid: an array 0-(n-1), or shard={task}/<n> with the "
+            f"grid's number of shares n"
+        )
+    return task, count
 
 
 def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> set[int]:
@@ -44,4 +59,20 @@ def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> 
         first.setdefault(k, len(first))
     order = sorted(range(len(keys)), key=lambda j: (first[keys[j]], j))  # bundle-major, stable
     i, n = shard
+    whole = _whole_configurations([keys[j] for j in order], n)
+    if whole is not None:
+        return {j for j in order if whole[keys[j]] == i}
     return set(order[i * len(keys) // n : (i + 1) * len(keys) // n])
+
+
+def _whole_configurations(ordered: list, n: int) -> dict | None:
+    """configuration -> its part, each in the part that holds the middle of its jobs (`ordered`: the keys in
+    bundle-major order); None where some part would get no configuration."""
+    size: dict = {}
+    for k in ordered:
+        size[k] = size.get(k, 0) + 1
+    part, start = {}, 0
+    for k, count in size.items():
+        part[k] = min(n - 1, (2 * start + count) * n // (2 * len(ordered)))
+        start += count
+    return part if len(set(part.values())) == n else None

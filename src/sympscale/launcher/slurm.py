@@ -4,9 +4,9 @@
         -- system=toda,fput D=64,256 model=symp,gru seed=1-10 > sweep.sbatch && sbatch sweep.sbatch
 
 A node array gives each node a whole machine; every array task runs the `local_devices` launcher over its
-share of the grid (`hydra.launcher.shard=slurm`: shard index and count from the job-array variables), one
-process per GPU (`--platform cpu`: CPU worker slots, no GPU request). All tasks use the same sweep dir, so a
-rerun of the array resumes where it stopped.
+share of the grid (`hydra.launcher.shard=${SLURM_ARRAY_TASK_ID}/<nodes>`: a task resubmitted alone,
+`sbatch --array=3`, runs share 3 again and no other), one process per GPU (`--platform cpu`: CPU worker slots, no
+GPU request). All tasks use the same sweep dir, so a rerun of the array resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def node_array_script(
         "set -euo pipefail",
         mask,
         f"{shlex.quote(python)} -m sympscale.train -m {args} \\",
-        f"    hydra.launcher.platform={platform} hydra.launcher.shard=slurm \\",
+        # the share of this task out of `nodes`, however it was submitted (resubmit one with --array=i)
+        f"    hydra.launcher.platform={platform} hydra.launcher.shard=${{SLURM_ARRAY_TASK_ID}}/{nodes} \\",
         f"    {shlex.quote(f'hydra.sweep.dir={sweep_dir}')}",
         "",
     ]
