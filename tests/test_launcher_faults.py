@@ -370,6 +370,27 @@ def test_the_shards_of_a_node_array_share_a_sweep_side_by_side(tmp_path):
         assert [r["status"] for r in rows] == ["done", "done"]
 
 
+def test_a_launcher_of_the_whole_grid_and_the_shares_of_a_node_array_exclude_each_other(tmp_path):
+    """Shares run side by side; a launcher of the whole grid started beside them (to finish the sweep from a login
+    node) would run their jobs a second time: refused while any share runs, and a share while it runs."""
+    from sympscale.launcher.lock import own
+
+    sweep = tmp_path / "sweep"
+    shares = own(sweep, (0, 2)) + own(sweep, (1, 2))
+    with pytest.raises(SweepLocked, match="in use by the launchers of node-array shares of it"):
+        own(sweep, None)
+    with pytest.raises(SweepLocked, match=f"in use by another launcher \\(host .*PID {os.getpid()}"):
+        own(sweep, (1, 2))  # the same share twice
+    for lock in shares:
+        lock.release()
+    whole = own(sweep, None)
+    with pytest.raises(SweepLocked, match=f"in use by another launcher \\(host .*PID {os.getpid()}"):
+        own(sweep, (0, 2))
+    whole[0].release()
+    r = toy(tmp_path, "seed=1,2", "hydra.launcher.shard=1/2")  # and the launcher takes both locks end to end
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 def test_a_lock_left_by_a_dead_launcher_does_not_block(tmp_path):
     path = tmp_path / "sweep" / ".launcher" / "lock"
     path.parent.mkdir(parents=True)

@@ -104,7 +104,7 @@ class LocalDevicesLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from sympscale.launcher.lock import SweepLock, SweepLocked
+        from sympscale.launcher.lock import SweepLocked, own
         from sympscale.launcher.options import launcher_option_errors
 
         errors = launcher_option_errors(self.options) or self._bundle_errors()
@@ -115,14 +115,11 @@ class LocalDevicesLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         if self.options["dry_run"]:  # runs and writes nothing: no need to own the folder
             return self._launch(sweep_dir, job_overrides, initial_job_idx)
-        from sympscale.launcher.records import shard_suffix
         from sympscale.launcher.sharding import parse_shard
 
         # one owner per sweep folder, or per share of it: a node array's tasks run disjoint jobs side by side
         try:
-            lock = SweepLock(
-                sweep_dir / ".launcher" / f"lock{shard_suffix(parse_shard(self.options['shard']))}"
-            ).acquire()
+            locks = own(sweep_dir, parse_shard(self.options["shard"]))
         except SweepLocked as e:
             print(f"sympscale: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
@@ -132,7 +129,8 @@ class LocalDevicesLauncher(Launcher):
         try:
             return self._launch(sweep_dir, job_overrides, initial_job_idx)
         finally:
-            lock.release()
+            for lock in reversed(locks):
+                lock.release()
 
     def _bundle_errors(self) -> list:
         """bundle=n > 1 needs a task whose module can run bundles (`auto` falls back to one job per process)."""

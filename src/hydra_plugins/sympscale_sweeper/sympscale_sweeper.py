@@ -140,17 +140,17 @@ class SympScaleSweeper(BasicSweeper):
         launcher = OmegaConf.select(self.config, "hydra.launcher")
         if launcher is None or "local_devices" not in str(launcher.get("_target_", "")) or launcher.get("dry_run"):
             return
-        from sympscale.launcher.lock import SweepLock, SweepLocked
-        from sympscale.launcher.records import shard_suffix
+        from sympscale.launcher.lock import SweepLocked, own
         from sympscale.launcher.sharding import parse_shard
 
-        path = Path(str(self.config.hydra.sweep.dir)) / ".launcher" / f"lock{shard_suffix(parse_shard(launcher.shard))}"
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
         try:
-            SweepLock(path).acquire().release()
+            for lock in reversed(own(sweep_dir, parse_shard(launcher.shard))):
+                lock.release()
         except SweepLocked as e:
             self._refuse([str(e)])
         except OSError as e:
-            self._refuse([f"hydra.sweep.dir: cannot take the sweep folder's lock {path}: {e.strerror or e}"])
+            self._refuse([f"hydra.sweep.dir: cannot take the sweep folder's lock in {sweep_dir}: {e.strerror or e}"])
 
     def _keep_previous_record(self) -> None:
         """Hydra rewrites <sweep>/multirun.yaml on every launch: an earlier launch's record moves aside, not lost."""

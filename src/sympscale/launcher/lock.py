@@ -2,6 +2,9 @@
 
 Two launchers started on the same sweep folder would both see every job as unfinished and run it twice.
 The first takes the lock (and writes who it is into the file); any other fails at once, naming the holder.
+A node array's shares run side by side (`own`): each holds the sweep's lock shared and its share's own lock
+exclusively, so a launcher of the whole grid is refused while any share runs, and a share while the whole grid
+runs (either would run the other's jobs beside it).
 
 The kernel drops a `flock` when its holder dies, however it dies, so a lock file left behind by a dead
 launcher never blocks a new one: the file's content is only a note for the error message, never the lock.
@@ -25,28 +28,50 @@ class SweepLocked(RuntimeError):
 
 
 class SweepLock:
-    """An exclusive, non-blocking lock on a file; `release()` (or process exit) frees it."""
+    """A non-blocking lock on a file, exclusive (its holder's note written into it) or `shared`; `release()` (or
+    process exit) frees it."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike, shared: bool = False):
+        self.path, self.shared = Path(path), shared
         self._fd: int | None = None
 
     def acquire(self) -> SweepLock:
-        """Take the lock or raise SweepLocked naming the holder (host, PID, start time)."""
+        """Take the lock or raise SweepLocked naming the holder (host, PID, start time), or the shares holding it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            why = self._holders(fd)
             os.close(fd)
             raise SweepLocked(
-                f"sweep folder {self.path.parent.parent} is in use by another launcher ({describe(holder)}); "
+                f"sweep folder {self.path.parent.parent} is in use by {why}; "
                 f"wait for it to finish, or stop it, or choose another hydra.sweep.dir"
             ) from None
         except BaseException:
             os.close(fd)
             raise
+        self._fd = fd
+        if not self.shared:
+            self._write_note()
+        return self
+
+    def _holders(self, fd: int) -> str:
+        """Who holds the lock this process could not take: shared holders only (node-array shares; the note is
+        then a past holder's), or the exclusive holder its note names."""
+        if not self.shared:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return (
+                    "the launchers of node-array shares of it (hydra.launcher.shard), whose jobs this one would run too"
+                )
+            except BlockingIOError:
+                pass
+        return f"another launcher ({describe(_read_holder(fd))})"
+
+    def _write_note(self) -> None:
+        fd = self._fd
         note = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -56,8 +81,6 @@ class SweepLock:
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)
-        self._fd = fd
-        return self
 
     def release(self) -> None:
         """Free the lock (the file stays: removing it would let a third launcher lock a different inode)."""
@@ -73,6 +96,22 @@ class SweepLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def own(sweep_dir: Path, shard: tuple[int, int] | None) -> list[SweepLock]:
+    """Take ownership of a sweep folder for the whole grid (its lock, exclusive) or for one share of a node array
+    (the sweep's lock shared, the share's own exclusive); raises SweepLocked. Release the locks returned."""
+    from sympscale.launcher.records import shard_suffix
+
+    work = Path(sweep_dir) / ".launcher"
+    if shard is None:
+        return [SweepLock(work / "lock").acquire()]
+    whole = SweepLock(work / "lock", shared=True).acquire()
+    try:
+        return [whole, SweepLock(work / f"lock{shard_suffix(shard)}").acquire()]
+    except BaseException:
+        whole.release()
+        raise
 
 
 def _read_holder(fd: int) -> dict:
