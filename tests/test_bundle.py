@@ -448,7 +448,7 @@ def test_a_bundle_refuses_jobs_that_differ_in_more_than_the_seed(tmp_path):
 def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results(tmp_path, monkeypatch, single_jobs):
     from sympscale import job, profiling
 
-    assert profiling.bundle_fit(10, lambda n: n <= 3) == 3 and profiling.bundle_fit(4, lambda n: False) == 1
+    assert profiling.bundle_sizes(10) == [10, 5, 3, 2, 1] and profiling.bundle_sizes(1) == [1]
     _, singles = single_jobs
     specs, _ = _job_inputs(tmp_path)
     run = job._assemble(specs[0], lambda m: None)
@@ -466,8 +466,10 @@ def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results
 
 
 def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp_path, monkeypatch):
-    """On a GPU (`_fitting`): the whole bundle with the run's strategy, else whole with a leaner one (the same
-    gradients), else halves with the run's own; each program's peak is compiled once (XLA's predictions stubbed)."""
+    """On a GPU (`_fitting`): the most seeds that fit, each size with the run's strategy, then leaner ones (the same
+    gradients): whole with remat or blocked before halving, halves with remat before quarters with the run's own;
+    not even one seed predicted to fit: one at a time with the leanest, said in a warning. Each program's peak is
+    compiled once (XLA's predictions stubbed)."""
     from sympscale import job, profiling
 
     specs, _ = _job_inputs(tmp_path, seeds=(1,))
@@ -482,13 +484,26 @@ def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp
     monkeypatch.setattr(job, "_memory_limits_bundles", lambda: True)
     monkeypatch.setattr(profiling, "predicted_bundle_peak", peak)
     said = []
-    for budget, want in ((45, ("none", 4)), (20, ("remat", 4)), (13, ("blocked", 4)), (9, ("none", 1))):
+    wanted = {
+        45: ("none", 4),
+        20: ("remat", 4),
+        13: ("blocked", 4),
+        9: ("remat", 2),
+        5: ("remat", 1),
+        2: ("blocked", 1),
+    }
+    for budget, want in wanted.items():
         monkeypatch.setattr(profiling, "device_budget", lambda b=budget: (b / profiling.HEADROOM, "a test device"))
         asked.clear()
         fitted, size = job._fitting(run, 4, said.append)
         assert (fitted.train.memory, size) == want, (budget, said[-1:])
         assert len(asked) == len(set(asked))  # each program compiled once
-    assert "trains with memory=remat (the same gradients" in said[0] and "trains 1 at a time" in said[-1]
+    assert said[0].endswith("trains whole with memory=remat (the same gradients, more recomputation)"), said[0]
+    assert said[2].endswith("trains 2 at a time with memory=remat (the same gradients, more recomputation)"), said[2]
+    assert said[-1].startswith("WARNING: not even one seed is predicted to fit a test device")
+    asked.clear()
+    monkeypatch.setattr(profiling, "device_budget", lambda: (45 / profiling.HEADROOM, "a test device"))
+    assert job._fitting(run, 1, said.append) == (run, 1) and asked == [("none", 1)]  # one seed is checked too
 
 
 def test_the_estimate_measures_the_bundled_step_of_each_config_in_one_process(tmp_path, monkeypatch):

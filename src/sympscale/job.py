@@ -515,39 +515,44 @@ def _memory_limits_bundles() -> bool:
 
 
 def _fitting(run: Assembly, seeds: int, echo) -> tuple[Assembly, int]:
-    """(the run, how many of `seeds` train together): on a GPU the whole bundle where the bundled program's predicted
-    peak fits its memory (with `profiling.HEADROOM`), else the whole bundle with a leaner memory strategy (the same
-    gradients, more recomputation: a bundle's throughput is worth it), else halves of it with the run's strategy;
-    on the CPU backend all of them (host memory is not what limits)."""
-    if seeds == 1 or not _memory_limits_bundles():
+    """(the run, how many of `seeds` train together): on a GPU the most seeds whose bundled program's predicted peak
+    fits its memory (with `profiling.HEADROOM`): the whole bundle, else halves, each size tried with the run's
+    memory strategy, then the leaner ones (the same gradients, more recomputation: a bundle's throughput is worth
+    it); where not even one seed fits, one at a time with the leanest (said in a warning: XLA's prediction may be
+    high). On the CPU backend all of them (host memory is not what limits)."""
+    if not _memory_limits_bundles():
         return run, seeds
     from sympscale import profiling
 
     budget, what = profiling.device_budget()
     if budget is None:
         return run, seeds
-    peaks: dict = {}
-
-    def fits(r: Assembly, n: int) -> bool:
-        key = (r.train.memory, n)
-        if key not in peaks:
-            peaks[key] = profiling.predicted_bundle_peak(r, n)
-        return peaks[key] is None or peaks[key] <= profiling.HEADROOM * budget
-
-    if fits(run, seeds):
-        return run, seeds
     order, current = profiling.STRATEGY_ORDER, run.train.memory
-    for leaner in order[order.index(current) + 1 :] if current in order else ():
-        lean = run.with_train(dataclasses.replace(run.train, memory=leaner))
-        if fits(lean, seeds):
-            echo(
-                f"a bundle of {seeds} seeds does not fit {what} ({budget / 2**30:.1f} GiB) with memory={current}: "
-                f"trains with memory={leaner} (the same gradients, more recomputation)"
-            )
-            return lean, seeds
-    size = profiling.bundle_fit(seeds, lambda n: fits(run, n))
-    echo(f"a bundle of {seeds} seeds does not fit {what} ({budget / 2**30:.1f} GiB): trains {size} at a time")
-    return run, size
+    runs = (
+        [run]
+        + [  # each strategy's run built once: its jitted step keeps what the prediction compiled
+            run.with_train(dataclasses.replace(run.train, memory=m))
+            for m in (order[order.index(current) + 1 :] if current in order else ())
+        ]
+    )
+    where = f"{what} ({budget / 2**30:.1f} GiB)"
+    for n in profiling.bundle_sizes(seeds):
+        for r in runs:
+            peak = profiling.predicted_bundle_peak(r, n)
+            if peak is None or peak <= profiling.HEADROOM * budget:
+                if (r, n) != (run, seeds):
+                    how = f"trains {n} at a time" if n < seeds else "trains whole"
+                    lean = (
+                        f" with memory={r.train.memory} (the same gradients, more recomputation)"
+                        if r is not run
+                        else ""
+                    )
+                    echo(f"a bundle of {seeds} seed(s) does not fit {where} with memory={current}: {how}{lean}")
+                return r, n
+    echo(
+        f"WARNING: not even one seed is predicted to fit {where}: trains 1 at a time with memory={runs[-1].train.memory}"
+    )
+    return runs[-1], 1
 
 
 def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -153,9 +152,9 @@ def predicted_bundle_peak(run, seeds: int) -> int | None:
     return None if ma is None else _memory_parts(ma)["peak"]
 
 
-def bundle_fit(seeds: int, fits: Callable[[int], bool]) -> int:
-    """The most seeds of a bundle that train together: `seeds`, halved until `fits(size)` (at least 1)."""
-    size = seeds
-    while size > 1 and not fits(size):
-        size = (size + 1) // 2
-    return size
+def bundle_sizes(seeds: int) -> list[int]:
+    """The sizes a bundle of `seeds` tries, largest first: `seeds`, then halved (rounded up) down to 1."""
+    sizes = [seeds]
+    while sizes[-1] > 1:
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
