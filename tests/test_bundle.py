@@ -501,6 +501,7 @@ def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp
     assert said[0].endswith("trains whole with memory=remat (the same gradients, more recomputation)"), said[0]
     assert said[2].endswith("trains 2 at a time with memory=remat (the same gradients, more recomputation)"), said[2]
     assert said[-1].startswith("WARNING: not even one seed is predicted to fit a test device")
+    assert asked == [("none", 4), ("remat", 4), ("blocked", 4)]  # 2 and 1 seeds: half or less of 4's, too much
     asked.clear()
     monkeypatch.setattr(profiling, "device_budget", lambda: (45 / profiling.HEADROOM, "a test device"))
     assert job._fitting(run, 1, said.append) == (run, 1) and asked == [("none", 1)]  # one seed is checked too

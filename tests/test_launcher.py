@@ -224,10 +224,17 @@ def test_shards_partition_the_grid():
     assert parse_shard("slurm", {**array, "SLURM_ARRAY_TASK_COUNT": "4"}) == (2, 4)
     with pytest.raises(ValueError, match="SLURM_ARRAY_TASK_ID"):
         parse_shard("slurm", {})
-    # a task resubmitted alone (--array=3) or a sparse array (--array=3,5) cannot say how many shares there are
-    for task, first, last, count in (("3", "3", "3", "1"), ("5", "3", "5", "2"), ("7", "5", "7", "3")):
+    one_based = {"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "8"}
+    assert parse_shard("slurm", {**one_based, "SLURM_ARRAY_TASK_COUNT": "8"}) == (7, 8)  # --array=1-8
+    # a task resubmitted alone (--array=3), a sparse array (--array=3,5 or 1,3) cannot say how many shares there are
+    for task, first, last, count in (
+        ("3", "3", "3", "1"),
+        ("5", "3", "5", "2"),
+        ("7", "5", "7", "3"),
+        ("3", "1", "3", "2"),
+    ):
         env = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_MIN": first, "SLURM_ARRAY_TASK_MAX": last}
-        with pytest.raises(ValueError, match=f"valid: an array 0-\\(n-1\\), or shard={task}/<n>"):
+        with pytest.raises(ValueError, match="valid: such an array, or shard=<i>/<n> with this task's share i"):
             parse_shard("slurm", {**env, "SLURM_ARRAY_TASK_COUNT": count})
     with pytest.raises(ValueError):
         parse_shard("4/4")

@@ -87,7 +87,8 @@ def test_a_hip_mask_under_a_rocr_mask_picks_among_rocrs_devices():
         plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": ""})
     with pytest.raises(MaskError, match=r"HIP_VISIBLE_DEVICES='2' does not index the 2 device\(s\) of ROCR_VIS"):
         plan_devices("rocm", env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": "2"})
-    (said,) = device_errors({}, env={"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": "2"})
+    contradictory = {"ROCR_VISIBLE_DEVICES": "4,5", "HIP_VISIBLE_DEVICES": "2"}
+    (said,) = device_errors({"platform": "rocm"}, env=contradictory)
     assert said.startswith("HIP_VISIBLE_DEVICES='2' does not index")  # the environment's, said as it is
     hidden = plan_devices("auto", cpu_workers=1, env={"ROCR_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": "0"})
     assert hidden.platform == "cpu"  # ROCR hides everything: there is nothing for HIP to pick
@@ -109,6 +110,10 @@ def test_an_amd_node_is_not_taken_for_an_nvidia_one(monkeypatch):
     monkeypatch.setattr(devices, "_nvidia_ids", lambda: ["0", "1"])  # an NVIDIA node keeps CUDA
     assert plan_devices("auto", devices=["1"], env={}).platform == "cuda"
     assert plan_devices("auto", env={"CUDA_VISIBLE_DEVICES": "1", "ROCR_VISIBLE_DEVICES": "1"}).platform == "cuda"
+    monkeypatch.setattr(devices, "_rocm_ids", lambda: [])  # ...even with stale, contradictory ROCm masks
+    stale = {"ROCR_VISIBLE_DEVICES": "2,3", "HIP_VISIBLE_DEVICES": "2,3"}
+    assert plan_devices("auto", env=stale).devices == ("0", "1")
+    assert plan_devices("auto", env={**stale, "CUDA_VISIBLE_DEVICES": "1"}).devices == ("1",)
 
 
 def test_the_cpu_slots_follow_the_cores_this_process_may_use(monkeypatch):
@@ -130,6 +135,8 @@ def test_a_job_sharing_its_gpu_gets_one_memory_fraction_variable(eight_nvidia_gp
     env = child_env(plan, "3", jobs_per_device=4, base=users)
     assert (env["XLA_PYTHON_CLIENT_MEM_FRACTION"], "XLA_CLIENT_MEM_FRACTION" in env) == ("0.225", False)
     assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # nvidia-smi's numbers
+    masked = plan_devices("auto", env={"CUDA_VISIBLE_DEVICES": "3"})  # the parent's numbers, in its own order
+    assert "CUDA_DEVICE_ORDER" not in child_env(masked, "3", base={})
     assert child_env(plan, "3", base=users)["XLA_CLIENT_MEM_FRACTION"] == "0.8"  # the user's, untouched
     (said,) = device_errors({"jobs_per_device": 1}, env=users)
     assert said.startswith("XLA_PYTHON_CLIENT_MEM_FRACTION='0.8' and XLA_CLIENT_MEM_FRACTION='0.8' are both set")
@@ -349,6 +356,15 @@ def test_the_hook_must_answer_one_estimate_per_request():
 
     with pytest.raises(TypeError, match="one {'seconds'"):
         Hook(App, lambda cfg: None, "an app").estimate([({}, 1), ({}, 2)], {})
+
+    class Before:  # a hook written before the environment was passed: still called, with the requests alone
+        @staticmethod
+        def estimate(requests):
+            return [{"seconds": 1.0, "basis": "measured"} for _ in requests]
+
+    assert (
+        Hook(Before, lambda cfg: None, "an app").estimate([({}, 1)], {"CUDA_VISIBLE_DEVICES": "0"})[0]["seconds"] == 1
+    )
 
 
 COUNTED = """

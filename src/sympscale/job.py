@@ -535,24 +535,28 @@ def _fitting(run: Assembly, seeds: int, echo) -> tuple[Assembly, int]:
             for m in (order[order.index(current) + 1 :] if current in order else ())
         ]
     )
-    where = f"{what} ({budget / 2**30:.1f} GiB)"
+    where, limit, peaks = f"{what} ({budget / 2**30:.1f} GiB)", profiling.HEADROOM * budget, {}
     for n in profiling.bundle_sizes(seeds):
         for r in runs:
-            peak = profiling.predicted_bundle_peak(r, n)
-            if peak is None or peak <= profiling.HEADROOM * budget:
+            # a peak grows with the seeds from a part they do not share: n/m of a larger bundle's is a lower bound
+            if any(k[0] is r and p is not None and p * n / k[1] > limit for k, p in peaks.items()):
+                continue  # cannot fit: no compile spent on it
+            peaks[(r, n)] = profiling.predicted_bundle_peak(r, n)
+            if peaks[(r, n)] is None or peaks[(r, n)] <= limit:
                 if (r, n) != (run, seeds):
-                    how = f"trains {n} at a time" if n < seeds else "trains whole"
-                    lean = (
-                        f" with memory={r.train.memory} (the same gradients, more recomputation)"
-                        if r is not run
-                        else ""
-                    )
-                    echo(f"a bundle of {seeds} seed(s) does not fit {where} with memory={current}: {how}{lean}")
+                    who = f"a bundle of {seeds} seeds" if seeds > 1 else "one seed"
+                    echo(f"{who} does not fit {where} with memory={current}: {_how(run, r, seeds, n)}")
                 return r, n
     echo(
         f"WARNING: not even one seed is predicted to fit {where}: trains 1 at a time with memory={runs[-1].train.memory}"
     )
     return runs[-1], 1
+
+
+def _how(run: Assembly, fitted: Assembly, seeds: int, n: int) -> str:
+    how = f"trains {n} at a time" if n < seeds else "trains whole" if seeds > 1 else "trains"
+    lean = f" with memory={fitted.train.memory} (the same gradients, more recomputation)" if fitted is not run else ""
+    return how + lean
 
 
 def _resolve_memory(run: Assembly, echo) -> tuple[Assembly, dict | None]:

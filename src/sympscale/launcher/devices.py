@@ -121,7 +121,12 @@ def plan_devices(
         ids = [str(d) for d in devices] if devices else [f"cpu{i}" for i in range(n)]
         return DevicePlan("cpu", tuple(ids), "explicit list" if devices else f"{n} CPU worker slot(s)")
     candidates = ("cuda", "rocm") if platform == "auto" else (platform,)
-    masks = {p: parent_mask(p, env) for p in candidates}
+    masks, contradictions = {}, {}  # a platform's contradictory masks matter only where that platform is used
+    for p in candidates:
+        try:
+            masks[p] = parent_mask(p, env)
+        except MaskError as e:
+            masks[p], contradictions[p] = None, e
     hidden = [_shown(m[0], env) for m in masks.values() if m is not None and not m[1]]
     found: dict[str, list[str]] = {}  # platform -> its detected devices: each driver is asked once
 
@@ -133,8 +138,12 @@ def plan_devices(
     if platform == "auto":
         candidates = _auto_order(masks, detected)
     if devices:
+        if candidates[0] in contradictions:
+            raise contradictions[candidates[0]]
         return _explicit(candidates[0], [str(d) for d in devices], masks.get(candidates[0]), env)
     for plat in candidates:
+        if plat in contradictions and (platform != "auto" or detected(plat)):
+            raise contradictions[plat]
         if masks[plat] is not None:
             if masks[plat][1]:
                 return DevicePlan(plat, tuple(masks[plat][1]), f"parent mask {masks[plat][0]}")
@@ -182,7 +191,8 @@ def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: 
         env.pop(var, None)
     if plan.platform == "cuda":
         env["CUDA_VISIBLE_DEVICES"] = device
-        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA's own order puts the fastest first
+        if not plan.source.startswith("parent mask"):  # ids as nvidia-smi numbers them (a parent's mask: its order)
+            env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA's own order puts the fastest first
         env["JAX_PLATFORMS"] = "cuda"
     elif plan.platform == "rocm":
         env["ROCR_VISIBLE_DEVICES"] = device

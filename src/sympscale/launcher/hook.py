@@ -19,7 +19,8 @@ callables; each one it lacks keeps the generic behaviour on the right.
              "basis": str}] | None     one call for the whole dry run (measure them
                                        in one process, in `env`: the environment a
                                        job on the first planned device gets, its
-                                       mask and platform); it sums them (None:
+                                       mask and platform; a hook taking requests
+                                       alone is called so); it sums them (None:
                                        unknown)
     describe(task_cfgs) -> [str]       one line per job config, printed beside it by   generic: nothing
                                        the dry run (e.g. its model's size)
@@ -105,7 +106,8 @@ class Hook:
         return value
 
     def estimate(self, requests: list[tuple[Mapping, int]], env: Mapping[str, str]) -> list[dict] | None:
-        out = self._call("estimate", requests, env)
+        member = getattr(self.app, "estimate", None)
+        out = self._call("estimate", requests, env) if _takes(member, 2) else self._call("estimate", requests)
         if out is None or out[0] is None:
             return None
         recs = out[0]
@@ -150,6 +152,17 @@ def find_hook(task_function: Callable) -> Hook:
     app = getattr(module, ATTRIBUTE, None)
     where = f"{module_name}.{ATTRIBUTE}" if app is not None else "no hook"
     return Hook(app, task_function, where)
+
+
+def _takes(fn: Any, n: int) -> bool:
+    """Whether `fn` accepts `n` positional arguments (an app's hook written before an argument was added: not)."""
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): call it the current way
+        return True
+    return True
 
 
 def _an_estimate(rec: Any) -> bool:

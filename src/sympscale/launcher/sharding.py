@@ -33,20 +33,21 @@ def parse_shard(shard: str | None, env: dict | None = None) -> tuple[int, int] |
 
 
 def _slurm_shard(env) -> tuple[int, int]:
-    """The share of a job array numbered 0 to n-1. Any other array (a task resubmitted alone, `--array=3`, or
-    `--array=3,5`) cannot say how many shares the grid has: refused, where reading it as a whole would run the
-    other tasks' jobs beside them (or none at all)."""
+    """The share of a job array numbered 0 to n-1 (or 1 to n). Any other array (a task resubmitted alone,
+    `--array=3`, or `--array=3,5`) cannot say how many shares the grid has: refused, where reading it as a whole
+    would run the other tasks' jobs beside them (or none at all). A lone task of `--array=0` or `--array=1` reads as
+    the one share of one: the generated node-array script passes `i/n` instead."""
     try:
         task, first, last, count = (int(env[f"SLURM_ARRAY_TASK_{k}"]) for k in ("ID", "MIN", "MAX", "COUNT"))
     except KeyError as e:
         raise ValueError(f"shard=slurm but {e.args[0]} is not set: is this a Slurm job array task?") from None
-    if (first, last) != (0, count - 1):
+    if first not in (0, 1) or last - first + 1 != count:
         raise ValueError(
             f"shard=slurm but this task ({task}) belongs to an array {first}-{last} of {count} task(s), not one "
-            f"numbered 0 to n-1 (a task resubmitted alone?); valid: an array 0-(n-1), or shard={task}/<n> with the "
-            f"grid's number of shares n"
+            f"numbered 0 to n-1 or 1 to n (a task resubmitted alone?); valid: such an array, or shard=<i>/<n> with "
+            f"this task's share i (0 to n-1) and the grid's number of shares n"
         )
-    return task, count
+    return task - first, count
 
 
 def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> set[int]:
