@@ -446,6 +446,9 @@ def test_a_bundle_refuses_jobs_that_differ_in_more_than_the_seed(tmp_path):
 
 
 def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results(tmp_path, monkeypatch, single_jobs):
+    """Each part as its seeds alone; a part that fails fails its own seeds only."""
+    import json
+
     from sympscale import job, profiling
 
     assert profiling.bundle_sizes(10) == [10, 5, 3, 2, 1] and profiling.bundle_sizes(1) == [1]
@@ -463,6 +466,22 @@ def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results
     assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [2, 2, 1]
     for b, s in zip(bundled, singles, strict=True):
         _same_job(b, s)
+    # the second part fails (out of memory at run time, say): its seed alone, the first part's are recorded
+    real, parts = job._fit_part, []
+
+    def failing(run, progress, idx, *rest):
+        parts.append(idx)
+        if len(parts) == 2:
+            raise RuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate")
+        return real(run, progress, idx, *rest)
+
+    monkeypatch.setattr(job, "_fit_part", failing)
+    again = _bundle_job(tmp_path / "oom", echo=said.append)
+    assert isinstance(again[2], RuntimeError) and any("their part of the bundle failed" in x for x in said)
+    for b, s in zip(again[:2], singles[:2], strict=True):
+        _same_job(b, s)
+    status = json.loads((tmp_path / "oom" / "bundle" / "3" / "status.json").read_text())
+    assert status["status"] == "failed" and "RESOURCE_EXHAUSTED" in status["error"]
 
 
 def test_a_bundle_too_large_first_tries_a_leaner_memory_strategy_then_halves(tmp_path, monkeypatch):

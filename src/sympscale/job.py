@@ -352,8 +352,9 @@ def execute_bundle(
     """Run jobs that differ only in `seed` as one bundle: one assembly and dataset, their training and evaluation
     as one program (`seedaxis.over_seeds`); every seed's folder is written as a single job writes its own.
 
-    Returns each seed's metrics, or the exception that failed that seed alone (its folder could not be claimed).
-    An exception of the bundle itself marks every seed failed, then propagates.
+    Returns each seed's metrics, or the exception that failed that seed alone (its folder could not be claimed, or
+    the part of a bundle too big for its device that held it failed to train). An exception of the bundle itself
+    marks every seed failed, then propagates.
     """
     if any(bundle_key(s) != bundle_key(specs[0]) for s in specs) or len({s.seed for s in specs}) < len(specs):
         raise ValueError("a bundle holds jobs that differ in their seed only, each seed once")
@@ -374,7 +375,10 @@ def execute_bundle(
             _failed(m.job, e)
         raise
     for m, met in zip(members, metrics, strict=True):
-        _finish(m.job, met)
+        if isinstance(met, Exception):  # its part of the bundle failed: this seed alone
+            _failed(m.job, met)
+        else:
+            _finish(m.job, met)
         results[m.index] = met
     return results
 
@@ -393,8 +397,10 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
     )
     capacity = _capacity(spec, run, echo)
     if run.info["params"]:
-        trained = _train(members, echo, run, inits)
-        evs = _evaluate(spec, run, stack([params for params, _ in trained]), echo)
+        trained = _train(members, echo, run, inits)  # a seed whose part of the bundle failed: the exception
+        done = [t for t in trained if not isinstance(t, Exception)]
+        evs = iter(_evaluate(spec, run, stack([params for params, _ in done]), echo))
+        evs = [t if isinstance(t, Exception) else next(evs) for t in trained]
     else:  # the oracle: nothing to learn, the same evaluation for every seed
         for m in members:
             m.job.start_log()
@@ -402,7 +408,11 @@ def _execute_bundle(members: list[_Member], echo) -> list[dict]:
         (ev,) = _evaluate(spec, run, stack([trained[0][0]]), echo)
         evs = [copy.deepcopy(ev) for _ in members]
     out = []
-    for m, (params, summary), ev in zip(members, trained, evs, strict=True):
+    for m, t, ev in zip(members, trained, evs, strict=True):
+        if isinstance(t, Exception):
+            out.append(t)
+            continue
+        params, summary = t
         _save_params(m.job, params)
         # trained_with: the seeds its training program held (fewer than the bundle's when it trained in parts)
         together = summary.pop("trained_with", len(members))
@@ -481,22 +491,17 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
     ]
     for run, start, idx in chunks:  # noqa: B020  (each part trains with the strategy that made it fit)
         progress = _progress(run, start)
-        with progress:
-            fitted = fit_bundle(
-                run.model,
-                [resumed[i][0] for i in idx],
-                run.data.train,
-                run.data.std,
-                run.train,
-                keys=[inits[i][1] for i in idx],
-                logs=[_logger(members[i].job, progress if i == idx[0] else None) for i in idx],
-                resumes=[resumed[i][1] for i in idx],
-                checkpoints=[_saver(members[i].job, run, members[i].computation, tags[i]) for i in idx],
-                projector=run.projector,
-                start_with=run.start_with,
-                validate=validate,
-                step=run.bundle_step,
+        try:
+            fitted = _fit_part(run, progress, idx, members, resumed, inits, tags, validate)
+        except Exception as e:  # noqa: BLE001  (a part that fails, e.g. out of memory at run time, fails its seeds)
+            if len(chunks) == 1:
+                raise
+            echo(
+                f"seeds {[members[i].spec.seed for i in idx]}: their part of the bundle failed: {type(e).__name__}: {e}"
             )
+            for i in idx:
+                results[i] = e
+            continue
         for i, (params, summary) in zip(idx, fitted, strict=True):
             whose = f"seed {members[i].spec.seed}: " if len(members) > 1 else ""
             echo(
@@ -507,7 +512,29 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
                 params,
                 {**summary, "memory": run.train.memory, "memory_auto": memory_choice, "trained_with": len(idx)},
             )
+    if all(isinstance(r, Exception) for r in results):
+        raise results[0]
     return results
+
+
+def _fit_part(run: Assembly, progress, idx: list[int], members, resumed, inits, tags, validate) -> list:
+    """Train the seeds `idx` of the bundle together (one part of it): [(params, summary)] in their order."""
+    with progress:
+        return fit_bundle(
+            run.model,
+            [resumed[i][0] for i in idx],
+            run.data.train,
+            run.data.std,
+            run.train,
+            keys=[inits[i][1] for i in idx],
+            logs=[_logger(members[i].job, progress if i == idx[0] else None) for i in idx],
+            resumes=[resumed[i][1] for i in idx],
+            checkpoints=[_saver(members[i].job, run, members[i].computation, tags[i]) for i in idx],
+            projector=run.projector,
+            start_with=run.start_with,
+            validate=validate,
+            step=run.bundle_step,
+        )
 
 
 def _memory_limits_bundles() -> bool:
