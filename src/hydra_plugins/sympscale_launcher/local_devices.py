@@ -104,7 +104,7 @@ class LocalDevicesLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from sympscale.launcher.lock import SweepLocked, own
+        from sympscale.launcher.lock import SweepLocked, own, release
         from sympscale.launcher.options import launcher_option_errors
 
         errors = launcher_option_errors(self.options) or self._bundle_errors()
@@ -129,8 +129,7 @@ class LocalDevicesLauncher(Launcher):
         try:
             return self._launch(sweep_dir, job_overrides, initial_job_idx)
         finally:
-            for lock in reversed(locks):
-                lock.release()
+            release(locks)
 
     def _bundle_errors(self) -> list:
         """bundle=n > 1 needs a task whose module can run bundles (`auto` falls back to one job per process)."""

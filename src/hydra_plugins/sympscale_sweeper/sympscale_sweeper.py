@@ -140,13 +140,12 @@ class SympScaleSweeper(BasicSweeper):
         launcher = OmegaConf.select(self.config, "hydra.launcher")
         if launcher is None or "local_devices" not in str(launcher.get("_target_", "")) or launcher.get("dry_run"):
             return
-        from sympscale.launcher.lock import SweepLocked, own
+        from sympscale.launcher.lock import SweepLocked, own, release
         from sympscale.launcher.sharding import parse_shard
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         try:
-            for lock in reversed(own(sweep_dir, parse_shard(launcher.shard))):
-                lock.release()
+            release(own(sweep_dir, parse_shard(launcher.shard)))
         except SweepLocked as e:
             self._refuse([str(e)])
         except OSError as e:

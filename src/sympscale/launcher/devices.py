@@ -37,6 +37,7 @@ class DevicePlan:
     platform: str  # cuda | rocm | cpu
     devices: tuple[str, ...]  # device ids as the child's mask variable spells them ("cpu0", ... for CPU)
     source: str  # how they were found, for the log
+    masked: bool = False  # the ids are the parent's mask's, in its own numbering (else the driver's or the user's)
 
 
 def _mask(var: str, env: dict) -> list[str] | None:
@@ -46,10 +47,11 @@ def _mask(var: str, env: dict) -> list[str] | None:
     return [d.strip() for d in value.split(",") if d.strip() and d.strip() != "-1"]
 
 
-def parent_mask(platform: str, env: dict) -> tuple[str, list[str]] | None:
-    """(what set it, its devices) of the mask the parent set for `platform` ([] when it hides every device), or
-    None when it set none. ROCm: HIP_VISIBLE_DEVICES under ROCR_VISIBLE_DEVICES counts within ROCR's devices."""
-    masks = [(var, m) for var in MASK_VARS[platform] if (m := _mask(var, env)) is not None]
+def parent_mask(platform: str, env: dict) -> tuple[tuple[str, ...], list[str]] | None:
+    """(the variables that set it, its devices) of the mask the parent set for `platform` ([] when it hides every
+    device), or None when it set none. ROCm: HIP_VISIBLE_DEVICES under ROCR_VISIBLE_DEVICES counts within ROCR's
+    devices."""
+    masks = [((var,), m) for var in MASK_VARS[platform] if (m := _mask(var, env)) is not None]
     if len(masks) == 2 and masks[0][1]:  # ROCR (exposing devices), then HIP
         (_, rocr), (_, hip) = masks
         if not all(i.isdigit() and int(i) < len(rocr) for i in hip):
@@ -58,13 +60,13 @@ def parent_mask(platform: str, env: dict) -> tuple[str, list[str]] | None:
                 f"{len(rocr)} device(s) of ROCR_VISIBLE_DEVICES={env['ROCR_VISIBLE_DEVICES']!r}; valid: indices 0 to "
                 f"{len(rocr) - 1}, or set one of the two"
             )
-        return " and ".join(MASK_VARS["rocm"]), [rocr[int(i)] for i in hip]
+        return MASK_VARS["rocm"], [rocr[int(i)] for i in hip]
     return masks[0] if masks else None
 
 
-def _shown(what: str, env: dict) -> str:
+def _shown(variables: tuple[str, ...], env: dict) -> str:
     """A mask as the user set it: VAR='value' (each variable of a composed mask)."""
-    return " and ".join(f"{var}={env[var]!r}" for var in what.split(" and "))
+    return " and ".join(f"{var}={env[var]!r}" for var in variables)
 
 
 def usable_cores() -> int:
@@ -146,7 +148,7 @@ def plan_devices(
             raise contradictions[plat]
         if masks[plat] is not None:
             if masks[plat][1]:
-                return DevicePlan(plat, tuple(masks[plat][1]), f"parent mask {masks[plat][0]}")
+                return DevicePlan(plat, tuple(masks[plat][1]), f"parent mask {' and '.join(masks[plat][0])}", True)
             continue  # the parent hides every device of this platform
         ids = detected(plat)
         if ids:
@@ -161,7 +163,9 @@ def plan_devices(
     return dataclasses.replace(cpu, source=f"{why}: {cpu.source}" if why else cpu.source)
 
 
-def _explicit(platform: str, devices: list[str], mask: tuple[str, list[str]] | None, env: dict) -> DevicePlan:
+def _explicit(
+    platform: str, devices: list[str], mask: tuple[tuple[str, ...], list[str]] | None, env: dict
+) -> DevicePlan:
     """An explicit device list, within the devices the parent's mask gives this process where it gives some (a
     Slurm allocation: a device outside it may be another user's). A mask that hides every device is overruled."""
     if mask is not None and mask[1] and not set(devices) <= set(mask[1]):
@@ -191,7 +195,7 @@ def child_env(plan: DevicePlan, device: str, *, jobs_per_device: int = 1, base: 
         env.pop(var, None)
     if plan.platform == "cuda":
         env["CUDA_VISIBLE_DEVICES"] = device
-        if not plan.source.startswith("parent mask"):  # ids as nvidia-smi numbers them (a parent's mask: its order)
+        if not plan.masked:  # ids as nvidia-smi numbers them (a parent's mask keeps its own order)
             env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA's own order puts the fastest first
         env["JAX_PLATFORMS"] = "cuda"
     elif plan.platform == "rocm":

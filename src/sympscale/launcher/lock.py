@@ -100,7 +100,7 @@ class SweepLock:
 
 def own(sweep_dir: Path, shard: tuple[int, int] | None) -> list[SweepLock]:
     """Take ownership of a sweep folder for the whole grid (its lock, exclusive) or for one share of a node array
-    (the sweep's lock shared, the share's own exclusive); raises SweepLocked. Release the locks returned."""
+    (the sweep's lock shared, the share's own exclusive); raises SweepLocked. Give them up with `release`."""
     from sympscale.launcher.records import shard_suffix
 
     work = Path(sweep_dir) / ".launcher"
@@ -112,6 +112,12 @@ def own(sweep_dir: Path, shard: tuple[int, int] | None) -> list[SweepLock]:
     except BaseException:
         whole.release()
         raise
+
+
+def release(locks: list[SweepLock]) -> None:
+    """Give up what `own` took, in reverse order."""
+    for lock in reversed(locks):
+        lock.release()
 
 
 def _read_holder(fd: int) -> dict:

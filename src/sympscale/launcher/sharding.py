@@ -13,6 +13,7 @@ over the nodes and shrink its bundles.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Hashable, Sequence
 
 
@@ -69,11 +70,8 @@ def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> 
 def _whole_configurations(ordered: list, n: int) -> dict | None:
     """configuration -> its part, each in the part that holds the middle of its jobs (`ordered`: the keys in
     bundle-major order); None where some part would get no configuration."""
-    size: dict = {}
-    for k in ordered:
-        size[k] = size.get(k, 0) + 1
     part, start = {}, 0
-    for k, count in size.items():
+    for k, count in Counter(ordered).items():  # in first-appearance order
         part[k] = min(n - 1, (2 * start + count) * n // (2 * len(ordered)))
         start += count
     return part if len(set(part.values())) == n else None
