@@ -356,8 +356,8 @@ class _Stop(Exception):
     pass
 
 
-def _stop_after_saves(monkeypatch, n: int):
-    """Raise once `n` checkpoints have been written (the bundle killed mid-training)."""
+def _stop_after_saves(monkeypatch, n: int, error: Exception | type = _Stop):
+    """Raise `error` once `n` checkpoints have been written (the bundle killed mid-training)."""
     from sympscale import job
 
     real, saved = job.checkpoint.save, []
@@ -366,7 +366,7 @@ def _stop_after_saves(monkeypatch, n: int):
         real(path, step, state, tag=tag, meta=meta)
         saved.append(path)
         if len(saved) == n:
-            raise _Stop
+            raise error
 
     monkeypatch.setattr(job.checkpoint, "save", save)
 
@@ -399,6 +399,52 @@ def test_an_interrupted_bundle_job_resumes_and_finishes_every_seed_once(tmp_path
             strict=True,
         ):
             assert np.max(np.abs(x - y)) <= PARAMS_RTOL * np.max(np.abs(y))  # relative to the array's scale
+
+
+def test_a_bundle_out_of_memory_at_run_time_is_retried_in_halves_from_its_checkpoints(
+    tmp_path, monkeypatch, single_jobs
+):
+    """XLA's prediction said the bundle fits, but the device runs out of memory after two seeds checkpointed (another
+    process took memory, say): with no leaner strategy the bundle is retried as halves in the same process, each seed
+    resuming from its checkpoint, and every seed ends as it would alone (before: every seed failed, and failed again
+    on a rerun, which made the same plan)."""
+    import json
+
+    from sympscale import profiling
+
+    _, singles = single_jobs
+    specs, _ = _job_inputs(tmp_path, seeds=(1,))
+    monkeypatch.setattr(profiling, "STRATEGY_ORDER", (specs[0].train.memory,))
+    _stop_after_saves(monkeypatch, 2, RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
+    said = []
+    bundled = _bundle_job(tmp_path, echo=said.append)
+    assert any("out of memory at run time" in x and "retried 2 with" in x and "and 1 with" in x for x in said), said
+    assert sum("resuming from the checkpoint at step 20" in line for line in said) == 2, said
+    assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [2, 2, 1]
+    for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
+        _same_job(b, s)
+        log = [json.loads(x) for x in (tmp_path / "bundle" / str(seed) / "train_log.jsonl").read_text().splitlines()]
+        steps = [r["step"] for r in log if "loss" in r]
+        assert steps == sorted(set(steps)), "each training step logged once"
+
+
+def test_after_running_out_of_memory_a_part_tries_a_leaner_strategy_then_halves():
+    """`_smaller`, in `_fitting`'s order: the same seeds with the next leaner strategy, else halves with the run's
+    own; nothing for one seed with the leanest (it fails). Only an allocation failure is retried."""
+    from types import SimpleNamespace
+
+    from sympscale import job
+
+    none, remat, blocked = (SimpleNamespace(train=SimpleNamespace(memory=m)) for m in ("none", "remat", "blocked"))
+    ladder = [none, remat, blocked]
+    assert job._smaller(ladder, none, [0, 1, 2]) == [(remat, [0, 1, 2])]
+    assert job._smaller(ladder, remat, [0, 1, 2]) == [(blocked, [0, 1, 2])]
+    assert job._smaller(ladder, blocked, [0, 1, 2]) == [(none, [0, 1]), (none, [2])]
+    assert job._smaller(ladder, none, [4]) == [(remat, [4])]
+    assert job._smaller(ladder, blocked, [4]) == []
+    assert job._smaller([remat, blocked], blocked, [0, 1]) == [(remat, [0]), (remat, [1])]
+    assert job._out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 2.0GiB"))
+    assert job._out_of_memory(MemoryError()) and not job._out_of_memory(ValueError("NaN in the loss"))
 
 
 def test_a_bundle_that_fails_while_recording_keeps_every_seeds_checkpoint(tmp_path, monkeypatch, single_jobs):
@@ -467,15 +513,15 @@ def test_a_bundle_too_large_for_the_device_trains_in_parts_with_the_same_results
     for b, s in zip(bundled, singles, strict=True):
         _same_job(b, s)
     # the second part fails (out of memory at run time, say): its seed alone, the first part's are recorded
-    real, parts = job._fit_part, []
+    real, parts = job._Training.fit, []
 
-    def failing(run, progress, idx, *rest):
+    def failing(state, run, start, idx):  # one seed, with no leaner strategy to retry it with
         parts.append(idx)
         if len(parts) == 2:
             raise RuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate")
-        return real(run, progress, idx, *rest)
+        return real(state, run, start, idx)
 
-    monkeypatch.setattr(job, "_fit_part", failing)
+    monkeypatch.setattr(job._Training, "fit", failing)
     again = _bundle_job(tmp_path / "oom", echo=said.append)
     assert isinstance(again[2], RuntimeError) and any("their part of the bundle failed" in x for x in said)
     for b, s in zip(again[:2], singles[:2], strict=True):

@@ -469,36 +469,93 @@ def _capacity(spec: JobSpec, run: Assembly, echo) -> dict:
     return record
 
 
+@dataclasses.dataclass
+class _Training:
+    """What the parts of one bundle's training share: its seeds, their initial values, run tags and where each
+    seed resumes (updated when a part is retried)."""
+
+    members: list[_Member]
+    inits: list
+    tags: list[str]
+    resumed: list
+    validate: Any
+    echo: Any
+
+    def resume(self, run: Assembly, idx: list[int]) -> None:
+        """Each seed of `idx` from its checkpoint (the one a failed attempt left, when it wrote one)."""
+        for i in idx:
+            m = self.members[i]
+            path = m.job.path / CHECKPOINT
+            self.resumed[i] = _resume(path, run, self.inits[i][0], self.tags[i], m.computation, m.job, self.echo)
+
+    def by_start(self, idx) -> dict[int, list[int]]:
+        """The seeds of `idx` grouped by the step they resume at (a part trains from one step)."""
+        groups: dict[int, list[int]] = {}
+        for i in idx:
+            resume = self.resumed[i][1]
+            groups.setdefault(resume.step if resume else 0, []).append(i)
+        return dict(sorted(groups.items()))
+
+    def fit(self, run: Assembly, start: int, idx: list[int]) -> list:
+        """Train the seeds `idx` together (one part of the bundle): [(params, summary)] in their order."""
+        members, progress = self.members, _progress(run, start)
+        with progress:
+            return fit_bundle(
+                run.model,
+                [self.resumed[i][0] for i in idx],
+                run.data.train,
+                run.data.std,
+                run.train,
+                keys=[self.inits[i][1] for i in idx],
+                logs=[_logger(members[i].job, progress if i == idx[0] else None) for i in idx],
+                resumes=[self.resumed[i][1] for i in idx],
+                checkpoints=[_saver(members[i].job, run, members[i].computation, self.tags[i]) for i in idx],
+                projector=run.projector,
+                start_with=run.start_with,
+                validate=self.validate,
+                step=run.bundle_step,
+            )
+
+
 def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:
     """Fit every seed of the bundle with validation-based selection, each resuming from its checkpoint when it
-    matches; seeds whose checkpoints stopped at different steps train as sub-bundles."""
+    matches; seeds whose checkpoints stopped at different steps train as sub-bundles, and a bundle too big for the
+    device in parts (`_fitting`). A part that runs out of memory at run time is retried smaller (`_smaller`: a leaner
+    memory strategy, then halves), each seed resuming from its checkpoint; a part that fails otherwise, or with
+    nothing smaller to try, fails its own seeds (the whole bundle's exception propagates)."""
     run, memory_choice = _resolve_memory(run, echo)
     tags = [_run_tag(m.computation, run.data.key) for m in members]
     resumed = [
         _resume(m.job.path / CHECKPOINT, run, params, tag, m.computation, m.job, echo)
         for m, (params, _), tag in zip(members, inits, tags, strict=True)
     ]
-    validate = _validator(run, echo)
-    groups: dict[int, list[int]] = {}
-    for i, (_, resume) in enumerate(resumed):
-        groups.setdefault(resume.step if resume else 0, []).append(i)
+    state = _Training(members, inits, tags, resumed, _validator(run, echo), echo)
+    ladder = _ladder(run)
     results: list = [None] * len(members)
-    chunks = [
+    parts = [
         (sized, start, idx[i : i + size])
-        for start, idx in sorted(groups.items())
-        for sized, size in [_fitting(run, len(idx), echo)]
+        for start, idx in state.by_start(range(len(members))).items()
+        for sized, size in [_fitting(run, len(idx), echo, ladder)]
         for i in range(0, len(idx), size)
     ]
-    for run, start, idx in chunks:  # noqa: B020  (each part trains with the strategy that made it fit)
-        progress = _progress(run, start)
+    while parts:
+        part, start, idx = parts.pop(0)
         try:
-            fitted = _fit_part(run, progress, idx, members, resumed, inits, tags, validate)
+            fitted = state.fit(part, start, idx)
         except Exception as e:  # noqa: BLE001  (a part that fails, e.g. out of memory at run time, fails its seeds)
-            if len(chunks) == 1:
+            smaller = _smaller(ladder, part, idx) if _out_of_memory(e) else []
+            seeds = [members[i].spec.seed for i in idx]
+            if smaller:
+                echo(
+                    f"seeds {seeds}: out of memory at run time with memory={part.train.memory}, {len(idx)} together: "
+                    f"retried {' and '.join(f'{len(sub)} with memory={r.train.memory}' for r, sub in smaller)}"
+                )
+                state.resume(part, idx)
+                parts[:0] = [(r, s, sub2) for r, sub in smaller for s, sub2 in state.by_start(sub).items()]
+                continue
+            if len(idx) == len(members):
                 raise
-            echo(
-                f"seeds {[members[i].spec.seed for i in idx]}: their part of the bundle failed: {type(e).__name__}: {e}"
-            )
+            echo(f"seeds {seeds}: their part of the bundle failed: {type(e).__name__}: {e}")
             for i in idx:
                 results[i] = e
             continue
@@ -510,38 +567,44 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
             )
             results[i] = (
                 params,
-                {**summary, "memory": run.train.memory, "memory_auto": memory_choice, "trained_with": len(idx)},
+                {**summary, "memory": part.train.memory, "memory_auto": memory_choice, "trained_with": len(idx)},
             )
     if all(isinstance(r, Exception) for r in results):
         raise results[0]
     return results
 
 
-def _fit_part(run: Assembly, progress, idx: list[int], members, resumed, inits, tags, validate) -> list:
-    """Train the seeds `idx` of the bundle together (one part of it): [(params, summary)] in their order."""
-    with progress:
-        return fit_bundle(
-            run.model,
-            [resumed[i][0] for i in idx],
-            run.data.train,
-            run.data.std,
-            run.train,
-            keys=[inits[i][1] for i in idx],
-            logs=[_logger(members[i].job, progress if i == idx[0] else None) for i in idx],
-            resumes=[resumed[i][1] for i in idx],
-            checkpoints=[_saver(members[i].job, run, members[i].computation, tags[i]) for i in idx],
-            projector=run.projector,
-            start_with=run.start_with,
-            validate=validate,
-            step=run.bundle_step,
-        )
+def _out_of_memory(e: BaseException) -> bool:
+    """An allocation the device could not serve (XLA's RESOURCE_EXHAUSTED, or Python's MemoryError)."""
+    return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
+
+
+def _ladder(run: Assembly) -> list[Assembly]:
+    """The run, then the run with each leaner memory strategy (the same gradients, more recomputation); each built
+    once, so its jitted step keeps what a prediction compiled."""
+    from sympscale import profiling
+
+    order, current = profiling.STRATEGY_ORDER, run.train.memory
+    leaner = order[order.index(current) + 1 :] if current in order else ()
+    return [run] + [run.with_train(dataclasses.replace(run.train, memory=m)) for m in leaner]
+
+
+def _smaller(ladder: list[Assembly], part: Assembly, idx: list[int]) -> list[tuple[Assembly, list[int]]]:
+    """What to try after `part` ran out of memory training the seeds `idx`, in `_fitting`'s order: the same seeds with
+    the next leaner strategy, else two halves with the run's own; [] for one seed with the leanest."""
+    names = [r.train.memory for r in ladder]
+    k = names.index(part.train.memory) if part.train.memory in names else len(ladder) - 1
+    if k + 1 < len(ladder):
+        return [(ladder[k + 1], idx)]
+    half = (len(idx) + 1) // 2
+    return [(ladder[0], idx[:half]), (ladder[0], idx[half:])] if len(idx) > 1 else []
 
 
 def _memory_limits_bundles() -> bool:
     return jax.default_backend() != "cpu"
 
 
-def _fitting(run: Assembly, seeds: int, echo) -> tuple[Assembly, int]:
+def _fitting(run: Assembly, seeds: int, echo, runs: list[Assembly] | None = None) -> tuple[Assembly, int]:
     """(the run, how many of `seeds` train together): on a GPU the most seeds whose bundled program's predicted peak
     fits its memory (with `profiling.HEADROOM`): the whole bundle, else halves, each size tried with the run's
     memory strategy, then the leaner ones (the same gradients, more recomputation: a bundle's throughput is worth
@@ -554,14 +617,7 @@ def _fitting(run: Assembly, seeds: int, echo) -> tuple[Assembly, int]:
     budget, what = profiling.device_budget()
     if budget is None:
         return run, seeds
-    order, current = profiling.STRATEGY_ORDER, run.train.memory
-    runs = (
-        [run]
-        + [  # each strategy's run built once: its jitted step keeps what the prediction compiled
-            run.with_train(dataclasses.replace(run.train, memory=m))
-            for m in (order[order.index(current) + 1 :] if current in order else ())
-        ]
-    )
+    runs, current = runs or _ladder(run), run.train.memory
     where, limit, peaks = f"{what} ({budget / 2**30:.1f} GiB)", profiling.HEADROOM * budget, {}
     for n in profiling.bundle_sizes(seeds):
         for r in runs:
