@@ -254,6 +254,10 @@ def test_shards_partition_the_grid():
     assert [len(shard_positions(seed_fastest, (k, 3))) for k in range(3)] == [30, 20, 30]
     lopsided = ["a", "b", "c", *["d"] * 9]  # whole configurations would leave a node nothing: near-equal parts
     assert [len(shard_positions(lopsided, (k, 3))) for k in range(3)] == [4, 4, 4]
+    for keys, n in ((seed_fastest, 3), (grid[:3] * 10, 2)):  # jobs one per process (`bundle=1`): near-equal in jobs
+        shards = [shard_positions(keys, (k, n), whole=False) for k in range(n)]
+        assert sorted(sum((sorted(s) for s in shards), [])) == list(range(len(keys)))
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1, list(map(len, shards))
 
 
 @pytest.mark.slow

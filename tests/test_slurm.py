@@ -87,9 +87,9 @@ def test_node_array_cli_prints_the_script():
 @pytest.mark.slow
 def test_slurm_array_shards_partition_the_users_grid(tmp_path):
     """Each array task's dry run lists its share; together they are the grid, with no overlap, each configuration's
-    seeds on one task."""
+    seeds on one task. With `bundle=1` (no bundle to keep whole) the shares are near-equal in jobs."""
     shares = []
-    for task in range(3):
+    for task, bundle in ((0, "auto"), (1, "auto"), (2, "auto"), (0, "1")):  # the task can run bundles
         env = {
             **os.environ,
             "JAX_PLATFORMS": "no_such_platform",
@@ -98,6 +98,7 @@ def test_slurm_array_shards_partition_the_users_grid(tmp_path):
             "SLURM_ARRAY_TASK_MAX": "2",
             "SLURM_ARRAY_TASK_COUNT": "3",
             "FAKE_ESTIMATE": str(tmp_path / f"estimate{task}.json"),  # the share's listing, not its measurement
+            "FAKE_BUNDLES": "1",
         }
         r = subprocess.run(
             [
@@ -111,6 +112,7 @@ def test_slurm_array_shards_partition_the_users_grid(tmp_path):
                 "hydra.launcher.shard=slurm",
                 "hydra.launcher.dry_run=true",
                 "hydra.launcher.platform=cpu",
+                f"hydra.launcher.bundle={bundle}",
                 f"hydra.sweep.dir={tmp_path}",
             ],
             env=env,
@@ -120,5 +122,7 @@ def test_slurm_array_shards_partition_the_users_grid(tmp_path):
         )
         assert r.returncode == 0, r.stderr[-2000:]
         shares.append({int(m) for m in re.findall(r"^\s+(\d+)\s+queued", r.stdout, re.M)})
-    assert sorted(set().union(*shares)) == list(range(80))
-    assert sorted(len(s) for s in shares) == [20, 30, 30]  # whole configurations: 3, 2 and 3 of the 8
+    *bundled, single = shares
+    assert sorted(set().union(*bundled)) == list(range(80))
+    assert sorted(len(s) for s in bundled) == [20, 30, 30]  # whole configurations: 3, 2 and 3 of the 8
+    assert single == set(range(26))  # a third of the 80 jobs, cutting the third configuration (seeds 1-6 of 10)

@@ -3,6 +3,7 @@ any task that needs no JAX, does not import it in its job processes).
 
 FAKE_FAULTS="raise:3,exit:4,nan:5" makes the job with that seed raise, exit hard, or hit a non-finite
 training loss (through the real trainer, which stops and flags the run diverged: a finished job, not a crash). FAKE_SLEEP sets how long a job works.
+FAKE_BUNDLES=1: the task can run seed bundles (each member's task in its own Hydra job, as prepared).
 FAKE_ESTIMATE=<file>: a dry run's estimate measures nothing; it writes the number of requests and the device
 variables of the environment the launcher asked it to measure in (the hook is otherwise SympScale's own).
 """
@@ -77,6 +78,20 @@ def task(cfg) -> int:
     with open(out / "completions", "a") as f:
         f.write("1\n")
     return cfg.seed
+
+
+class _Bundle:
+    """Seed bundles, as `sympscale.train`'s: each member's task runs in its own Hydra job as it is prepared."""
+
+    prepare = staticmethod(task)
+
+    @staticmethod
+    def run(prepared: list) -> list:
+        return prepared
+
+
+if os.environ.get("FAKE_BUNDLES"):
+    LAUNCHER_BUNDLE_TASK = _Bundle
 
 
 if __name__ == "__main__":

@@ -153,6 +153,10 @@ class LocalDevicesLauncher(Launcher):
             return None
         return {**ref, "qualname": BUNDLE_ATTRIBUTE, "unwrap": False}
 
+    def _bundles(self) -> bool:
+        """Whether jobs that differ only in `seed` run as bundles: `bundle` is not 1 and the task can run them."""
+        return self.options.get("bundle", "auto") != 1 and self._bundle_task() is not None
+
     def _units(self, jobs: list, slots: int) -> list:
         """What the scheduler runs: bundles of the queued jobs that differ only in `seed` (one process each),
         single jobs, and the skipped jobs (listed, not run)."""
@@ -160,10 +164,9 @@ class LocalDevicesLauncher(Launcher):
         from sympscale.launcher.scheduler import bundle_unit
 
         queued = [j for j in jobs if j.status == "queued"]
-        setting = self.options.get("bundle", "auto")
-        if setting == 1 or self._bundle_task() is None:
+        if not self._bundles():
             return jobs
-        size = bundle_size(setting, len(queued), slots)
+        size = bundle_size(self.options.get("bundle", "auto"), len(queued), slots)
         units = [m[0] if len(m) == 1 else bundle_unit(m) for m in make_bundles(queued, size)]
         return units + [j for j in jobs if j.status != "queued"]
 
@@ -286,7 +289,8 @@ class LocalDevicesLauncher(Launcher):
 
         hook, code = self.hook, self.code
         jobs, configs, keys, values, stale = [], {}, {}, {}, []
-        mine = shard_positions([seed_free(list(filter_overrides(o))) for o in job_overrides], shard)
+        configurations = [seed_free(list(filter_overrides(o))) for o in job_overrides]
+        mine = shard_positions(configurations, shard, whole=self._bundles())
         for i, overrides in enumerate(job_overrides):
             idx = initial_job_idx + i
             if i not in mine:

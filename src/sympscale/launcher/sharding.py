@@ -6,7 +6,8 @@ least n of them), the cuts fall between configurations, each configuration in th
 its jobs (near-equal in jobs: the user's 8 configurations x 10 seeds on 3 nodes are 3, 2 and 3 configurations;
 cut mid-configuration, a node would run a 4- and a 6-seed bundle of one configuration, each taking about a full
 bundle's time on a GPU, where the step is latency-bound). With fewer configurations than nodes, the parts are of
-near-equal size, cutting configurations. Cutting by job index instead would scatter every configuration's seeds
+near-equal size, cutting configurations; so too where jobs run one per process (`bundle=1`), which have no
+bundle to keep whole. Cutting by job index instead would scatter every configuration's seeds
 over the nodes and shrink its bundles.
 """
 
@@ -51,9 +52,10 @@ def _slurm_shard(env) -> tuple[int, int]:
     return task - first, count
 
 
-def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> set[int]:
+def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None, *, whole: bool = True) -> set[int]:
     """The positions (in grid order) of the jobs node `shard` = (i, n) runs, given each job's configuration key
-    with its seed left out (`bundles.seed_free`); every position when `shard` is None."""
+    with its seed left out (`bundles.seed_free`); every position when `shard` is None. `whole=False` (jobs that run
+    one per process, `bundle=1`): parts of near-equal size in jobs, configurations cut where that balances them."""
     if shard is None:
         return set(range(len(keys)))
     first: dict = {}
@@ -61,9 +63,9 @@ def shard_positions(keys: Sequence[Hashable], shard: tuple[int, int] | None) -> 
         first.setdefault(k, len(first))
     order = sorted(range(len(keys)), key=lambda j: (first[keys[j]], j))  # bundle-major, stable
     i, n = shard
-    whole = _whole_configurations([keys[j] for j in order], n)
-    if whole is not None:
-        return {j for j in order if whole[keys[j]] == i}
+    parts = _whole_configurations([keys[j] for j in order], n) if whole else None
+    if parts is not None:
+        return {j for j in order if parts[keys[j]] == i}
     return set(order[i * len(keys) // n : (i + 1) * len(keys) // n])
 
 
