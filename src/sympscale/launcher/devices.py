@@ -13,6 +13,7 @@ CPU: a number of worker slots (half the cores this process may use), each job fo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import subprocess
@@ -119,26 +120,10 @@ def plan_devices(
     if platform not in PLATFORMS:
         raise ValueError(f"platform={platform!r} is unknown; valid: {', '.join(PLATFORMS)}")
     if platform == "cpu":
-        n = cpu_workers or max(1, usable_cores() // 2)
-        ids = [str(d) for d in devices] if devices else [f"cpu{i}" for i in range(n)]
-        return DevicePlan("cpu", tuple(ids), "explicit list" if devices else f"{n} CPU worker slot(s)")
-    candidates = ("cuda", "rocm") if platform == "auto" else (platform,)
-    masks, contradictions = {}, {}  # a platform's contradictory masks matter only where that platform is used
-    for p in candidates:
-        try:
-            masks[p] = parent_mask(p, env)
-        except MaskError as e:
-            masks[p], contradictions[p] = None, e
-    hidden = [_shown(m[0], env) for m in masks.values() if m is not None and not m[1]]
-    found: dict[str, list[str]] = {}  # platform -> its detected devices: each driver is asked once
-
-    def detected(plat: str) -> list[str]:
-        if plat not in found:
-            found[plat] = _nvidia_ids() if plat == "cuda" else _rocm_ids()
-        return found[plat]
-
-    if platform == "auto":
-        candidates = _auto_order(masks, detected)
+        return _cpu_plan(devices, cpu_workers)
+    masks, contradictions = _parent_masks(("cuda", "rocm") if platform == "auto" else (platform,), env)
+    detected = functools.cache(lambda plat: _nvidia_ids() if plat == "cuda" else _rocm_ids())  # each driver once
+    candidates = _auto_order(masks, detected) if platform == "auto" else (platform,)
     if devices:
         if candidates[0] in contradictions:
             raise contradictions[candidates[0]]
@@ -146,20 +131,51 @@ def plan_devices(
     for plat in candidates:
         if plat in contradictions and (platform != "auto" or detected(plat)):
             raise contradictions[plat]
-        if masks[plat] is not None:
-            if masks[plat][1]:
-                return DevicePlan(plat, tuple(masks[plat][1]), f"parent mask {' and '.join(masks[plat][0])}", True)
-            continue  # the parent hides every device of this platform
-        ids = detected(plat)
-        if ids:
-            return DevicePlan(plat, tuple(ids), "detected")
+        plan = _masked_or_detected(plat, masks[plat], detected)
+        if plan is not None:
+            return plan
+    return _no_gpu(platform, masks, cpu_workers, env)
+
+
+def _cpu_plan(devices: list | None, cpu_workers: int | None) -> DevicePlan:
+    """CPU worker slots: the explicit list, else `cpu_workers`, else half the cores this process may use."""
+    n = cpu_workers or max(1, usable_cores() // 2)
+    ids = [str(d) for d in devices] if devices else [f"cpu{i}" for i in range(n)]
+    return DevicePlan("cpu", tuple(ids), "explicit list" if devices else f"{n} CPU worker slot(s)")
+
+
+def _parent_masks(platforms: tuple[str, ...], env: dict) -> tuple[dict, dict]:
+    """({platform: its parent mask or None}, {platform: the MaskError of its contradictory masks}): a platform's
+    contradiction matters only where that platform is used."""
+    masks, contradictions = {}, {}
+    for p in platforms:
+        try:
+            masks[p] = parent_mask(p, env)
+        except MaskError as e:
+            masks[p], contradictions[p] = None, e
+    return masks, contradictions
+
+
+def _masked_or_detected(plat: str, mask, detected) -> DevicePlan | None:
+    """The devices a parent's mask gives `plat`, else those detected; None where the mask hides every device or
+    none is detected."""
+    if mask is not None:
+        return DevicePlan(plat, tuple(mask[1]), f"parent mask {' and '.join(mask[0])}", True) if mask[1] else None
+    ids = detected(plat)
+    return DevicePlan(plat, tuple(ids), "detected") if ids else None
+
+
+def _no_gpu(platform: str, masks: dict, cpu_workers: int | None, env: dict) -> DevicePlan:
+    """No GPU to plan on: `auto` falls back to CPU slots, saying which masks hid the GPUs; a named platform is
+    refused."""
+    hidden = [_shown(m[0], env) for m in masks.values() if m is not None and not m[1]]
     why = f"{' and '.join(hidden)} hide{'s' if len(hidden) == 1 else ''} every device" if hidden else ""
     if platform != "auto":
         raise RuntimeError(
             f"platform={platform} but no {platform} device is available "
             f"({why or 'no mask variable set, nothing detected'}); set hydra.launcher.devices=[...] or platform=cpu"
         )
-    cpu = plan_devices("cpu", None, cpu_workers, env)
+    cpu = _cpu_plan(None, cpu_workers)
     return dataclasses.replace(cpu, source=f"{why}: {cpu.source}" if why else cpu.source)
 
 
