@@ -401,36 +401,55 @@ def test_an_interrupted_bundle_job_resumes_and_finishes_every_seed_once(tmp_path
             assert np.max(np.abs(x - y)) <= PARAMS_RTOL * np.max(np.abs(y))  # relative to the array's scale
 
 
-def test_a_bundle_out_of_memory_at_run_time_is_retried_in_halves_from_its_checkpoints(
+def test_a_bundle_out_of_memory_at_run_time_is_retried_leaner_then_in_halves_from_its_checkpoints(
     tmp_path, monkeypatch, single_jobs
 ):
     """XLA's prediction said the bundle fits, but the device runs out of memory after two seeds checkpointed (another
-    process took memory, say): with no leaner strategy the bundle is retried as halves in the same process, each seed
-    resuming from its checkpoint, and every seed ends as it would alone (before: every seed failed, and failed again
-    on a rerun, which made the same plan)."""
+    process took memory, say): the bundle is retried in the same process with the leaner strategy, each seed resuming
+    from its checkpoint (two at step 20, one afresh: two parts); the part of two runs out again and is retried as
+    halves. Every seed ends as it would alone, its log as the single job's (before: every seed failed, and failed
+    again on a rerun, which made the same plan)."""
     import json
 
-    from sympscale import profiling
+    from sympscale import job, profiling
 
-    _, singles = single_jobs
+    single_dir, singles = single_jobs
     specs, _ = _job_inputs(tmp_path, seeds=(1,))
-    monkeypatch.setattr(profiling, "STRATEGY_ORDER", (specs[0].train.memory,))
-    _stop_after_saves(monkeypatch, 2, RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
+    own = specs[0].train.memory
+    leaner = next(m for m in reversed(profiling.STRATEGY_ORDER) if m != own)
+    monkeypatch.setattr(profiling, "STRATEGY_ORDER", (own, leaner))
+    oom = "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.21GiB"
+    _stop_after_saves(monkeypatch, 2, RuntimeError(oom))
+    real, calls = job._Training.fit, []
+
+    def fit(state, run, start, idx):  # the leaner part of two runs out before its first step
+        calls.append((run.train.memory, start, list(idx)))
+        if calls[-1] == (leaner, 20, [0, 1]):
+            raise RuntimeError(oom)
+        return real(state, run, start, idx)
+
+    monkeypatch.setattr(job._Training, "fit", fit)
     said = []
     bundled = _bundle_job(tmp_path, echo=said.append)
-    assert any("out of memory at run time" in x and "retried 2 with" in x and "and 1 with" in x for x in said), said
-    assert sum("resuming from the checkpoint at step 20" in line for line in said) == 2, said
-    assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [2, 2, 1]
+    assert calls == [(own, 0, [0, 1, 2]), (leaner, 0, [2]), (leaner, 20, [0, 1]), (leaner, 20, [0]), (leaner, 20, [1])]
+    retried = [x for x in said if "out of memory at run time" in x]
+    assert f"retried as 3 with memory={leaner}" in retried[0] and "1.21GiB" in retried[0], said
+    assert f"retried as 1 with memory={leaner} and 1 with memory={leaner}" in retried[1], said
+    assert sum("resuming from the checkpoint at step 20" in line for line in said) == 4, said
+    assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [1, 1, 1]
+    assert [b["train"]["memory"] for b in bundled] == [leaner] * 3
     for seed, b, s in zip(JOB_SEEDS, bundled, singles, strict=True):
         _same_job(b, s)
-        log = [json.loads(x) for x in (tmp_path / "bundle" / str(seed) / "train_log.jsonl").read_text().splitlines()]
-        steps = [r["step"] for r in log if "loss" in r]
-        assert steps == sorted(set(steps)), "each training step logged once"
+        logs = [folder / str(seed) / "train_log.jsonl" for folder in (tmp_path / "bundle", single_dir)]
+        mine, alone = (
+            [(r["step"], sorted(set(r) - {"time"})) for r in map(json.loads, f.read_text().splitlines())] for f in logs
+        )
+        assert mine == alone, "each record logged once, as alone"
 
 
 def test_after_running_out_of_memory_a_part_tries_a_leaner_strategy_then_halves():
-    """`_smaller`, in `_fitting`'s order: the same seeds with the next leaner strategy, else halves with the run's
-    own; nothing for one seed with the leanest (it fails). Only an allocation failure is retried."""
+    """`_smaller`: the same seeds with the next leaner strategy, else halves with that one (never back to a hungrier
+    one); nothing for one seed with the leanest (it fails). Only an allocation failure is retried."""
     from types import SimpleNamespace
 
     from sympscale import job
@@ -439,12 +458,22 @@ def test_after_running_out_of_memory_a_part_tries_a_leaner_strategy_then_halves(
     ladder = [none, remat, blocked]
     assert job._smaller(ladder, none, [0, 1, 2]) == [(remat, [0, 1, 2])]
     assert job._smaller(ladder, remat, [0, 1, 2]) == [(blocked, [0, 1, 2])]
-    assert job._smaller(ladder, blocked, [0, 1, 2]) == [(none, [0, 1]), (none, [2])]
+    assert job._smaller(ladder, blocked, [0, 1, 2]) == [(blocked, [0, 1]), (blocked, [2])]  # never hungrier
     assert job._smaller(ladder, none, [4]) == [(remat, [4])]
     assert job._smaller(ladder, blocked, [4]) == []
-    assert job._smaller([remat, blocked], blocked, [0, 1]) == [(remat, [0]), (remat, [1])]
+    assert job._smaller([remat, blocked], blocked, [0, 1]) == [(blocked, [0]), (blocked, [1])]
+    assert job._smaller([none], SimpleNamespace(train=SimpleNamespace(memory="other")), [0]) == []
     assert job._out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 2.0GiB"))
     assert job._out_of_memory(MemoryError()) and not job._out_of_memory(ValueError("NaN in the loss"))
+    other = ValueError("NaN in the loss")
+    assert job._after_failure(None, ladder, none, [0], other) == ([], other)  # not retried: fails as it is
+
+    class Unreadable:  # the retry cannot read the seeds' checkpoints back (the disk filled trimming a log, say)
+        def retried(self, *args):
+            raise OSError(28, "No space left on device")
+
+    retry, cause = job._after_failure(Unreadable(), ladder, none, [0, 1], MemoryError())
+    assert retry == [] and isinstance(cause, OSError)  # its seeds fail with that; the other parts' stand
 
 
 def test_a_bundle_that_fails_while_recording_keeps_every_seeds_checkpoint(tmp_path, monkeypatch, single_jobs):

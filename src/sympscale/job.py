@@ -488,6 +488,21 @@ class _Training:
             path = m.job.path / CHECKPOINT
             self.resumed[i] = _resume(path, run, self.inits[i][0], self.tags[i], m.computation, m.job, self.echo)
 
+    def retried(self, ladder: list[Assembly], part: Assembly, idx: list[int], error: BaseException) -> list:
+        """The parts to train instead of `part`, which ran out of memory training the seeds `idx` (`_smaller`), each
+        seed resuming from the checkpoint the failed attempt left; [] where nothing smaller is left."""
+        smaller = _smaller(ladder, part, idx)
+        if not smaller:
+            return []
+        what = " and ".join(f"{len(sub)} with memory={r.train.memory}" for r, sub in smaller)
+        cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        self.echo(
+            f"seeds {[self.members[i].spec.seed for i in idx]}: out of memory at run time with "
+            f"memory={part.train.memory}, {len(idx)} together ({cause}): retried as {what}"
+        )
+        self.resume(part, idx)
+        return [(r, start, sub2) for r, sub in smaller for start, sub2 in self.by_start(sub).items()]
+
     def by_start(self, idx) -> dict[int, list[int]]:
         """The seeds of `idx` grouped by the step they resume at (a part trains from one step)."""
         groups: dict[int, list[int]] = {}
@@ -520,8 +535,8 @@ class _Training:
 def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:
     """Fit every seed of the bundle with validation-based selection, each resuming from its checkpoint when it
     matches; seeds whose checkpoints stopped at different steps train as sub-bundles, and a bundle too big for the
-    device in parts (`_fitting`). A part that runs out of memory at run time is retried smaller (`_smaller`: a leaner
-    memory strategy, then halves), each seed resuming from its checkpoint; a part that fails otherwise, or with
+    device in parts (`_fitting`). A part that runs out of memory at run time is retried smaller (`_smaller`: leaner
+    memory strategies, then halves), each seed resuming from its checkpoint; a part that fails otherwise, or with
     nothing smaller to try, fails its own seeds (the whole bundle's exception propagates)."""
     run, memory_choice = _resolve_memory(run, echo)
     tags = [_run_tag(m.computation, run.data.key) for m in members]
@@ -531,33 +546,37 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
     ]
     state = _Training(members, inits, tags, resumed, _validator(run, echo), echo)
     ladder = _ladder(run)
-    results: list = [None] * len(members)
     parts = [
         (sized, start, idx[i : i + size])
         for start, idx in state.by_start(range(len(members))).items()
         for sized, size in [_fitting(run, len(idx), echo, ladder)]
         for i in range(0, len(idx), size)
     ]
+    return _train_parts(state, ladder, parts, memory_choice)
+
+
+def _train_parts(state: _Training, ladder: list[Assembly], parts: list, memory_choice: dict | None) -> list:
+    """Train each (run, start step, seeds) part in turn, retrying a part out of memory smaller: each seed's (params,
+    summary), or the exception that failed its part."""
+    members, echo = state.members, state.echo
+    results: list = [None] * len(members)
     while parts:
         part, start, idx = parts.pop(0)
         try:
             fitted = state.fit(part, start, idx)
         except Exception as e:  # noqa: BLE001  (a part that fails, e.g. out of memory at run time, fails its seeds)
-            smaller = _smaller(ladder, part, idx) if _out_of_memory(e) else []
-            seeds = [members[i].spec.seed for i in idx]
-            if smaller:
-                echo(
-                    f"seeds {seeds}: out of memory at run time with memory={part.train.memory}, {len(idx)} together: "
-                    f"retried {' and '.join(f'{len(sub)} with memory={r.train.memory}' for r, sub in smaller)}"
-                )
-                state.resume(part, idx)
-                parts[:0] = [(r, s, sub2) for r, sub in smaller for s, sub2 in state.by_start(sub).items()]
+            retry, cause = _after_failure(state, ladder, part, idx, e)
+            if retry:
+                parts[:0] = retry
                 continue
-            if len(idx) == len(members):
+            if len(idx) == len(members) and cause is e:
                 raise
-            echo(f"seeds {seeds}: their part of the bundle failed: {type(e).__name__}: {e}")
+            if len(idx) == len(members):
+                raise cause from e
+            seeds = [members[i].spec.seed for i in idx]
+            echo(f"seeds {seeds}: their part of the bundle failed: {type(cause).__name__}: {cause}")
             for i in idx:
-                results[i] = e
+                results[i] = cause
             continue
         for i, (params, summary) in zip(idx, fitted, strict=True):
             whose = f"seed {members[i].spec.seed}: " if len(members) > 1 else ""
@@ -572,6 +591,17 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
     if all(isinstance(r, Exception) for r in results):
         raise results[0]
     return results
+
+
+def _after_failure(state: _Training, ladder: list[Assembly], part: Assembly, idx: list[int], error: Exception):
+    """(the parts to train instead of the failed one, or []; what its seeds fail with): a part out of memory is
+    retried smaller, unless reading its seeds' checkpoints back fails too (they fail with that)."""
+    if not _out_of_memory(error):
+        return [], error
+    try:
+        return state.retried(ladder, part, idx, error), error
+    except Exception as e:  # noqa: BLE001  (e.g. the disk filled while a log was trimmed)
+        return [], e
 
 
 def _out_of_memory(e: BaseException) -> bool:
@@ -590,14 +620,15 @@ def _ladder(run: Assembly) -> list[Assembly]:
 
 
 def _smaller(ladder: list[Assembly], part: Assembly, idx: list[int]) -> list[tuple[Assembly, list[int]]]:
-    """What to try after `part` ran out of memory training the seeds `idx`, in `_fitting`'s order: the same seeds with
-    the next leaner strategy, else two halves with the run's own; [] for one seed with the leanest."""
+    """What to try after `part` ran out of memory training the seeds `idx`: the same seeds with the next leaner
+    strategy, else two halves with this one; [] for one seed with the leanest. Never back to a hungrier strategy
+    (the prediction that chose it was low): at most (strategies - 1) + (2 x seeds - 1) attempts, each a compile."""
     names = [r.train.memory for r in ladder]
     k = names.index(part.train.memory) if part.train.memory in names else len(ladder) - 1
     if k + 1 < len(ladder):
         return [(ladder[k + 1], idx)]
     half = (len(idx) + 1) // 2
-    return [(ladder[0], idx[:half]), (ladder[0], idx[half:])] if len(idx) > 1 else []
+    return [(part, idx[:half]), (part, idx[half:])] if len(idx) > 1 else []
 
 
 def _memory_limits_bundles() -> bool:
