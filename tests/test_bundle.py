@@ -433,8 +433,8 @@ def test_a_bundle_out_of_memory_at_run_time_is_retried_leaner_then_in_halves_fro
     bundled = _bundle_job(tmp_path, echo=said.append)
     assert calls == [(own, 0, [0, 1, 2]), (leaner, 0, [2]), (leaner, 20, [0, 1]), (leaner, 20, [0]), (leaner, 20, [1])]
     retried = [x for x in said if "out of memory at run time" in x]
-    assert f"retried as 3 with memory={leaner}" in retried[0] and "1.21GiB" in retried[0], said
-    assert f"retried as 1 with memory={leaner} and 1 with memory={leaner}" in retried[1], said
+    assert f"retrying as 3 with memory={leaner}" in retried[0] and "1.21GiB" in retried[0], said
+    assert f"retrying as 1 with memory={leaner} and 1 with memory={leaner}" in retried[1], said
     assert sum("resuming from the checkpoint at step 20" in line for line in said) == 4, said
     assert [b["train"]["bundle"]["trained_with"] for b in bundled] == [1, 1, 1]
     assert [b["train"]["memory"] for b in bundled] == [leaner] * 3
@@ -474,6 +474,44 @@ def test_after_running_out_of_memory_a_part_tries_a_leaner_strategy_then_halves(
 
     retry, cause = job._after_failure(Unreadable(), ladder, none, [0, 1], MemoryError())
     assert retry == [] and isinstance(cause, OSError)  # its seeds fail with that; the other parts' stand
+
+
+def test_a_part_that_fails_fails_its_own_seeds_and_the_other_parts_train():
+    """`_train_parts` with a stub training state: a part that fails for a reason other than memory fails its seeds,
+    the parts after it still train; a part out of memory whose checkpoints cannot be read back fails its seeds with
+    that error; a bundle in one part that fails so raises it, chained to the out-of-memory error."""
+    from types import SimpleNamespace
+
+    from sympscale import job
+
+    none = SimpleNamespace(train=SimpleNamespace(memory="none"))
+    summary = {"selected_step": 0, "diverged": False, "converged": True}
+
+    class State:
+        def __init__(self, seeds, failures):
+            self.members = [SimpleNamespace(spec=SimpleNamespace(seed=s)) for s in seeds]
+            self.failures, self.echo, self.trained = failures, lambda line: None, []
+
+        def fit(self, run, start, idx):
+            if tuple(idx) in self.failures:
+                raise self.failures[tuple(idx)]
+            self.trained += idx
+            return [(f"params {i}", dict(summary)) for i in idx]
+
+        def retried(self, *args):
+            raise OSError(28, "No space left on device")
+
+    nan, oom = ValueError("NaN in the loss"), RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+    state = State([1, 2, 3], {(0,): nan, (1,): oom})
+    results = job._train_parts(state, [none], [(none, 0, [0]), (none, 0, [1]), (none, 0, [2])], None)
+    assert results[0] is nan and isinstance(results[1], OSError) and state.trained == [2]
+    assert results[2][0] == "params 2" and results[2][1]["trained_with"] == 1 and results[2][1]["memory"] == "none"
+    with pytest.raises(OSError) as raised:
+        job._train_parts(State([1, 2], {(0, 1): oom}), [none], [(none, 0, [0, 1])], None)
+    assert raised.value.__cause__ is oom
+    with pytest.raises(ValueError) as raised:  # every part failed: the first seed's error
+        job._train_parts(State([1, 2], {(0,): nan, (1,): oom}), [none], [(none, 0, [0]), (none, 0, [1])], None)
+    assert raised.value is nan
 
 
 def test_a_bundle_that_fails_while_recording_keeps_every_seeds_checkpoint(tmp_path, monkeypatch, single_jobs):

@@ -383,7 +383,7 @@ def execute_bundle(
     return results
 
 
-def _execute_bundle(members: list[_Member], echo) -> list[dict]:
+def _execute_bundle(members: list[_Member], echo) -> list[dict | Exception]:
     t_start = time.perf_counter()
     spec = members[0].spec
     run = _assemble(spec, echo)
@@ -498,7 +498,7 @@ class _Training:
         cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         self.echo(
             f"seeds {[self.members[i].spec.seed for i in idx]}: out of memory at run time with "
-            f"memory={part.train.memory}, {len(idx)} together ({cause}): retried as {what}"
+            f"memory={part.train.memory}, {len(idx)} together ({cause}): retrying as {what}"
         )
         self.resume(part, idx)
         return [(r, start, sub2) for r, sub in smaller for start, sub2 in self.by_start(sub).items()]
@@ -532,7 +532,7 @@ class _Training:
             )
 
 
-def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple]:
+def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tuple | Exception]:
     """Fit every seed of the bundle with validation-based selection, each resuming from its checkpoint when it
     matches; seeds whose checkpoints stopped at different steps train as sub-bundles, and a bundle too big for the
     device in parts (`_fitting`). A part that runs out of memory at run time is retried smaller (`_smaller`: leaner
@@ -622,7 +622,8 @@ def _ladder(run: Assembly) -> list[Assembly]:
 def _smaller(ladder: list[Assembly], part: Assembly, idx: list[int]) -> list[tuple[Assembly, list[int]]]:
     """What to try after `part` ran out of memory training the seeds `idx`: the same seeds with the next leaner
     strategy, else two halves with this one; [] for one seed with the leanest. Never back to a hungrier strategy
-    (the prediction that chose it was low): at most (strategies - 1) + (2 x seeds - 1) attempts, each a compile."""
+    (the prediction that chose it was low): each attempt is leaner or smaller, so retries end; with the three
+    strategies, after at most 2 + (2 x seeds - 1) attempts, each a compile."""
     names = [r.train.memory for r in ladder]
     k = names.index(part.train.memory) if part.train.memory in names else len(ladder) - 1
     if k + 1 < len(ladder):
