@@ -481,8 +481,9 @@ class _Training:
     validate: Any
     echo: Any
 
-    def resume(self, run: Assembly, idx: list[int]) -> None:
-        """Each seed of `idx` from its checkpoint (the one a failed attempt left, when it wrote one)."""
+    def resume(self, run: Assembly, idx) -> None:
+        """Each seed of `idx` from its checkpoint when it belongs to this run (after a failed attempt, the one that
+        attempt left), else from its initial values."""
         for i in idx:
             m = self.members[i]
             path = m.job.path / CHECKPOINT
@@ -540,11 +541,9 @@ def _train(members: list[_Member], echo, run: Assembly, inits: list) -> list[tup
     nothing smaller to try, fails its own seeds (the whole bundle's exception propagates)."""
     run, memory_choice = _resolve_memory(run, echo)
     tags = [_run_tag(m.computation, run.data.key) for m in members]
-    resumed = [
-        _resume(m.job.path / CHECKPOINT, run, params, tag, m.computation, m.job, echo)
-        for m, (params, _), tag in zip(members, inits, tags, strict=True)
-    ]
-    state = _Training(members, inits, tags, resumed, _validator(run, echo), echo)
+    state = _Training(members, inits, tags, [None] * len(members), None, echo)
+    state.resume(run, range(len(members)))
+    state.validate = _validator(run, echo)  # its line follows the resumes'
     ladder = _ladder(run)
     parts = [
         (sized, start, idx[i : i + size])
